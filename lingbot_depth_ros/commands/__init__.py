@@ -1,0 +1,1 @@
+"""Subcommands of the lingbot-depth CLI, one module each (see cli.py)."""

@@ -1,0 +1,131 @@
+"""numpy <-> ``sensor_msgs/Image`` field codec (our own cv_bridge).
+
+The ROS 2 cv_bridge is not installable from PyPI and PyPI's ``cv-bridge`` port raises on
+``16UC1``, so images are converted here, ROS-free: the functions take and return the plain
+message fields (height, width, encoding, is_bigendian, step, data), which serves rclpy
+messages, rosbags messages and tests alike.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .errors import BufferSizeError, EncodingError
+
+#: encoding -> (numpy dtype of one channel, channels)
+ENCODINGS: dict[str, tuple[np.dtype, int]] = {
+    "rgb8": (np.dtype(np.uint8), 3),
+    "bgr8": (np.dtype(np.uint8), 3),
+    "rgba8": (np.dtype(np.uint8), 4),
+    "bgra8": (np.dtype(np.uint8), 4),
+    "mono8": (np.dtype(np.uint8), 1),
+    "8UC1": (np.dtype(np.uint8), 1),
+    "mono16": (np.dtype(np.uint16), 1),
+    "16UC1": (np.dtype(np.uint16), 1),
+    "32FC1": (np.dtype(np.float32), 1),
+}
+COLOR_ENCODINGS = ("rgb8", "bgr8", "rgba8", "bgra8", "mono8")
+DEPTH_ENCODINGS = ("16UC1", "mono16", "32FC1")
+
+
+@dataclass
+class ImageFields:
+    """The data-carrying fields of a sensor_msgs/Image."""
+
+    height: int
+    width: int
+    encoding: str
+    is_bigendian: int
+    step: int
+    data: bytes
+
+
+def bytes_per_pixel(encoding: str) -> int:
+    dtype, channels = _lookup(encoding)
+    return dtype.itemsize * channels
+
+
+def _lookup(encoding: str) -> tuple[np.dtype, int]:
+    try:
+        return ENCODINGS[encoding]
+    except KeyError:
+        raise EncodingError(
+            f"unsupported image encoding '{encoding}' (supported: {', '.join(ENCODINGS)})"
+        ) from None
+
+
+def decode_image(height: int, width: int, encoding: str, is_bigendian: int, step: int,
+                 data) -> np.ndarray:
+    """View the message buffer as (H, W) or (H, W, C) in native byte order.
+
+    Zero-copy when the rows are unpadded-or-padded little-endian data (a strided view);
+    a copy only when the byte order has to be swapped. Raises EncodingError or
+    BufferSizeError with the exact mismatch.
+    """
+    dtype, channels = _lookup(encoding)
+    height, width, step = int(height), int(width), int(step)
+    if height <= 0 or width <= 0:
+        raise BufferSizeError(f"image has no pixels ({width}x{height})")
+    row_bytes = width * channels * dtype.itemsize
+    if step < row_bytes:
+        raise BufferSizeError(
+            f"step {step} is shorter than one row of {width} {encoding} pixels ({row_bytes} bytes)")
+    buf = memoryview(data).cast("B") if not isinstance(data, np.ndarray) else data.view(np.uint8).reshape(-1)
+    needed = step * (height - 1) + row_bytes
+    if len(buf) < needed:
+        raise BufferSizeError(
+            f"{encoding} {width}x{height} with step {step} needs {needed} bytes, got {len(buf)}")
+    raw = np.frombuffer(buf, dtype=np.uint8, count=needed)
+    wire_dtype = dtype.newbyteorder(">" if is_bigendian else "<") if dtype.itemsize > 1 else dtype
+    # Strided view over the wire bytes: rows `step` apart, pixels packed within a row.
+    arr = np.ndarray(shape=(height, width, channels), dtype=wire_dtype, buffer=raw,
+                     strides=(step, channels * dtype.itemsize, dtype.itemsize))
+    if not wire_dtype.isnative:
+        arr = arr.astype(dtype)  # byte swap into native order: the only copy
+    return arr[:, :, 0] if channels == 1 else arr
+
+
+def encode_image(array: np.ndarray, encoding: str, step: int | None = None,
+                 bigendian: bool = False) -> ImageFields:
+    """Pack (H, W[, C]) into message fields; `step` > width*bpp pads rows with zeros."""
+    dtype, channels = _lookup(encoding)
+    array = np.asarray(array)
+    if array.ndim == 2:
+        array = array[:, :, None]
+    if array.ndim != 3 or array.shape[2] != channels:
+        raise EncodingError(f"{encoding} needs {channels} channel(s), got array shape {array.shape}")
+    if array.dtype != dtype:
+        raise EncodingError(f"{encoding} needs dtype {dtype}, got {array.dtype}")
+    height, width = array.shape[:2]
+    row_bytes = width * channels * dtype.itemsize
+    step = row_bytes if step is None else int(step)
+    if step < row_bytes:
+        raise BufferSizeError(f"step {step} is shorter than a row ({row_bytes} bytes)")
+    out_dtype = dtype.newbyteorder(">" if bigendian else "<") if dtype.itemsize > 1 else dtype
+    packed = np.ascontiguousarray(array, dtype=out_dtype)
+    if step == row_bytes:
+        data = packed.tobytes()
+    else:
+        padded = np.zeros((height, step), dtype=np.uint8)
+        padded[:, :row_bytes] = packed.reshape(height, -1).view(np.uint8)
+        data = padded.tobytes()
+    return ImageFields(height=height, width=width, encoding=encoding,
+                       is_bigendian=int(bool(bigendian) and dtype.itemsize > 1), step=step, data=data)
+
+
+def to_rgb8(image: np.ndarray, encoding: str) -> np.ndarray:
+    """Any supported colour encoding -> uint8 (H, W, 3) RGB (a view for rgb8)."""
+    if encoding not in COLOR_ENCODINGS:
+        raise EncodingError(
+            f"'{encoding}' is not a colour encoding (expected one of {', '.join(COLOR_ENCODINGS)})")
+    if encoding == "rgb8":
+        return image
+    if encoding == "bgr8":
+        return np.ascontiguousarray(image[:, :, ::-1])
+    if encoding == "rgba8":
+        return np.ascontiguousarray(image[:, :, :3])
+    if encoding == "bgra8":
+        return np.ascontiguousarray(image[:, :, 2::-1])
+    return np.repeat(image[:, :, None], 3, axis=2)  # mono8

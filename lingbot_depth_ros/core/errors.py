@@ -1,0 +1,50 @@
+"""Specific exceptions, so callers can count a drop by its reason instead of crashing."""
+
+
+class LingbotDepthError(Exception):
+    """Base class of every error this package raises on purpose."""
+
+    #: short machine-readable reason used as a drop counter key (diagnostics, bag summaries)
+    reason = "error"
+
+
+class EncodingError(LingbotDepthError, ValueError):
+    """An image encoding is unknown or not allowed where it was used."""
+
+    reason = "bad_encoding"
+
+
+class BufferSizeError(LingbotDepthError, ValueError):
+    """An image buffer is shorter than its height, step and encoding promise."""
+
+    reason = "truncated_buffer"
+
+
+class ShapeMismatchError(LingbotDepthError, ValueError):
+    """Colour, depth and intrinsics do not describe the same image."""
+
+    reason = "size_mismatch"
+
+
+class InvalidDepthError(LingbotDepthError, ValueError):
+    """The depth image holds no usable measurement at all."""
+
+    reason = "all_invalid_depth"
+
+
+class IntrinsicsError(LingbotDepthError, ValueError):
+    """The camera matrix is missing, singular or not finite."""
+
+    reason = "bad_intrinsics"
+
+
+class ModelFileError(LingbotDepthError, RuntimeError):
+    """A checkpoint, ONNX file or TensorRT engine is missing, corrupt or does not match."""
+
+    reason = "model_file"
+
+
+class EngineUnavailableError(LingbotDepthError, RuntimeError):
+    """An engine's runtime (onnxruntime, tensorrt, CUDA) cannot be used on this machine."""
+
+    reason = "engine_unavailable"

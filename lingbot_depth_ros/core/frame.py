@@ -1,0 +1,96 @@
+"""The RGB-D frame and completion result types shared by every engine and front end."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .errors import IntrinsicsError, ShapeMismatchError
+
+
+class SourceMask(enum.IntEnum):
+    """Where each output depth pixel came from (values of the mono8 source mask)."""
+
+    INVALID = 0  #: no depth: neither measured nor filled (NaN in the output)
+    MEASURED = 1  #: the sensor's own valid measurement, passed through
+    FILLED = 2  #: filled (or refined) by the engine
+
+
+@dataclass
+class RGBDFrame:
+    """One registered colour + depth pair.
+
+    rgb: uint8 (H, W, 3) in RGB order. depth: float32 (H, W) metres, NaN where the sensor
+    gave no valid measurement. K: float64 (3, 3) pixel intrinsics of the colour image.
+    """
+
+    rgb: np.ndarray
+    depth: np.ndarray
+    K: np.ndarray
+    stamp_ns: int = 0
+    frame_id: str = ""
+
+    def __post_init__(self) -> None:
+        if self.rgb.ndim != 3 or self.rgb.shape[2] != 3 or self.rgb.dtype != np.uint8:
+            raise ShapeMismatchError(
+                f"rgb must be uint8 (H, W, 3), got {self.rgb.dtype} {self.rgb.shape}")
+        if self.depth.ndim != 2 or self.depth.dtype != np.float32:
+            raise ShapeMismatchError(
+                f"depth must be float32 (H, W) metres, got {self.depth.dtype} {self.depth.shape}")
+        if self.rgb.shape[:2] != self.depth.shape:
+            raise ShapeMismatchError(
+                f"colour is {self.rgb.shape[1]}x{self.rgb.shape[0]} but depth is "
+                f"{self.depth.shape[1]}x{self.depth.shape[0]}: depth must be registered to colour")
+        self.K = validate_intrinsics(self.K)
+
+    @property
+    def height(self) -> int:
+        return int(self.depth.shape[0])
+
+    @property
+    def width(self) -> int:
+        return int(self.depth.shape[1])
+
+    @property
+    def valid(self) -> np.ndarray:
+        """Boolean map of measured pixels (finite depth)."""
+        return np.isfinite(self.depth)
+
+
+def validate_intrinsics(K) -> np.ndarray:
+    """Return K as float64 (3, 3) or raise IntrinsicsError with what is wrong."""
+    if K is None:
+        raise IntrinsicsError("no camera intrinsics given")
+    K = np.asarray(K, dtype=np.float64)
+    if K.shape != (3, 3):
+        raise IntrinsicsError(f"K must be 3x3, got shape {K.shape}")
+    if not np.all(np.isfinite(K)):
+        raise IntrinsicsError("K holds NaN or inf")
+    if K[0, 0] <= 0 or K[1, 1] <= 0:
+        raise IntrinsicsError(f"focal lengths must be positive, got fx={K[0, 0]} fy={K[1, 1]}")
+    return K
+
+
+@dataclass
+class CompletionResult:
+    """What an engine returns for one frame.
+
+    depth: float32 (H, W) metres, NaN where still unknown. source: uint8 (H, W) SourceMask
+    values. timings_ms: stage name -> milliseconds (e.g. preprocess, inference, postprocess).
+    """
+
+    depth: np.ndarray
+    source: np.ndarray
+    engine: str
+    timings_ms: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def filled_fraction(self) -> float:
+        """Share of all pixels whose depth the engine filled."""
+        return float(np.count_nonzero(self.source == SourceMask.FILLED)) / max(1, self.source.size)
+
+    @property
+    def total_ms(self) -> float:
+        return float(sum(self.timings_ms.values()))

@@ -1,0 +1,167 @@
+"""Pair colour, depth and camera info by header stamp: one policy for the node and bag tools.
+
+Policy: a colour and a depth image pair when their stamps differ by at most `slop`. Camera
+info is taken as the newest one seen (it rarely changes); a pair without any camera info is
+still emitted and flagged. Unpaired images older than the newest pair are dropped with the
+reason "unpaired". When the consumer is slower than the camera, only the newest pair is
+kept ("latest wins"); the pairs it replaces are dropped with the reason "superseded".
+A stamp that jumps backwards (a looping bag) resets the queues, counted as "time_jump".
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+
+@dataclass
+class Pair:
+    color: Any
+    depth: Any
+    info: Any | None
+    color_stamp_ns: int
+    depth_stamp_ns: int
+    #: monotonic ns when the pair was formed (for latency)
+    paired_at_ns: int = 0
+
+
+@dataclass
+class DropCounter:
+    """Counts frames that were not processed, by reason; thread-safe."""
+
+    counts: Counter = field(default_factory=Counter)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def add(self, reason: str, n: int = 1) -> None:
+        with self._lock:
+            self.counts[reason] += n
+
+    def snapshot(self) -> dict[str, int]:
+        with self._lock:
+            return dict(self.counts)
+
+    @property
+    def total(self) -> int:
+        with self._lock:
+            return sum(self.counts.values())
+
+
+class StampPairer:
+    """Approximate-time pairing of colour and depth with a bounded queue per stream.
+
+    Not thread-safe by itself: the node calls it under its own lock; bag tools call it from
+    one thread. Each input image counts once: in a pair, or in `drops` under one reason.
+    Drops are counted per image (a superseded pair counts 2).
+    """
+
+    def __init__(self, slop_s: float = 0.02, queue_size: int = 10,
+                 drops: DropCounter | None = None,
+                 clock_ns: Callable[[], int] | None = None) -> None:
+        if slop_s < 0:
+            raise ValueError(f"slop must be >= 0 s, got {slop_s}")
+        self.slop_ns = int(round(slop_s * 1e9))
+        self.queue_size = max(1, int(queue_size))
+        self.drops = drops if drops is not None else DropCounter()
+        self._clock_ns = clock_ns
+        self._colors: list[tuple[int, Any]] = []
+        self._depths: list[tuple[int, Any]] = []
+        self._info: Any | None = None
+        self._last_pair_stamp: int | None = None
+        self._newest_stamp: int | None = None
+
+    # -- inputs ---------------------------------------------------------------------------
+    def add_info(self, info: Any) -> None:
+        self._info = info
+
+    @property
+    def info(self) -> Any | None:
+        return self._info
+
+    def add_color(self, stamp_ns: int, msg: Any) -> Pair | None:
+        return self._add(self._colors, self._depths, stamp_ns, msg, is_color=True)
+
+    def add_depth(self, stamp_ns: int, msg: Any) -> Pair | None:
+        return self._add(self._depths, self._colors, stamp_ns, msg, is_color=False)
+
+    def flush(self) -> None:
+        """Count everything still queued as unpaired (end of a bag, shutdown)."""
+        n = len(self._colors) + len(self._depths)
+        if n:
+            self.drops.add("unpaired", n)
+        self._colors.clear()
+        self._depths.clear()
+
+    # -- internals ------------------------------------------------------------------------
+    def _add(self, own: list, other: list, stamp_ns: int, msg: Any, is_color: bool) -> Pair | None:
+        stamp_ns = int(stamp_ns)
+        if self._newest_stamp is not None and stamp_ns < self._newest_stamp - max(self.slop_ns, 10**9):
+            # More than a second (or the slop) back in time: a bag loop or a clock reset.
+            self.drops.add("time_jump", len(self._colors) + len(self._depths))
+            self._colors.clear()
+            self._depths.clear()
+            self._last_pair_stamp = None
+            self._newest_stamp = None
+        self._newest_stamp = stamp_ns if self._newest_stamp is None else max(self._newest_stamp, stamp_ns)
+        if self._last_pair_stamp is not None and stamp_ns <= self._last_pair_stamp - self.slop_ns:
+            self.drops.add("late")  # arrives after a newer pair was already emitted
+            return None
+        best = None
+        for i, (s, _) in enumerate(other):
+            d = abs(s - stamp_ns)
+            if d <= self.slop_ns and (best is None or d < best[0]):
+                best = (d, i)
+        if best is None:
+            own.append((stamp_ns, msg))
+            if len(own) > self.queue_size:
+                own.pop(0)
+                self.drops.add("unpaired")
+            return None
+        other_stamp, other_msg = other.pop(best[1])
+        pair_stamp = max(stamp_ns, other_stamp)
+        # Anything older than this pair can no longer be matched by a newer partner.
+        for queue in (own, other):
+            stale = [e for e in queue if e[0] < pair_stamp - self.slop_ns]
+            if stale:
+                self.drops.add("unpaired", len(stale))
+                queue[:] = [e for e in queue if e[0] >= pair_stamp - self.slop_ns]
+        self._last_pair_stamp = pair_stamp
+        color, depth = (msg, other_msg) if is_color else (other_msg, msg)
+        cs, ds = (stamp_ns, other_stamp) if is_color else (other_stamp, stamp_ns)
+        now = self._clock_ns() if self._clock_ns else 0
+        return Pair(color=color, depth=depth, info=self._info, color_stamp_ns=cs,
+                    depth_stamp_ns=ds, paired_at_ns=now)
+
+
+class LatestSlot:
+    """A one-deep mailbox between the pairing callback and the inference worker.
+
+    `put` replaces an unconsumed pair (counting it as "superseded"); `take` blocks until a
+    pair arrives or `close` is called.
+    """
+
+    def __init__(self, drops: DropCounter) -> None:
+        self._drops = drops
+        self._cond = threading.Condition()
+        self._item: Pair | None = None
+        self._closed = False
+
+    def put(self, pair: Pair) -> None:
+        with self._cond:
+            if self._item is not None:
+                self._drops.add("superseded", 2)
+            self._item = pair
+            self._cond.notify()
+
+    def take(self, timeout: float | None = None) -> Pair | None:
+        with self._cond:
+            if not self._cond.wait_for(lambda: self._item is not None or self._closed, timeout):
+                return None
+            item, self._item = self._item, None
+            return item
+
+    def close(self) -> None:
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()

@@ -1,0 +1,74 @@
+"""The engine interface: every completion method, classical or neural, looks like this."""
+
+from __future__ import annotations
+
+import abc
+import time
+from contextlib import contextmanager
+
+import numpy as np
+
+from ..core.frame import CompletionResult, RGBDFrame, SourceMask
+
+
+class Engine(abc.ABC):
+    """Completes the depth of an RGBDFrame.
+
+    Subclasses implement `_predict(frame, timings) -> float32 (H, W) metres` (NaN allowed
+    where they cannot say). `complete` then merges: measured pixels are kept as measured
+    unless the engine was built with ``refine_measured=True``.
+    """
+
+    #: registry name ("guided", "torch", ...)
+    name: str = "engine"
+
+    def __init__(self, refine_measured: bool = False) -> None:
+        self.refine_measured = bool(refine_measured)
+
+    @abc.abstractmethod
+    def _predict(self, frame: RGBDFrame, timings: dict[str, float]) -> np.ndarray:
+        """Return a dense float32 (H, W) metric prediction; add stage times to `timings`."""
+
+    def complete(self, frame: RGBDFrame) -> CompletionResult:
+        timings: dict[str, float] = {}
+        predicted = self._predict(frame, timings)
+        with stage(timings, "merge"):
+            depth, source = merge_prediction(frame.depth, predicted, self.refine_measured)
+        return CompletionResult(depth=depth, source=source, engine=self.name, timings_ms=timings)
+
+    def describe(self) -> str:
+        """One line for logs and diagnostics."""
+        return self.name
+
+    def close(self) -> None:
+        """Release runtime resources (GPU memory, sessions)."""
+
+
+def merge_prediction(measured: np.ndarray, predicted: np.ndarray,
+                     refine_measured: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """Combine measured and predicted depth into (depth, source mask)."""
+    if predicted.shape != measured.shape:
+        raise ValueError(f"engine returned {predicted.shape}, expected {measured.shape}")
+    predicted = predicted.astype(np.float32, copy=False)
+    have_measured = np.isfinite(measured)
+    have_predicted = np.isfinite(predicted) & (predicted > 0)
+    source = np.full(measured.shape, SourceMask.INVALID, dtype=np.uint8)
+    if refine_measured:
+        depth = np.where(have_predicted, predicted, np.float32(np.nan)).astype(np.float32)
+        source[have_predicted] = SourceMask.FILLED
+        return depth, source
+    depth = np.where(have_measured, measured, np.where(have_predicted, predicted, np.float32(np.nan)))
+    depth = depth.astype(np.float32, copy=False)
+    source[have_measured] = SourceMask.MEASURED
+    source[~have_measured & have_predicted] = SourceMask.FILLED
+    return depth, source
+
+
+@contextmanager
+def stage(timings: dict[str, float], name: str):
+    """Time a block into timings[name] (milliseconds, accumulated)."""
+    t0 = time.perf_counter()
+    try:
+        yield
+    finally:
+        timings[name] = timings.get(name, 0.0) + (time.perf_counter() - t0) * 1e3
