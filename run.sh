@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# One entry point that sets everything up on a fresh machine, then runs a job:
+#   ./run.sh demo    the main job: the node on the embedded `guided` engine over a demo bag
+#   ./run.sh test    the test suite (pytest; extra arguments are passed on)
+#   ./run.sh bench   the benchmarks in benchmarks/
+#   ./run.sh setup   only the set-up (venv, PyPI installs, colcon build of msg/)
+# Set-up is idempotent and quick when nothing changed.
+set -euo pipefail
+repo=$(cd "$(dirname "$0")" && pwd)
+cd "$repo"
+venv=${LINGBOT_VENV:-$repo/.venv}
+ws=${LINGBOT_WS:-$repo/.ws}
+
+setup() {
+  if [ ! -x "$venv/bin/python" ]; then
+    python3 -m venv "$venv"
+  fi
+  # shellcheck disable=SC1091
+  source "$venv/bin/activate"
+  local stamp="$venv/.lingbot-reqs" want
+  want=$(cat requirements-ci.txt requirements-colcon.txt | sha256sum | cut -c1-16)
+  if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+    python -m pip install -q --upgrade pip wheel 'setuptools<80'  # colcon-core needs <80
+    python -m pip install -q -r requirements-ci.txt -r requirements-colcon.txt
+    echo "$want" > "$stamp"
+  fi
+  # The messages in msg/ only exist after a colcon build; rebuild when msg/ or the build
+  # files change (Python sources are read from the checkout, see lingbot_depth_ros/__init__.py).
+  local bstamp="$ws/.lingbot-build" bwant
+  bwant=$(cat msg/*.msg CMakeLists.txt package.xml .ci/colcon_build.sh | sha256sum | cut -c1-16)
+  if [ "$(cat "$bstamp" 2>/dev/null)" != "$bwant" ] || [ ! -d "$ws/install" ]; then
+    rm -rf "$ws/build" "$ws/install"
+    bash .ci/colcon_build.sh "$ws" > "$ws.log" 2>&1 || { cat "$ws.log"; exit 1; }
+    echo "$bwant" > "$bstamp"
+  fi
+  local inst="$ws/install/lingbot_depth_ros"
+  export LD_LIBRARY_PATH="$inst/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+  # The checkout first (its sources), then the install space (the generated msg module).
+  export PYTHONPATH="$repo:$inst/lib/python$(python -c "import sys;print(f\"{sys.version_info[0]}.{sys.version_info[1]}\")")/site-packages${PYTHONPATH:+:$PYTHONPATH}"
+  export AMENT_PREFIX_PATH="$inst:$venv${AMENT_PREFIX_PATH:+:$AMENT_PREFIX_PATH}"
+  # Keep DDS traffic on this machine (tests and demo talk over loopback only).
+  export ROS_AUTOMATIC_DISCOVERY_RANGE=${ROS_AUTOMATIC_DISCOVERY_RANGE:-LOCALHOST}
+  export RMW_IMPLEMENTATION=${RMW_IMPLEMENTATION:-rmw_fastrtps_cpp}
+}
+
+cmd=${1:-demo}
+shift || true
+case "$cmd" in
+  setup) setup ;;
+  demo)
+    setup
+    python -m lingbot_depth_ros.cli demo "$@" ;;
+  test)
+    setup
+    python -m pytest -q "$@" ;;
+  bench)
+    setup
+    for b in benchmarks/bench_*.py; do echo "== $b"; python "$b" "$@"; done ;;
+  *) echo "usage: ./run.sh demo|test|bench|setup [args]" >&2; exit 2 ;;
+esac
