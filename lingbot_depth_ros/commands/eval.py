@@ -1,0 +1,195 @@
+"""`lingbot-depth eval`: score engines on the block-wise masking protocol over capture folders."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from pathlib import Path
+
+from ..core.depth import DEFAULT_DEPTH_SCALE, DepthRange
+
+_DEFAULT_RANGE = DepthRange()
+#: columns of the printed table: (metric, heading, format)
+_TABLE = (("rmse", "RMSE m", "{:.4f}"), ("mae", "MAE m", "{:.4f}"),
+          ("abs_rel", "AbsRel", "{:.4f}"), ("delta1", "d1", "{:.3f}"),
+          ("coverage", "cover", "{:.3f}"))
+
+
+def _engine_list(text: str) -> list[str]:
+    from ..engines.registry import ENGINE_NAMES
+
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    unknown = [n for n in names if n not in ENGINE_NAMES]
+    if not names or unknown:
+        raise argparse.ArgumentTypeError(
+            f"unknown engine(s) {', '.join(unknown) or '(none given)'}; "
+            f"choose from {', '.join(ENGINE_NAMES)}")
+    return list(dict.fromkeys(names))
+
+
+def _option(text: str) -> tuple[str, str, object]:
+    """'[ENGINE.]KEY=VALUE' -> (engine or '', key, value); VALUE is JSON if it parses."""
+    key, sep, raw = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE or ENGINE.KEY=VALUE, got '{text}'")
+    engine, _, key = key.rpartition(".")
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError:
+        value = raw  # a plain string such as cuda:0 or a path
+    return engine, key.replace("-", "_"), value
+
+
+def _count(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {text}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if not (value > 0 and math.isfinite(value)):
+        raise argparse.ArgumentTypeError(f"must be a positive finite number, got {text}")
+    return value
+
+
+def register(subparsers) -> None:
+    from ..core.protocol import LEVEL_NAMES
+
+    parser = subparsers.add_parser(
+        "eval", help="score engines on the block-wise masking protocol",
+        description="Corrupt the depth of every capture folder in --data (rgb.png|rgb.jpg, "
+                    "raw_depth.png, intrinsics.txt) by dropping random blocks and adding noise "
+                    "(see core/protocol.py for each level's parameters), complete it with each "
+                    "engine and score against the original depth on the dropped pixels "
+                    "('masked') and on all valid pixels ('all').")
+    parser.add_argument("--data", required=True, type=Path,
+                        help="a capture folder, or a folder of capture folders")
+    parser.add_argument("--protocol", default="blocks", choices=("blocks",),
+                        help="evaluation protocol (default: blocks)")
+    parser.add_argument("--level", default="medium", choices=LEVEL_NAMES,
+                        help="corruption level (default: medium)")
+    parser.add_argument("--engines", default=["guided", "nearest", "telea"], type=_engine_list,
+                        help="comma-separated engines (default: guided,nearest,telea)")
+    parser.add_argument("--seed", type=int, default=0, help="first random seed (default: 0)")
+    parser.add_argument("--trials", type=_count, default=1,
+                        help="corruptions per capture, seeds SEED..SEED+TRIALS-1 (default: 1)")
+    parser.add_argument("--json", type=Path, help="write the results as JSON to this file")
+    parser.add_argument("--checkpoint", type=Path, help="model checkpoint (torch, auto)")
+    parser.add_argument("--onnx", type=Path, help="ONNX model (onnxruntime, tensorrt, auto)")
+    parser.add_argument("--engine-file", type=Path, help="TensorRT engine (tensorrt, auto)")
+    parser.add_argument("--engine-options", nargs="+", type=_option, default=[], action="extend",
+                        metavar="[ENGINE.]KEY=VALUE",
+                        help="engine constructor options, e.g. telea.radius=10 device=cpu; "
+                             "without ENGINE. an option goes to every engine that accepts it")
+    parser.add_argument("--depth-scale", type=_positive_float, default=DEFAULT_DEPTH_SCALE,
+                        help="metres per depth unit (default: %(default)s, millimetres)")
+    parser.add_argument("--min-depth", type=float, default=_DEFAULT_RANGE.min_m,
+                        help="readings below this many metres are no data (default: %(default)s)")
+    parser.add_argument("--max-depth", type=_positive_float, default=_DEFAULT_RANGE.max_m,
+                        help="readings beyond this many metres are no data (default: %(default)s)")
+    parser.set_defaults(func=run)
+
+
+def engine_options(args: argparse.Namespace) -> dict[str, dict]:
+    """Constructor options per engine in args.engines.
+
+    Model files and un-prefixed options go to each engine that declares them in OPTIONS
+    (``auto`` takes them all); ENGINE.KEY options go to that engine unfiltered, so a typo
+    there fails loudly. An un-prefixed option no engine accepts is an error.
+    """
+    from ..core.errors import LingbotDepthError
+    from ..engines.registry import engine_class
+
+    shared = {k: str(v) for k, v in (("checkpoint", args.checkpoint), ("onnx", args.onnx),
+                                     ("engine_file", args.engine_file)) if v is not None}
+    shared.update({key: value for engine, key, value in args.engine_options if not engine})
+    used: set[str] = set()
+    out: dict[str, dict] = {}
+    for name in args.engines:
+        accepted = None if name == "auto" else getattr(engine_class(name), "OPTIONS", None)
+        opts = {k: v for k, v in shared.items() if accepted is None or k in accepted}
+        used.update(opts)
+        opts.update({key: value for engine, key, value in args.engine_options if engine == name})
+        out[name] = opts
+    stray = [e for e, _, _ in args.engine_options if e and e not in args.engines]
+    unused = sorted(k for k, _ in shared.items() if k not in used
+                    and k not in ("checkpoint", "onnx", "engine_file"))
+    if stray or unused:
+        raise LingbotDepthError(
+            "engine options for no evaluated engine: " + ", ".join(stray + unused))
+    return out
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..core.captures import find_captures, load_capture
+    from ..core.errors import LingbotDepthError
+    from ..core.protocol import evaluate_engine, get_level, make_trials
+    from ..engines import create_engine
+
+    if not args.min_depth < args.max_depth:
+        raise LingbotDepthError(f"--min-depth {args.min_depth} must be below --max-depth")
+    options = engine_options(args)
+    valid_range = DepthRange(args.min_depth, args.max_depth)
+    frames = [load_capture(p, args.depth_scale, valid_range) for p in find_captures(args.data)]
+    seeds = list(range(args.seed, args.seed + args.trials))
+    trials = make_trials(frames, args.level, seeds)
+    report = {"engines": {}, "per_capture": {f.frame_id: {} for f in frames},
+              "protocol": protocol_summary(args, get_level(args.level), frames, seeds)}
+    for name in args.engines:
+        engine = create_engine(name, **options[name])
+        try:
+            scores = evaluate_engine(engine, trials)
+        finally:
+            engine.close()
+        for capture, capture_scores in scores.pop("per_capture").items():
+            report["per_capture"][capture][name] = capture_scores
+        report["engines"][name] = scores | {"description": engine.describe()}
+    print(format_table(report))
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(_finite_or_null(report), indent=2) + "\n")
+        print(f"wrote {args.json}")
+    return 0
+
+
+def _finite_or_null(value):
+    """NaN/inf (a metric with no pixels to score) -> null, so the file is strict JSON."""
+    if isinstance(value, dict):
+        return {k: _finite_or_null(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_finite_or_null(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def protocol_summary(args, level, frames, seeds) -> dict:
+    return {"name": args.protocol, "level": level.name, "blocks": level.blocks,
+            "side_px": [level.side_min, level.side_max], "sigma_m": level.sigma_m,
+            "shot_m": level.shot_m, "seeds": seeds, "captures": [f.frame_id for f in frames],
+            "data": str(args.data), "depth_scale": args.depth_scale,
+            "valid_range_m": [args.min_depth, args.max_depth]}
+
+
+def format_table(report: dict) -> str:
+    """Engines x (masked metrics, all-pixel RMSE, ms/frame), then masked RMSE per capture."""
+    proto = report["protocol"]
+    head = (f"{'engine':<14}" + "".join(f"{h:>9}" for _, h, _ in _TABLE)
+            + f"{'all RMSE':>10}{'ms/frame':>10}")
+    lines = [f"protocol {proto['name']}, level {proto['level']}, seeds {proto['seeds']}, "
+             f"{len(proto['captures'])} captures; metrics on dropped pixels unless 'all'",
+             head, "-" * len(head)]
+    for name, scores in report["engines"].items():
+        cells = "".join(f"{fmt.format(scores['masked'][key]):>9}" for key, _, fmt in _TABLE)
+        lines.append(f"{name:<14}{cells}{scores['all']['rmse']:>10.4f}"
+                     f"{scores['ms_per_frame']:>10.1f}")
+    names = list(report["engines"])
+    lines += ["", "masked RMSE (m) per capture", f"{'capture':<14}" +
+              "".join(f"{n:>12}" for n in names)]
+    for capture, per_engine in report["per_capture"].items():
+        lines.append(f"{capture:<14}" + "".join(
+            f"{per_engine[n]['masked']['rmse']:>12.4f}" for n in names))
+    return "\n".join(lines)
