@@ -1,0 +1,101 @@
+"""`lingbot-depth complete`: complete one RGB-D capture and write depth, mask, preview, PLY."""
+
+from __future__ import annotations
+
+import argparse
+import math
+from pathlib import Path
+
+from ..core.depth import DEFAULT_DEPTH_SCALE, DepthRange
+
+_DEFAULT_RANGE = DepthRange()
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if not (value > 0 and math.isfinite(value)):
+        raise argparse.ArgumentTypeError(f"must be a positive finite number, got {text}")
+    return value
+
+
+def _non_negative_float(text: str) -> float:
+    value = float(text)
+    if not (value >= 0 and math.isfinite(value)):
+        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text}")
+    return value
+
+
+def register(subparsers) -> None:
+    from ..engines.registry import ENGINE_NAMES
+
+    parser = subparsers.add_parser(
+        "complete", help="complete one RGB-D capture (depth PNG/.npy, mask, preview, PLY)",
+        description="Complete the depth of one registered colour + depth pair and write "
+                    "completed_depth.png (uint16 mm), completed_depth.npy (float32 m), "
+                    "source_mask.png (0 invalid, 1 measured, 2 filled), source_mask_color.png, "
+                    "preview.png (rgb | raw | completed) and points.ply into --out.")
+    parser.add_argument("--rgb", required=True, type=Path, help="colour image (PNG or JPEG)")
+    parser.add_argument("--depth", required=True, type=Path,
+                        help="16-bit depth PNG in sensor units (0 = no data), registered to --rgb")
+    parser.add_argument("--intrinsics", required=True, type=Path,
+                        help="text file with the 3x3 camera matrix K (9 numbers)")
+    parser.add_argument("--engine", default="guided", choices=ENGINE_NAMES,
+                        help="completion engine (default: guided)")
+    parser.add_argument("--checkpoint", type=Path, help="model checkpoint (torch, auto)")
+    parser.add_argument("--onnx", type=Path, help="ONNX model (onnxruntime, tensorrt, auto)")
+    parser.add_argument("--engine-file", type=Path, help="TensorRT engine (tensorrt, auto)")
+    parser.add_argument("--depth-scale", type=_positive_float, default=DEFAULT_DEPTH_SCALE,
+                        help="metres per depth unit (default: %(default)s, millimetres)")
+    parser.add_argument("--min-depth", type=_non_negative_float, default=_DEFAULT_RANGE.min_m,
+                        help="readings below this many metres are no data (default: %(default)s)")
+    parser.add_argument("--max-depth", type=_positive_float, default=_DEFAULT_RANGE.max_m,
+                        help="readings beyond this many metres are no data (default: %(default)s)")
+    parser.add_argument("--out", required=True, type=Path, help="output folder (created)")
+    parser.set_defaults(func=run)
+
+
+def load_files(rgb_path: Path, depth_path: Path, intrinsics_path: Path,
+               depth_scale: float, valid_range: DepthRange):
+    """An RGBDFrame from three separate files (the capture folder loader's pieces)."""
+    from ..core.captures import read_intrinsics, read_raw_depth, read_rgb
+    from ..core.depth import depth_to_metres
+    from ..core.frame import RGBDFrame
+
+    rgb = read_rgb(rgb_path)
+    raw = read_raw_depth(depth_path)
+    K = read_intrinsics(intrinsics_path)
+    depth = depth_to_metres(raw, "16UC1", depth_scale=depth_scale, valid_range=valid_range)
+    return RGBDFrame(rgb=rgb, depth=depth, K=K, frame_id=Path(rgb_path).parent.name)
+
+
+def engine_options(args: argparse.Namespace) -> dict:
+    """Model-file options that were given, under the engines' keyword names."""
+    given = {"checkpoint": args.checkpoint, "onnx": args.onnx, "engine_file": args.engine_file}
+    return {key: str(value) for key, value in given.items() if value is not None}
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..core.errors import LingbotDepthError
+    from ..core.frame import SourceMask
+    from ..core.io import write_completion
+    from ..engines import create_engine
+
+    if args.min_depth >= args.max_depth:
+        raise LingbotDepthError(
+            f"--min-depth {args.min_depth} must be below --max-depth {args.max_depth}")
+    frame = load_files(args.rgb, args.depth, args.intrinsics, args.depth_scale,
+                       DepthRange(args.min_depth, args.max_depth))
+    engine = create_engine(args.engine, **engine_options(args))
+    try:
+        result = engine.complete(frame)
+    finally:
+        engine.close()
+    paths = write_completion(args.out, frame, result)
+    shares = {source: float((result.source == source).mean()) for source in SourceMask}
+    timings = ", ".join(f"{name} {ms:.1f}" for name, ms in result.timings_ms.items())
+    print(f"{frame.width}x{frame.height}: measured {100 * shares[SourceMask.MEASURED]:.1f}%, "
+          f"filled {100 * shares[SourceMask.FILLED]:.1f}%, "
+          f"no depth {100 * shares[SourceMask.INVALID]:.1f}%")
+    print(f"engine {result.engine}: {result.total_ms:.1f} ms ({timings})")
+    print(f"wrote {len(paths)} files to {args.out}: {', '.join(p.name for p in paths.values())}")
+    return 0

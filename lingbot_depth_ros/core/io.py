@@ -1,0 +1,179 @@
+"""Files of a completed frame: depth (16-bit PNG mm, .npy m), source mask, previews, PLY."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from .depth import metres_to_16uc1
+from .errors import LingbotDepthError
+from .frame import CompletionResult, RGBDFrame, SourceMask
+from .pointcloud import finite_points, organised_points, unpack_rgb
+
+#: file names written by `write_completion`, by role
+OUTPUT_FILES = {
+    "depth_png": "completed_depth.png",      # uint16 millimetres, 0 = none
+    "depth_npy": "completed_depth.npy",      # float32 metres, NaN = none
+    "source_mask": "source_mask.png",        # uint8 SourceMask values 0/1/2
+    "source_preview": "source_mask_color.png",  # the mask in colour, for eyes
+    "preview": "preview.png",                # rgb | raw | completed, shared turbo range
+    "points": "points.ply",                  # binary PLY of valid points with colour
+}
+
+#: RGB colour of each SourceMask value in the colour-coded mask
+SOURCE_COLOURS = {
+    SourceMask.INVALID: (0, 0, 0),
+    SourceMask.MEASURED: (70, 130, 220),
+    SourceMask.FILLED: (255, 160, 20),
+}
+_NO_DATA_RGB = (0, 0, 0)
+
+
+class OutputWriteError(LingbotDepthError, OSError):
+    """An output file or folder cannot be written."""
+
+    reason = "output_write"
+
+
+def robust_range(*depths: np.ndarray, low_pct: float = 1.0,
+                 high_pct: float = 99.0) -> tuple[float, float]:
+    """A display range (metres) shared by several depth maps: percentiles of their finite
+    values, so a few spikes do not wash out the colours. (0, 1) when nothing is finite."""
+    values = np.concatenate([d[np.isfinite(d)].ravel() for d in depths])
+    if values.size == 0:
+        return 0.0, 1.0
+    low, high = np.percentile(values, [low_pct, high_pct])
+    if not high > low:
+        high = low + 1e-3
+    return float(low), float(high)
+
+
+def colourise_depth(depth: np.ndarray, low: float, high: float) -> np.ndarray:
+    """Depth (m) -> uint8 (H, W, 3) RGB with the turbo colormap over [low, high]; no data black."""
+    scaled = (np.clip(depth, low, high) - low) * (255.0 / (high - low))
+    finite = np.isfinite(scaled)
+    indices = np.where(finite, scaled, 0).astype(np.uint8)
+    rgb = cv2.cvtColor(cv2.applyColorMap(indices, cv2.COLORMAP_TURBO), cv2.COLOR_BGR2RGB)
+    rgb[~finite] = _NO_DATA_RGB
+    return rgb
+
+
+def colourise_source(source: np.ndarray) -> np.ndarray:
+    """SourceMask values -> uint8 (H, W, 3) RGB using SOURCE_COLOURS."""
+    palette = np.zeros((256, 3), dtype=np.uint8)
+    for value, colour in SOURCE_COLOURS.items():
+        palette[int(value)] = colour
+    return palette[source]
+
+
+def _label(panel: np.ndarray, text: str) -> np.ndarray:
+    """Write `text` top-left, white with a dark outline so it reads on any colour."""
+    scale = max(0.4, panel.shape[1] / 900)
+    origin = (8, int(24 * scale) + 6)
+    for colour, thickness in (((0, 0, 0), 3), ((255, 255, 255), 1)):
+        cv2.putText(panel, text, origin, cv2.FONT_HERSHEY_SIMPLEX, scale, colour, thickness,
+                    cv2.LINE_AA)
+    return panel
+
+
+def side_by_side(rgb: np.ndarray, raw_depth: np.ndarray, completed: np.ndarray) -> np.ndarray:
+    """One RGB image: colour | raw depth | completed depth, both depths on one turbo range."""
+    low, high = robust_range(raw_depth, completed)
+    span = f"{low:.2f}-{high:.2f} m"
+    panels = (
+        _label(np.array(rgb, dtype=np.uint8), "rgb"),
+        _label(colourise_depth(raw_depth, low, high), f"raw depth {span}"),
+        _label(colourise_depth(completed, low, high), f"completed {span}"),
+    )
+    return np.hstack(panels)
+
+
+def write_png(path: str | Path, image: np.ndarray) -> Path:
+    """Write uint8/uint16 (H, W) or uint8 (H, W, 3) RGB as PNG; raise OutputWriteError."""
+    path = Path(path)
+    if image.ndim == 3:
+        image = cv2.cvtColor(image, cv2.COLOR_RGB2BGR)  # cv2 writes BGR
+    try:
+        written = cv2.imwrite(str(path), image)
+    except cv2.error as exc:
+        raise OutputWriteError(f"cannot write {path}: {exc}") from exc
+    if not written:
+        raise OutputWriteError(f"cannot write {path}")
+    return path
+
+
+def write_depth_png_mm(path: str | Path, depth_m: np.ndarray) -> Path:
+    """Completed depth as a 16-bit PNG in millimetres (0 = none, clipped at 65.535 m)."""
+    return write_png(path, metres_to_16uc1(depth_m))
+
+
+def write_depth_npy(path: str | Path, depth_m: np.ndarray) -> Path:
+    """Completed depth as float32 metres, NaN = none."""
+    path = Path(path)
+    try:
+        np.save(path, np.asarray(depth_m, dtype=np.float32))
+    except OSError as exc:
+        raise OutputWriteError(f"cannot write {path}: {exc}") from exc
+    return path
+
+
+_PLY_VERTEX = np.dtype([("x", "<f4"), ("y", "<f4"), ("z", "<f4"),
+                        ("red", "u1"), ("green", "u1"), ("blue", "u1")])
+
+
+def write_ply(path: str | Path, xyz: np.ndarray, rgb: np.ndarray | None = None) -> Path:
+    """Binary little-endian PLY of N points (float x y z, optional uchar red green blue)."""
+    path = Path(path)
+    xyz = np.asarray(xyz, dtype=np.float32).reshape(-1, 3)
+    if rgb is None:
+        vertices = xyz.astype("<f4")
+        colour_header = ""
+    else:
+        rgb = np.asarray(rgb, dtype=np.uint8).reshape(-1, 3)
+        if len(rgb) != len(xyz):
+            raise ValueError(f"{len(xyz)} points but {len(rgb)} colours")
+        vertices = np.empty(len(xyz), dtype=_PLY_VERTEX)
+        for i, name in enumerate("xyz"):
+            vertices[name] = xyz[:, i]
+        for i, name in enumerate(("red", "green", "blue")):
+            vertices[name] = rgb[:, i]
+        colour_header = "property uchar red\nproperty uchar green\nproperty uchar blue\n"
+    header = (f"ply\nformat binary_little_endian 1.0\nelement vertex {len(xyz)}\n"
+              "property float x\nproperty float y\nproperty float z\n"
+              f"{colour_header}end_header\n")
+    try:
+        with open(path, "wb") as f:
+            f.write(header.encode("ascii"))
+            f.write(vertices.tobytes())
+    except OSError as exc:
+        raise OutputWriteError(f"cannot write {path}: {exc}") from exc
+    return path
+
+
+def write_cloud_ply(path: str | Path, depth_m: np.ndarray, K: np.ndarray,
+                    rgb: np.ndarray) -> int:
+    """Unproject `depth_m` with K and write its valid points, coloured; return their count."""
+    points = finite_points(organised_points(depth_m, K, rgb))
+    xyz = np.stack([points["x"], points["y"], points["z"]], axis=1)
+    write_ply(path, xyz, unpack_rgb(points["rgb"]))
+    return int(points.size)
+
+
+def write_completion(out_dir: str | Path, frame: RGBDFrame,
+                     result: CompletionResult) -> dict[str, Path]:
+    """Write every file of OUTPUT_FILES for one completed frame into `out_dir` (created)."""
+    out_dir = Path(out_dir)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputWriteError(f"cannot create output folder {out_dir}: {exc}") from exc
+    paths = {role: out_dir / name for role, name in OUTPUT_FILES.items()}
+    write_depth_png_mm(paths["depth_png"], result.depth)
+    write_depth_npy(paths["depth_npy"], result.depth)
+    write_png(paths["source_mask"], result.source)
+    write_png(paths["source_preview"], colourise_source(result.source))
+    write_png(paths["preview"], side_by_side(frame.rgb, frame.depth, result.depth))
+    write_cloud_ply(paths["points"], result.depth, frame.K, frame.rgb)
+    return paths
