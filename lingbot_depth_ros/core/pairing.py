@@ -1,10 +1,11 @@
 """Pair colour, depth and camera info by header stamp: one policy for the node and bag tools.
 
 Policy: a colour and a depth image pair when their stamps differ by at most `slop`. Camera
-info is taken as the newest one seen (it rarely changes); a pair without any camera info is
-still emitted and flagged. Unpaired images older than the newest pair are dropped with the
-reason "unpaired". When the consumer is slower than the camera, only the newest pair is
-kept ("latest wins"); the pairs it replaces are dropped with the reason "superseded".
+info is the one stamped nearest the colour image within `slop`, else the newest one seen
+(it rarely changes); a pair without any camera info is still emitted and flagged. Unpaired
+images older than the newest pair are dropped with the reason "unpaired". When the consumer
+is slower than the camera, only the newest pair is kept ("latest wins"); the pairs it
+replaces are dropped with the reason "superseded".
 A stamp that jumps backwards (a looping bag) resets the queues, counted as "time_jump".
 """
 
@@ -68,12 +69,18 @@ class StampPairer:
         self._colors: list[tuple[int, Any]] = []
         self._depths: list[tuple[int, Any]] = []
         self._info: Any | None = None
+        #: recent (stamp, info) with stamps, to give a pair the info of its own instant
+        self._infos: list[tuple[int, Any]] = []
         self._last_pair_stamp: int | None = None
         self._newest_stamp: int | None = None
 
     # -- inputs ---------------------------------------------------------------------------
-    def add_info(self, info: Any) -> None:
+    def add_info(self, info: Any, stamp_ns: int | None = None) -> None:
+        """Remember camera info; with its stamp, a pair gets the info nearest its own stamp."""
         self._info = info
+        if stamp_ns is not None:
+            self._infos.append((int(stamp_ns), info))
+            del self._infos[:-self.queue_size]
 
     @property
     def info(self) -> Any | None:
@@ -84,6 +91,11 @@ class StampPairer:
 
     def add_depth(self, stamp_ns: int, msg: Any) -> Pair | None:
         return self._add(self._depths, self._colors, stamp_ns, msg, is_color=False)
+
+    @property
+    def pending(self) -> int:
+        """Images waiting for a partner (neither paired nor dropped yet)."""
+        return len(self._colors) + len(self._depths)
 
     def flush(self) -> None:
         """Count everything still queued as unpaired (end of a bag, shutdown)."""
@@ -130,8 +142,15 @@ class StampPairer:
         color, depth = (msg, other_msg) if is_color else (other_msg, msg)
         cs, ds = (stamp_ns, other_stamp) if is_color else (other_stamp, stamp_ns)
         now = self._clock_ns() if self._clock_ns else 0
-        return Pair(color=color, depth=depth, info=self._info, color_stamp_ns=cs,
+        return Pair(color=color, depth=depth, info=self._info_for(cs), color_stamp_ns=cs,
                     depth_stamp_ns=ds, paired_at_ns=now)
+
+    def _info_for(self, stamp_ns: int) -> Any | None:
+        """The stamped info within slop of `stamp_ns` nearest to it, else the newest info."""
+        best = min(self._infos, key=lambda e: abs(e[0] - stamp_ns), default=None)
+        if best is not None and abs(best[0] - stamp_ns) <= self.slop_ns:
+            return best[1]
+        return self._info
 
 
 class LatestSlot:
@@ -153,6 +172,12 @@ class LatestSlot:
                 self._drops.add("superseded", 2)
             self._item = pair
             self._cond.notify()
+
+    @property
+    def pending(self) -> int:
+        """Pairs waiting for the worker (0 or 1)."""
+        with self._cond:
+            return int(self._item is not None)
 
     def take(self, timeout: float | None = None) -> Pair | None:
         with self._cond:

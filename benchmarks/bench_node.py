@@ -1,0 +1,268 @@
+"""lingbot_depth_node end to end over real DDS, 640x480, on this machine.
+
+    python benchmarks/bench_node.py [--seconds 60] [--engine guided] [--rate 30]
+        [--qos sensor_data|reliable] [--dds-profile F.xml|''] [--json F]
+
+The node runs as its own process (as `ros2 run` starts it); this process plays the camera
+(colour rgb8, depth 16UC1, camera info at --rate Hz from the shipped captures) and the
+consumer (subscribed to every output by default, the worst case). Both use config/fastdds_large_data.xml
+unless --dds-profile '' is given. Reported:
+- node overhead per frame excluding the engine: the node's own per-frame measurement of its
+  worker stages (decode + validate, build outputs incl. the cloud, publish) without the
+  engine call, median over the run, as wall time and as the worker threads' CPU time
+  (/diagnostics overhead_p50_ms, overhead_cpu_p50_ms), plus the pairing callback measured
+  here on the same messages;
+- output rate at the consumer, over the whole run and its slowest 5 s window;
+- the node's resident memory sampled each second: first vs last 10 s of the run.
+Targets: overhead < 5 ms median; >= 25 Hz sustained for 60 s with guided, no memory growth.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import rclpy  # noqa: E402
+from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor  # noqa: E402
+from rclpy.qos import QoSProfile, ReliabilityPolicy  # noqa: E402
+from sensor_msgs.msg import CameraInfo, Image, PointCloud2  # noqa: E402
+
+from lingbot_depth_ros.core.captures import read_intrinsics, read_raw_depth, read_rgb, rgb_path  # noqa: E402
+from lingbot_depth_ros.core.codec import encode_image  # noqa: E402
+from lingbot_depth_ros.core.outputs import CameraInfoFields  # noqa: E402
+from lingbot_depth_ros.core.pairing import DropCounter, StampPairer  # noqa: E402
+from lingbot_depth_ros.ros import messages  # noqa: E402
+from lingbot_depth_ros.ros.diagnostics import parse_values  # noqa: E402
+
+RELIABLE = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
+FRAME_ID = "camera_color_optical_frame"
+
+
+def camera_messages() -> list[tuple[Image, Image, CameraInfo]]:
+    """The four shipped captures as driver messages (stamps are set per frame)."""
+    frames = []
+    for i in range(4):
+        folder = ROOT / "examples" / str(i)
+        rgb, raw = read_rgb(rgb_path(folder)), read_raw_depth(folder / "raw_depth.png")
+        header = messages.make_header(0, FRAME_ID)
+        info = CameraInfoFields.from_K(read_intrinsics(folder / "intrinsics.txt"), *raw.shape)
+        frames.append((messages.image_msg(encode_image(rgb, "rgb8"), header),
+                       messages.image_msg(encode_image(raw, "16UC1"), header),
+                       messages.camera_info_msg(info, header)))
+    return frames
+
+
+#: --outputs names -> (topic, type) the consumer subscribes to besides depth_completed
+OPTIONAL_OUTPUTS = {"points": ("depth_completed/points", PointCloud2),
+                    "mask": ("depth_completed/source_mask", Image),
+                    "info": ("depth_completed/camera_info", CameraInfo),
+                    "rgbd": ("depth_completed/rgbd", messages.CompletedRGBD)}
+
+
+class Consumer:
+    """Subscribes to the outputs; counts depth frames, keeps the latest diagnostics."""
+
+    def __init__(self, node, outputs: list[str]) -> None:
+        self.arrivals: list[float] = []
+        self.diagnostics: dict[str, str] = {}
+        self._lock = threading.Lock()
+        node.create_subscription(Image, "depth_completed", self._on_depth, RELIABLE)
+        for name in outputs:
+            topic, msg_type = OPTIONAL_OUTPUTS[name]
+            if msg_type is not None:  # CompletedRGBD exists only after the colcon build
+                node.create_subscription(msg_type, topic, lambda _: None, RELIABLE)
+        node.create_subscription(DiagnosticArray, "/diagnostics", self._on_diagnostics, 10)
+
+    def _on_depth(self, _msg) -> None:
+        with self._lock:
+            self.arrivals.append(time.monotonic())
+
+    def _on_diagnostics(self, msg) -> None:
+        values = parse_values(msg)
+        if values:
+            with self._lock:
+                self.diagnostics = values
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def pairing_callback_ms(frames) -> float:
+    """Median cost of the node's pairing step for one colour + depth pair."""
+    pairer, times = StampPairer(0.02, 10, DropCounter(), clock_ns=time.monotonic_ns), []
+    for i in range(2000):
+        color, depth, _ = frames[i % 4]
+        t0 = time.perf_counter()
+        pairer.add_color(i * 33_333_333, color)
+        pairer.add_depth(i * 33_333_333, depth)
+        times.append((time.perf_counter() - t0) * 1e3)
+    return statistics.median(times)
+
+
+def start_node(args, domain: int) -> subprocess.Popen:
+    env = dict(os.environ, ROS_DOMAIN_ID=str(domain))
+    command = [sys.executable, str(ROOT / "scripts" / "lingbot_depth_node"), "--ros-args",
+               "-r", "__ns:=/bench", "-p", f"engine:={args.engine}", "-p", f"qos:={args.qos}",
+               "-p", "diagnostics_period:=1.0"]
+    return subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
+def play(args, frames, publishers, node_pid: int, consumer: Consumer) -> list[float]:
+    """Publish at args.rate for args.seconds; sample the node's RSS each second."""
+    color_pub, depth_pub, info_pub = publishers
+    period, rss = 1.0 / args.rate, []
+    start = time.monotonic()
+    next_sample = start
+    for i in range(int(args.seconds * args.rate)):
+        target = start + i * period
+        delay = target - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
+        color, depth, info = frames[i % 4]
+        stamp = messages.make_header(1_700_000_000 * 10**9 + i * int(period * 1e9), FRAME_ID)
+        for msg in (info, color, depth):
+            msg.header = stamp
+        info_pub.publish(info)
+        color_pub.publish(color)
+        depth_pub.publish(depth)
+        if time.monotonic() >= next_sample:
+            rss.append(rss_mb(node_pid))
+            next_sample += 1.0
+    return rss
+
+
+def rate_summary(arrivals: list[float], window_s: float = 5.0) -> tuple[float, float]:
+    """(mean Hz over the run, Hz of the slowest full window)."""
+    if len(arrivals) < 2:
+        return 0.0, 0.0
+    span = arrivals[-1] - arrivals[0]
+    mean = (len(arrivals) - 1) / span
+    slowest, i = float("inf"), 0
+    for j, t in enumerate(arrivals):
+        while arrivals[i] < t - window_s:
+            i += 1
+        if t - arrivals[0] >= window_s:
+            slowest = min(slowest, (j - i) / window_s)
+    return mean, slowest if slowest != float("inf") else mean
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=60.0)
+    parser.add_argument("--engine", default="guided")
+    parser.add_argument("--rate", type=float, default=30.0, help="camera rate, Hz")
+    parser.add_argument("--qos", default="sensor_data", choices=("sensor_data", "reliable"),
+                        help="the node's input QoS")
+    parser.add_argument("--dds-profile", default=str(ROOT / "config" / "fastdds_large_data.xml"),
+                        help="FASTDDS_DEFAULT_PROFILES_FILE for both processes ('' = Fast DDS defaults)")
+    parser.add_argument("--outputs", default="points,mask,info,rgbd",
+                        help="outputs subscribed besides depth_completed (the node builds only "
+                             "subscribed ones); '' = depth only")
+    parser.add_argument("--json", type=Path, help="also write the results here")
+    args, _ = parser.parse_known_args()  # run.sh bench passes its arguments to every bench
+
+    domain = 150 + os.getpid() % 60
+    if args.dds_profile:  # this process (camera and consumer) and, inherited, the node
+        os.environ["FASTDDS_DEFAULT_PROFILES_FILE"] = args.dds_profile
+    else:
+        os.environ.pop("FASTDDS_DEFAULT_PROFILES_FILE", None)
+    frames = camera_messages()
+    context = rclpy.Context()
+    rclpy.init(context=context, domain_id=domain)
+    node_proc = start_node(args, domain)
+    try:
+        node = rclpy.create_node("bench_camera", namespace="/bench", context=context)
+        publishers = (node.create_publisher(Image, "color/image_raw", RELIABLE),
+                      node.create_publisher(Image, "depth/image_raw", RELIABLE),
+                      node.create_publisher(CameraInfo, "color/camera_info", RELIABLE))
+        consumer = Consumer(node, [o for o in args.outputs.split(",") if o])
+        executor = SingleThreadedExecutor(context=context)
+        executor.add_node(node)
+        threading.Thread(target=_spin, args=(executor,), daemon=True).start()
+        deadline = time.monotonic() + 60
+        while any(p.get_subscription_count() == 0 for p in publishers):
+            if time.monotonic() > deadline or node_proc.poll() is not None:
+                raise RuntimeError("the node did not come up: " + node_proc.stderr.read().decode()[-2000:])
+            time.sleep(0.1)
+        time.sleep(2.0)  # let the node's output publishers match the consumer
+        rss = play(args, frames, publishers, node_proc.pid, consumer)
+        time.sleep(2.5)  # last frames and one more diagnostics message
+        results = summarise(args, consumer, rss, pairing_callback_ms(frames))
+        executor.shutdown(timeout_sec=2.0)
+    finally:
+        node_proc.terminate()
+        node_proc.wait(timeout=20)
+        rclpy.shutdown(context=context)
+    print_report(results)
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2))
+    return 0
+
+
+def _spin(executor) -> None:
+    try:
+        executor.spin()
+    except ExternalShutdownException:
+        pass
+
+
+def summarise(args, consumer: Consumer, rss: list[float], pairing_ms: float) -> dict:
+    mean_hz, slowest_hz = rate_summary(consumer.arrivals)
+    d = consumer.diagnostics
+    tail = max(1, min(10, len(rss) // 3))
+    return {
+        "engine": args.engine, "seconds": args.seconds, "input_hz": args.rate, "qos": args.qos,
+        "outputs": "depth," + args.outputs if args.outputs else "depth",
+        "load_average": [round(v, 2) for v in os.getloadavg()],
+        "dds_profile": Path(args.dds_profile).name if args.dds_profile else "fastdds defaults",
+        "frames_sent": int(args.seconds * args.rate), "frames_out": len(consumer.arrivals),
+        "output_hz_mean": round(mean_hz, 2), "output_hz_slowest_5s": round(slowest_hz, 2),
+        "overhead_p50_ms": float(d.get("overhead_p50_ms", "nan")),
+        "overhead_cpu_p50_ms": float(d.get("overhead_cpu_p50_ms", "nan")),
+        "pairing_callback_p50_ms": round(pairing_ms, 4),
+        "engine_p50_ms": float(d.get("engine_p50_ms", "nan")),
+        **{f"{k}_p50_ms": float(d.get(f"{k}_p50_ms", "nan")) for k in ("decode", "outputs", "publish")},
+        "latency_p50_ms": float(d.get("latency_p50_ms", "nan")),
+        "latency_p95_ms": float(d.get("latency_p95_ms", "nan")),
+        "drops": {k.split(".", 1)[1]: int(v) for k, v in d.items() if k.startswith("dropped.")},
+        "rss_first_mb": round(statistics.median(rss[:tail]), 1) if rss else None,
+        "rss_last_mb": round(statistics.median(rss[-tail:]), 1) if rss else None,
+        "rss_max_mb": round(max(rss), 1) if rss else None,
+        "rss_mb_each_second": [round(v, 1) for v in rss],
+    }
+
+
+def print_report(r: dict) -> None:
+    print(f"lingbot_depth_node, engine {r['engine']}, {r['input_hz']:.0f} Hz in for {r['seconds']:.0f} s "
+          f"(640x480; subscribed: {r['outputs']}; input QoS {r['qos']}, {r['dds_profile']})")
+    print(f"  node overhead per frame (excl. engine), median : {r['overhead_p50_ms']:.2f} ms  "
+          f"(+ pairing callback {r['pairing_callback_p50_ms']:.3f} ms)   target < 5 ms")
+    print(f"    the same in CPU time of the node's worker threads    : {r['overhead_cpu_p50_ms']:.2f} ms")
+    print(f"    stages, medians: decode {r['decode_p50_ms']:.2f} ms, outputs incl. cloud "
+          f"{r['outputs_p50_ms']:.2f} ms, publish {r['publish_p50_ms']:.2f} ms")
+    print(f"  engine per frame, median                       : {r['engine_p50_ms']:.2f} ms")
+    print(f"  output rate: mean {r['output_hz_mean']:.2f} Hz, slowest 5 s {r['output_hz_slowest_5s']:.2f} Hz"
+          f"   target >= 25 Hz")
+    print(f"  frames: {r['frames_sent']} sent, {r['frames_out']} completed; drops {r['drops']}")
+    print(f"  latency p50 {r['latency_p50_ms']:.1f} ms, p95 {r['latency_p95_ms']:.1f} ms")
+    print(f"  machine load average at the end (1, 5, 15 min): {r['load_average']}")
+    print(f"  node RSS: first {r['rss_first_mb']} MB, last {r['rss_last_mb']} MB, max {r['rss_max_mb']} MB")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

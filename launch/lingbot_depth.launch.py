@@ -1,0 +1,131 @@
+"""Launch lingbot_depth_node for a camera, optionally with the camera's own driver.
+
+    ros2 launch lingbot_depth_ros lingbot_depth.launch.py camera:=realsense
+    ros2 launch lingbot_depth_ros lingbot_depth.launch.py camera:=zed2i include_camera_driver:=true \
+        engine:=onnxruntime onnx:=/models/lingbot.onnx namespace:=arm_cam
+
+Arguments:
+  camera                 default | realsense_d435i | realsense_d455 | orbbec_gemini335 | zed2i
+                         (aliases: realsense, orbbec, zed); picks config/<camera>.yaml
+  params_file            a parameter file to use instead of the camera's
+  engine, checkpoint, onnx, engine_file, mode
+                         override the node parameters of the same name when not empty
+  namespace              namespace of the node (and of its outputs)
+  include_camera_driver  true: also launch realsense2_camera / orbbec_camera / zed_wrapper
+                         with depth aligned to colour, when that package is installed
+  large_data_profile     true: give everything launched here config/fastdds_large_data.xml
+                         (unless FASTDDS_DEFAULT_PROFILES_FILE is already set), so 640x480
+                         images and clouds reach best-effort subscribers between processes
+"""
+
+import os
+
+from ament_index_python.packages import PackageNotFoundError, get_package_share_directory
+from launch import LaunchDescription
+from launch.actions import (DeclareLaunchArgument, IncludeLaunchDescription, LogInfo,
+                            OpaqueFunction, SetEnvironmentVariable)
+from launch.launch_description_sources import PythonLaunchDescriptionSource
+from launch.substitutions import LaunchConfiguration
+from launch_ros.actions import Node
+
+PACKAGE = "lingbot_depth_ros"
+
+#: camera argument -> parameter file in config/
+CAMERA_CONFIGS = {
+    "default": "default.yaml",
+    "realsense_d435i": "realsense_d435i.yaml",
+    "realsense_d455": "realsense_d455.yaml",
+    "orbbec_gemini335": "orbbec_gemini335.yaml",
+    "zed2i": "zed2i.yaml",
+}
+CAMERA_ALIASES = {"realsense": "realsense_d435i", "orbbec": "orbbec_gemini335", "zed": "zed2i"}
+
+#: camera -> (driver package, its launch file, arguments that register depth to colour)
+CAMERA_DRIVERS = {
+    "realsense_d435i": ("realsense2_camera", "rs_launch.py", {"align_depth.enable": "true"}),
+    "realsense_d455": ("realsense2_camera", "rs_launch.py", {"align_depth.enable": "true"}),
+    "orbbec_gemini335": ("orbbec_camera", "gemini_330_series.launch.py",
+                         {"depth_registration": "true"}),
+    "zed2i": ("zed_wrapper", "zed_camera.launch.py", {"camera_model": "zed2i"}),
+}
+
+#: launch arguments that override the node parameter of the same name when not empty
+PARAMETER_ARGUMENTS = ("engine", "checkpoint", "onnx", "engine_file", "mode")
+#: launch arguments that configure the launch itself (no node parameter)
+LAUNCH_ARGUMENTS = ("camera", "params_file", "namespace", "include_camera_driver",
+                    "large_data_profile")
+DDS_PROFILE_VARIABLE = "FASTDDS_DEFAULT_PROFILES_FILE"
+
+
+def _camera(context) -> str:
+    name = LaunchConfiguration("camera").perform(context).strip().lower()
+    name = CAMERA_ALIASES.get(name, name)
+    if name not in CAMERA_CONFIGS:
+        choices = ", ".join([*CAMERA_CONFIGS, *CAMERA_ALIASES])
+        raise RuntimeError(f"camera:={name} is not one of {choices}")
+    return name
+
+
+def _driver(camera: str):
+    """The driver's launch include, or a log line saying why it is not started."""
+    if camera not in CAMERA_DRIVERS:
+        return LogInfo(msg=f"include_camera_driver: no driver is known for camera '{camera}'")
+    package, launch_file, arguments = CAMERA_DRIVERS[camera]
+    try:
+        share = get_package_share_directory(package)
+    except PackageNotFoundError:
+        return LogInfo(msg=f"include_camera_driver: {package} is not installed; start the "
+                           f"camera yourself with {' '.join(f'{k}:={v}' for k, v in arguments.items())}")
+    return IncludeLaunchDescription(
+        PythonLaunchDescriptionSource(os.path.join(share, "launch", launch_file)),
+        launch_arguments=arguments.items())
+
+
+def _is_true(context, name: str) -> bool:
+    return LaunchConfiguration(name).perform(context).strip().lower() in ("true", "1", "yes")
+
+
+def _launch_setup(context):
+    camera = _camera(context)
+    share = get_package_share_directory(PACKAGE)
+    params_file = LaunchConfiguration("params_file").perform(context) or os.path.join(
+        share, "config", CAMERA_CONFIGS[camera])
+    overrides = {}
+    for name in PARAMETER_ARGUMENTS:
+        value = LaunchConfiguration(name).perform(context)
+        if value:
+            overrides[name] = value
+    actions = []
+    if _is_true(context, "large_data_profile") and not os.environ.get(DDS_PROFILE_VARIABLE):
+        actions.append(SetEnvironmentVariable(
+            DDS_PROFILE_VARIABLE, os.path.join(share, "config", "fastdds_large_data.xml")))
+    actions.append(Node(package=PACKAGE, executable="lingbot_depth_node",
+                        name="lingbot_depth_node",
+                        namespace=LaunchConfiguration("namespace").perform(context),
+                        parameters=[params_file, overrides], output="screen", emulate_tty=True))
+    if _is_true(context, "include_camera_driver"):
+        actions.insert(len(actions) - 1, _driver(camera))  # after the environment, before us
+    return actions
+
+
+def generate_launch_description() -> LaunchDescription:
+    return LaunchDescription([
+        DeclareLaunchArgument("camera", default_value="default",
+                              description="camera preset: " + ", ".join(CAMERA_CONFIGS)),
+        DeclareLaunchArgument("params_file", default_value="",
+                              description="parameter file (default: config/<camera>.yaml)"),
+        DeclareLaunchArgument("engine", default_value="",
+                              description="guided | nearest | telea | torch | onnxruntime | "
+                                          "tensorrt | auto (empty: from the parameter file)"),
+        DeclareLaunchArgument("checkpoint", default_value="", description="model.pt for torch/auto"),
+        DeclareLaunchArgument("onnx", default_value="", description="ONNX file for onnxruntime/auto"),
+        DeclareLaunchArgument("engine_file", default_value="", description="TensorRT engine file"),
+        DeclareLaunchArgument("mode", default_value="", description="completion | monocular"),
+        DeclareLaunchArgument("namespace", default_value="", description="node namespace"),
+        DeclareLaunchArgument("include_camera_driver", default_value="false",
+                              description="also launch the camera driver when it is installed"),
+        DeclareLaunchArgument("large_data_profile", default_value="true",
+                              description="use config/fastdds_large_data.xml unless "
+                                          f"{DDS_PROFILE_VARIABLE} is set"),
+        OpaqueFunction(function=_launch_setup),
+    ])

@@ -1,0 +1,141 @@
+"""Node health: counters and latency statistics, and the /diagnostics message built from them.
+
+Accounting invariant (checked by the tests): every received colour or depth image is in a
+published pair, counted in `drops` under one reason, or still `queued`:
+    color_received + depth_received == 2 * published + sum(drops) + queued
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter, deque
+from dataclasses import dataclass, field
+
+import numpy as np
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from std_msgs.msg import Header
+
+STATUS_NAME = "lingbot_depth_node: depth completion"
+#: worker stages timed per frame
+STAGES = ("decode", "engine", "outputs", "publish")
+SERIES = ("latency", "overhead", "overhead_cpu", *STAGES)
+
+
+@dataclass
+class NodeStats:
+    """Thread-safe counters shared by the subscription callbacks and the worker."""
+
+    window_s: float = 10.0
+    received: Counter = field(default_factory=Counter)  # "color" | "depth" | "camera_info"
+    published: int = 0
+    without_camera_info: int = 0
+    engine: str = ""
+    model: str = ""
+    #: why the configured engine is not in use ("" while it is)
+    fallback_reason: str = ""
+    distortion_warning: str = ""
+    #: per published frame: latency and the worker's stage times, milliseconds
+    _samples: dict = field(default_factory=lambda: {k: deque(maxlen=600) for k in SERIES})
+    _publish_times: deque = field(default_factory=lambda: deque(maxlen=2000))
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def count_received(self, stream: str) -> None:
+        with self._lock:
+            self.received[stream] += 1
+
+    def count_without_camera_info(self) -> None:
+        with self._lock:
+            self.without_camera_info += 1
+
+    def count_published(self, latency_ms: float, stage_ms: dict[str, float],
+                        stage_cpu_ms: dict[str, float]) -> None:
+        """One published frame: its latency and worker stage times (decode, engine, outputs,
+        publish), wall and CPU; overhead is every stage but the engine."""
+        now = time.monotonic()
+        with self._lock:
+            self.published += 1
+            self._samples["latency"].append(latency_ms)
+            self._samples["overhead"].append(_without_engine(stage_ms))
+            self._samples["overhead_cpu"].append(_without_engine(stage_cpu_ms))
+            for key in STAGES:
+                self._samples[key].append(stage_ms.get(key, 0.0))
+            self._publish_times.append(now)
+
+    def rate_hz(self) -> float:
+        """Published frames per second over the last `window_s` seconds."""
+        now = time.monotonic()
+        with self._lock:
+            recent = [t for t in self._publish_times if t >= now - self.window_s]
+        if len(recent) < 2:
+            return 0.0
+        return (len(recent) - 1) / max(recent[-1] - recent[0], 1e-9)
+
+    def percentiles(self) -> dict[str, float]:
+        """`<series>_p50` for every series and latency_p95, ms over recent frames; NaN if none."""
+        with self._lock:
+            arrays = {k: np.array(v, dtype=np.float64) for k, v in self._samples.items()}
+        out = {}
+        for key, values in arrays.items():
+            out[f"{key}_p50"] = float(np.percentile(values, 50)) if values.size else float("nan")
+        lat = arrays["latency"]
+        out["latency_p95"] = float(np.percentile(lat, 95)) if lat.size else float("nan")
+        return out
+
+
+def _without_engine(stage_ms: dict[str, float]) -> float:
+    return sum(v for k, v in stage_ms.items() if k != "engine")
+
+
+def diagnostic_array(stats: NodeStats, drops: dict[str, int], queued: int, stamp,
+                     hardware_id: str = "") -> DiagnosticArray:
+    """One DiagnosticStatus with every counter as a key/value, level by what needs attention."""
+    pct = stats.percentiles()
+    with stats._lock:
+        received = dict(stats.received)
+        published = stats.published
+        without_info = stats.without_camera_info
+    values = {
+        "rate_hz": f"{stats.rate_hz():.2f}",
+        "latency_p50_ms": f"{pct['latency_p50']:.2f}",
+        "latency_p95_ms": f"{pct['latency_p95']:.2f}",
+        "engine_p50_ms": f"{pct['engine_p50']:.2f}",
+        "overhead_p50_ms": f"{pct['overhead_p50']:.2f}",
+        "overhead_cpu_p50_ms": f"{pct['overhead_cpu_p50']:.2f}",
+        **{f"{k}_p50_ms": f"{pct[k + '_p50']:.2f}" for k in ("decode", "outputs", "publish")},
+        "engine": stats.engine,
+        "model": stats.model,
+        "fallback": stats.fallback_reason or "none",
+        "color_received": str(received.get("color", 0)),
+        "depth_received": str(received.get("depth", 0)),
+        "camera_info_received": str(received.get("camera_info", 0)),
+        "published": str(published),
+        "queued": str(queued),
+        "frames_without_camera_info": str(without_info),
+        "dropped_total": str(sum(drops.values())),
+        "distortion": stats.distortion_warning or "none",
+    }
+    values.update({f"dropped.{reason}": str(n) for reason, n in sorted(drops.items())})
+    problems = []
+    if stats.fallback_reason:
+        problems.append(f"fell back to {stats.engine}: {stats.fallback_reason}")
+    if stats.distortion_warning:
+        problems.append(stats.distortion_warning)
+    if without_info:
+        problems.append(f"{without_info} frame(s) without camera info (no cloud)")
+    if not received.get("color") and not received.get("depth"):
+        problems.append("no input received yet")
+    level = DiagnosticStatus.WARN if problems else DiagnosticStatus.OK
+    message = "; ".join(problems) if problems else f"{values['rate_hz']} Hz with {stats.engine}"
+    status = DiagnosticStatus(level=level, name=STATUS_NAME, message=message,
+                              hardware_id=hardware_id,
+                              values=[KeyValue(key=k, value=v) for k, v in values.items()])
+    return DiagnosticArray(header=Header(stamp=stamp), status=[status])
+
+
+def parse_values(array: DiagnosticArray, hardware_id: str | None = None) -> dict[str, str]:
+    """Key/values of our status (of the node `hardware_id`, if given); empty if none is ours."""
+    for status in array.status:
+        if status.name == STATUS_NAME and hardware_id in (None, status.hardware_id):
+            return {kv.key: kv.value for kv in status.values}
+    return {}
