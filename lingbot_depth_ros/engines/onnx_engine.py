@@ -1,0 +1,106 @@
+"""The `onnxruntime` engine: a static-shape graph from `lingbot-depth export-onnx`.
+
+The graph holds pre- and post-processing, so a frame costs one session run. Its input size
+is fixed at export; frames of another size are refused with ShapeMismatchError.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+
+from ..core.errors import EngineUnavailableError, ModelFileError
+from ..core.frame import RGBDFrame
+from .base import Engine, stage
+from .neural_common import (DEFAULT_MASK_THRESHOLD, check_mask_threshold, frame_to_model_inputs,
+                            prediction_from_outputs, require_frame_size)
+
+log = logging.getLogger(__name__)
+
+# Names fixed by lingbot_depth_ros.model.export (kept here so this engine needs no torch).
+RGB_INPUT, DEPTH_INPUT = "rgb", "depth"
+DEPTH_OUTPUT, MASK_OUTPUT = "depth_out", "mask"
+_CUDA, _CPU = "CUDAExecutionProvider", "CPUExecutionProvider"
+
+
+def resolve_providers(providers) -> list:
+    """'auto' (CUDA when this onnxruntime has it, else CPU), 'cpu', 'cuda', a comma-separated
+    string or a list of provider names / (name, options) pairs -> an ORT providers list."""
+    available = ort.get_available_providers()
+    if providers is None or providers == "auto":
+        return [_CUDA, _CPU] if _CUDA in available else [_CPU]
+    if isinstance(providers, str):
+        aliases = {"cpu": [_CPU], "cuda": [_CUDA, _CPU]}
+        providers = aliases.get(providers.lower()) or [p.strip() for p in providers.split(",")]
+    names = [p[0] if isinstance(p, (tuple, list)) else p for p in providers]
+    missing = [n for n in names if n not in available]
+    if missing:
+        raise EngineUnavailableError(
+            f"onnxruntime: provider {', '.join(missing)} not available "
+            f"(this onnxruntime {ort.__version__} has {', '.join(available)})")
+    return [tuple(p) if isinstance(p, list) else p for p in providers]
+
+
+class OnnxRuntimeEngine(Engine):
+    name = "onnxruntime"
+    OPTIONS = ("onnx", "providers", "refine_measured", "mask_threshold", "threads")
+
+    def __init__(self, onnx: str | Path | None = None, providers="auto",
+                 refine_measured: bool = False, mask_threshold: float = DEFAULT_MASK_THRESHOLD,
+                 threads: int = 0) -> None:
+        super().__init__(refine_measured)
+        if onnx is None:
+            raise ModelFileError("onnxruntime: needs onnx=PATH (from lingbot-depth export-onnx)")
+        self.path = Path(onnx)
+        if not self.path.is_file():
+            raise ModelFileError(f"ONNX file {self.path} does not exist or is not a file")
+        self.mask_threshold = check_mask_threshold(mask_threshold)
+        requested = resolve_providers(providers)
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.intra_op_num_threads = int(threads)  # 0 = one per physical core
+        try:
+            self.session = ort.InferenceSession(str(self.path), options, providers=requested)
+        except Exception as exc:  # ORT raises its own classes for unreadable or invalid graphs
+            raise ModelFileError(f"cannot load ONNX file {self.path}: {exc}") from exc
+        self.height, self.width = self._check_signature()
+        self.providers = self.session.get_providers()
+        self.metadata = dict(self.session.get_modelmeta().custom_metadata_map)
+        wanted_cuda = any((p[0] if isinstance(p, tuple) else p) == _CUDA for p in requested)
+        if wanted_cuda and _CUDA not in self.providers:
+            log.warning("onnxruntime could not start CUDA; running %s on the CPU", self.path.name)
+        log.info("%s", self.describe())
+
+    def _check_signature(self) -> tuple[int, int]:
+        """(height, width) of the graph; ModelFileError unless it is one of our exports."""
+        inputs = {i.name: i for i in self.session.get_inputs()}
+        outputs = {o.name for o in self.session.get_outputs()}
+        rgb = inputs.get(RGB_INPUT)
+        if (set(inputs) != {RGB_INPUT, DEPTH_INPUT} or not {DEPTH_OUTPUT, MASK_OUTPUT} <= outputs
+                or len(rgb.shape) != 4 or not all(isinstance(d, int) for d in rgb.shape)):
+            raise ModelFileError(
+                f"ONNX file {self.path} is not a static-shape lingbot-depth graph: inputs "
+                f"{sorted(inputs)}, outputs {sorted(outputs)}, need inputs '{RGB_INPUT}' "
+                f"(1,H,W,3) and '{DEPTH_INPUT}', outputs '{DEPTH_OUTPUT}' and '{MASK_OUTPUT}'")
+        return int(rgb.shape[1]), int(rgb.shape[2])
+
+    def describe(self) -> str:
+        grid = f"{self.metadata.get('lingbot.cols', '?')}x{self.metadata.get('lingbot.rows', '?')}"
+        return (f"onnxruntime ({self.path.name}, {self.width}x{self.height}, {grid} tokens, "
+                f"{self.metadata.get('lingbot.mode', '?')}, {self.providers[0]})")
+
+    def _predict(self, frame: RGBDFrame, timings: dict[str, float]) -> np.ndarray:
+        require_frame_size(frame, self.height, self.width, f"ONNX graph {self.path.name}")
+        with stage(timings, "preprocess"):
+            rgb, depth = frame_to_model_inputs(frame)
+        with stage(timings, "inference"):
+            depth_out, mask = self.session.run([DEPTH_OUTPUT, MASK_OUTPUT],
+                                               {RGB_INPUT: rgb, DEPTH_INPUT: depth})
+        with stage(timings, "postprocess"):
+            return prediction_from_outputs(depth_out, mask, self.mask_threshold)
+
+    def close(self) -> None:
+        self.session = None
