@@ -111,3 +111,22 @@ def test_onnx_file_with_tensorrt_and_gpu_gives_tensorrt(tiny_files, tmp_path):
     _, onnx = tiny_files
     engine = create_engine("auto", onnx=str(onnx), cache_dir=str(tmp_path))
     assert engine.name == "tensorrt" and engine.selection_log == ["tensorrt: selected"]
+
+
+def test_registry_names_an_option_the_engine_does_not_take():
+    from lingbot_depth_ros.core.errors import EngineOptionError
+    from lingbot_depth_ros.engines import create_engine
+
+    with pytest.raises(EngineOptionError, match="'onnxruntime' does not take checkpoint"):
+        create_engine("onnxruntime", onnx="model.onnx", checkpoint="model.pt")
+
+
+def test_complete_cli_reports_a_misplaced_model_file(tmp_path, capsys):
+    from lingbot_depth_ros.cli import main
+
+    ex = Path(__file__).resolve().parents[1] / "examples" / "3"
+    code = main(["complete", "--rgb", str(ex / "rgb.jpg"), "--depth", str(ex / "raw_depth.png"),
+                 "--intrinsics", str(ex / "intrinsics.txt"), "--engine", "onnxruntime",
+                 "--checkpoint", str(tmp_path / "model.pt"), "--out", str(tmp_path / "o")])
+    assert code == 2
+    assert "does not take checkpoint" in capsys.readouterr().err

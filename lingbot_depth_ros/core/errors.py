@@ -48,3 +48,9 @@ class EngineUnavailableError(LingbotDepthError, RuntimeError):
     """An engine's runtime (onnxruntime, tensorrt, CUDA) cannot be used on this machine."""
 
     reason = "engine_unavailable"
+
+
+class EngineOptionError(LingbotDepthError, ValueError):
+    """An engine was given an option it does not take (a typo, or a file for another engine)."""
+
+    reason = "bad_engine_option"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 import logging
 
-from ..core.errors import EngineUnavailableError
+from ..core.errors import EngineOptionError, EngineUnavailableError
 from .base import Engine
 
 log = logging.getLogger(__name__)
@@ -49,4 +49,9 @@ def create_engine(name: str = "guided", **options) -> Engine:
     if name in CLASSICAL_ENGINES:
         # Classical engines take no model files; ignore the neural options a config may carry.
         options = {k: v for k, v in options.items() if k in cls.OPTIONS}
+    unknown = sorted(set(options) - set(cls.OPTIONS))
+    if unknown:
+        raise EngineOptionError(
+            f"engine '{name}' does not take {', '.join(unknown)} "
+            f"(it takes: {', '.join(cls.OPTIONS)})")
     return cls(**options)
