@@ -1,0 +1,149 @@
+"""`lingbot-depth capture`: a quick look through a RealSense camera (or a recording), no ROS.
+
+Captures N frames with depth aligned to colour, completes each, and writes one folder per
+frame: the capture itself in the examples layout (rgb.png, raw_depth.png in mm,
+intrinsics.txt, so `complete` and `eval` can read it again) plus the completion files of
+`lingbot-depth complete` (completed depth, source mask, preview, PLY).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+from pathlib import Path
+
+from ..core.depth import DepthRange
+
+_DEFAULT_RANGE = DepthRange()
+#: frames skipped on a live camera while auto-exposure settles
+_LIVE_SKIP = 15
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    return value
+
+
+def _non_negative_float(text: str) -> float:
+    value = float(text)
+    if not (value >= 0 and math.isfinite(value)):
+        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text}")
+    return value
+
+
+def register(subparsers) -> None:
+    from ..engines.registry import ENGINE_NAMES
+    from ..sources.realsense import FILTER_NAMES
+
+    parser = subparsers.add_parser(
+        "capture", help="capture and complete frames from a RealSense camera (no ROS)",
+        description="Open a RealSense camera with pyrealsense2 (or play a .bag/.db3 recording),"
+                    " align depth to colour, complete --frames frames and write each into "
+                    "--out/frame_NNNN/: rgb.png, raw_depth.png (mm), intrinsics.txt and the "
+                    "files of `lingbot-depth complete` (preview.png, completed_depth.png, ...).")
+    parser.add_argument("--serial", default="", help="camera serial number (default: first found)")
+    parser.add_argument("--width", type=_positive_int, default=640)
+    parser.add_argument("--height", type=_positive_int, default=480)
+    parser.add_argument("--fps", type=_positive_int, default=30)
+    parser.add_argument("--from-file", type=Path, metavar="FILE",
+                        help="play a RealSense recording (.bag, .db3) instead of a camera")
+    parser.add_argument("--filters", default="",
+                        help="comma-separated librealsense depth filters "
+                             f"({', '.join(FILTER_NAMES)})")
+    parser.add_argument("--frames", type=_positive_int, default=1, help="frames to complete")
+    parser.add_argument("--skip", type=int, default=None,
+                        help=f"frames to discard first (default: {_LIVE_SKIP} live, 0 from a file)")
+    parser.add_argument("--engine", default="guided", choices=ENGINE_NAMES,
+                        help="completion engine (default: guided)")
+    parser.add_argument("--checkpoint", type=Path, help="model checkpoint (torch, auto)")
+    parser.add_argument("--onnx", type=Path, help="ONNX model (onnxruntime, tensorrt, auto)")
+    parser.add_argument("--engine-file", type=Path, help="TensorRT engine (tensorrt, auto)")
+    parser.add_argument("--min-depth", type=_non_negative_float, default=_DEFAULT_RANGE.min_m)
+    parser.add_argument("--max-depth", type=_non_negative_float, default=_DEFAULT_RANGE.max_m)
+    parser.add_argument("--timeout", type=_non_negative_float, default=5.0,
+                        help="give up when no frame arrives for this many seconds")
+    parser.add_argument("--out", type=Path, default=Path("lingbot_capture"),
+                        help="output folder (default: %(default)s)")
+    parser.set_defaults(func=run)
+
+
+def write_capture(folder: Path, capture) -> None:
+    """The capture in the examples layout: rgb.png, raw_depth.png (mm), intrinsics.txt."""
+    import numpy as np
+
+    from ..core.depth import metres_to_16uc1
+    from ..core.io import OutputWriteError, write_png
+
+    write_png(folder / "rgb.png", capture.frame.rgb)
+    raw_m = capture.depth_raw.astype(np.float32) * np.float32(capture.depth_scale)
+    write_png(folder / "raw_depth.png", metres_to_16uc1(raw_m))
+    try:
+        np.savetxt(folder / "intrinsics.txt", capture.frame.K, fmt="%.6f")
+    except OSError as exc:
+        raise OutputWriteError(f"cannot write {folder / 'intrinsics.txt'}: {exc}") from exc
+
+
+def settings_from_args(args: argparse.Namespace):
+    from ..core.errors import LingbotDepthError
+    from ..sources.realsense import RealSenseSettings
+
+    if args.min_depth >= args.max_depth:
+        raise LingbotDepthError(
+            f"--min-depth {args.min_depth} must be below --max-depth {args.max_depth}")
+    filters = tuple(f.strip() for f in args.filters.split(",") if f.strip())
+    try:
+        return RealSenseSettings(
+            serial=args.serial, width=args.width, height=args.height, fps=args.fps,
+            filters=filters, recording=str(args.from_file or ""), real_time=False,
+            frame_timeout_s=max(args.timeout, 0.1), wait_for_device=False,
+            valid_range=DepthRange(args.min_depth, args.max_depth))
+    except ValueError as exc:
+        raise LingbotDepthError(str(exc)) from exc
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..core.errors import LingbotDepthError
+    from ..core.io import write_completion
+    from ..engines import create_engine
+    from ..sources.realsense import RealSenseSource, SourceState
+    from .complete import engine_options
+
+    settings = settings_from_args(args)
+    skip = args.skip if args.skip is not None else (0 if args.from_file else _LIVE_SKIP)
+
+    def give_up_when_lost(status) -> None:  # a quick look does not wait for a replug
+        if status.state == SourceState.DISCONNECTED:
+            source.stop()
+
+    source = RealSenseSource(settings, on_status=give_up_when_lost)
+    engine = None
+    written = 0
+    try:
+        for seen, capture in enumerate(source.captures()):
+            if engine is None:  # only once the camera works: neural engines load slowly
+                status = source.status
+                print(f"{status.name} {status.serial}: {capture.frame.width}x"
+                      f"{capture.frame.height}, depth units {capture.depth_scale:g} m")
+                engine = create_engine(args.engine, **engine_options(args))
+            if seen < skip:
+                continue
+            result = engine.complete(capture.frame)
+            folder = args.out / f"frame_{written:04d}"
+            write_completion(folder, capture.frame, result)
+            write_capture(folder, capture)
+            print(f"frame {capture.frame_number}: measured {100 * capture.frame.valid.mean():.1f}%"
+                  f", filled {100 * result.filled_fraction:.1f}% by {result.engine} in "
+                  f"{result.total_ms:.1f} ms -> {folder}")
+            written += 1
+            if written == args.frames:
+                break
+    finally:
+        if engine is not None:
+            engine.close()
+    if written < args.frames:
+        status = source.status
+        raise LingbotDepthError(f"got {written} of {args.frames} frames ({status.state.value}"
+                                f"{': ' + status.detail if status.detail else ''})")
+    return 0
