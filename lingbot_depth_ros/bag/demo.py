@@ -1,0 +1,134 @@
+"""Write a demo rosbag2 from capture folders, as a RealSense D435i driver would record it.
+
+Topics, encodings and frame ids follow realsense2_camera (ROS 2 wrapper 4.x, namespace
+``/camera/camera``) with ``align_depth.enable:=true``; header stamps advance at the given
+rate and each message's log time is its stamp plus a small, fixed transport delay.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..core.captures import find_captures, read_intrinsics, read_raw_depth, read_rgb, rgb_path
+from ..core.captures import DEPTH_NAME, INTRINSICS_NAME
+from ..core.codec import encode_image
+from ..core.errors import ShapeMismatchError
+from ..core.outputs import CameraInfoFields
+from .decode import encode_compressed_color, encode_compressed_depth
+from .messages import MessageFactory
+from .reader import build_typestore
+from .writer import BagWriter
+
+CAMERAS = ("realsense",)
+TRANSPORTS = ("raw", "compressed")
+#: first stamp of a demo bag (fixed, so demo bags are reproducible)
+DEMO_START_NS = 1_700_000_000 * 1_000_000_000
+#: log time - header stamp per stream: what a recorder on the same host typically sees
+_DELAY_NS = {"info": 4_000_000, "color": 5_000_000, "depth": 7_000_000}
+
+
+@dataclass(frozen=True)
+class RealSenseTopics:
+    namespace: str = "/camera/camera"
+    frame_id: str = "camera_color_optical_frame"
+
+    @property
+    def color(self) -> str:
+        return f"{self.namespace}/color/image_raw"
+
+    @property
+    def color_info(self) -> str:
+        return f"{self.namespace}/color/camera_info"
+
+    @property
+    def depth(self) -> str:
+        return f"{self.namespace}/aligned_depth_to_color/image_raw"
+
+    @property
+    def depth_info(self) -> str:
+        return f"{self.namespace}/aligned_depth_to_color/camera_info"
+
+
+@dataclass
+class Capture:
+    rgb: np.ndarray  # uint8 RGB
+    depth_raw: np.ndarray  # uint16 millimetres
+    info: CameraInfoFields
+
+
+def load_demo_captures(folder: str | Path) -> list[Capture]:
+    """Every capture folder under `folder`, as raw sensor data (depth left unvalidated)."""
+    captures = []
+    for path in find_captures(folder):
+        rgb = read_rgb(rgb_path(path))
+        raw = read_raw_depth(path / DEPTH_NAME)
+        if raw.shape != rgb.shape[:2]:
+            raise ShapeMismatchError(f"{path}: colour is {rgb.shape[1]}x{rgb.shape[0]} but depth "
+                                     f"is {raw.shape[1]}x{raw.shape[0]}")
+        K = read_intrinsics(path / INTRINSICS_NAME)
+        captures.append(Capture(rgb, raw, CameraInfoFields.from_K(K, *raw.shape)))
+    return captures
+
+
+def write_demo_bag(captures_dir: str | Path, out: str | Path, fps: float = 30.0, repeat: int = 1,
+                   storage: str | None = None, camera: str = "realsense",
+                   transport: str = "raw", depth_offset_ns: int = 0) -> dict:
+    """Write the demo bag; returns {frames, topics, path, storage}.
+
+    transport "compressed" records colour as image_transport ``compressed`` (jpeg) and depth as
+    ``compressedDepth`` (png), on the ``.../compressed`` and ``.../compressedDepth`` topics.
+    `depth_offset_ns` shifts depth stamps against colour (hardware sync is never perfect).
+    """
+    if camera not in CAMERAS:
+        raise ValueError(f"camera must be one of {', '.join(CAMERAS)}, got '{camera}'")
+    if transport not in TRANSPORTS:
+        raise ValueError(f"transport must be one of {', '.join(TRANSPORTS)}, got '{transport}'")
+    if not fps > 0 or int(repeat) < 1:
+        raise ValueError(f"need fps > 0 and repeat >= 1, got fps={fps}, repeat={repeat}")
+    captures = load_demo_captures(captures_dir)
+    topics = RealSenseTopics()
+    typestore = build_typestore("kilted")
+    factory = MessageFactory(typestore)
+    color_topic = topics.color + ("/compressed" if transport == "compressed" else "")
+    depth_topic = topics.depth + ("/compressedDepth" if transport == "compressed" else "")
+    image_type = "sensor_msgs/msg/CompressedImage" if transport == "compressed" else "sensor_msgs/msg/Image"
+    period_ns = int(round(1e9 / fps))
+    n = 0
+    with BagWriter(out, storage, typestore) as writer:
+        for topic, msgtype in ((topics.color_info, "sensor_msgs/msg/CameraInfo"),
+                               (topics.depth_info, "sensor_msgs/msg/CameraInfo"),
+                               (color_topic, image_type), (depth_topic, image_type)):
+            writer.add_topic(topic, msgtype)
+        encoded = [_encode_capture(c, transport) for c in captures]
+        for _ in range(int(repeat)):
+            for capture, (color_payload, depth_payload) in zip(captures, encoded):
+                stamp = DEMO_START_NS + n * period_ns
+                header = factory.header(stamp, topics.frame_id)
+                depth_header = factory.header(stamp + depth_offset_ns, topics.frame_id)
+                info = factory.camera_info(capture.info, header)
+                writer.write(topics.color_info, stamp + _DELAY_NS["info"], info)
+                writer.write(topics.depth_info, stamp + depth_offset_ns + _DELAY_NS["info"],
+                             factory.camera_info(capture.info, depth_header))
+                writer.write(color_topic, stamp + _DELAY_NS["color"],
+                             _image_msg(factory, color_payload, header))
+                writer.write(depth_topic, stamp + depth_offset_ns + _DELAY_NS["depth"],
+                             _image_msg(factory, depth_payload, depth_header))
+                n += 1
+    return {"frames": n, "path": str(out), "storage": writer.storage,
+            "topics": [topics.color_info, topics.depth_info, color_topic, depth_topic]}
+
+
+def _encode_capture(capture: Capture, transport: str):
+    if transport == "compressed":
+        return (encode_compressed_color(capture.rgb, "jpeg"),
+                encode_compressed_depth(capture.depth_raw))
+    return encode_image(capture.rgb, "rgb8"), encode_image(capture.depth_raw, "16UC1")
+
+
+def _image_msg(factory: MessageFactory, payload, header):
+    if isinstance(payload, tuple):  # (format, data) of a CompressedImage
+        return factory.compressed(payload[0], payload[1], header)
+    return factory.image(payload, header)

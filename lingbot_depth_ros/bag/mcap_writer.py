@@ -1,0 +1,124 @@
+"""rosbags' MCAP storage writer with fewer copies of each message.
+
+rosbags copies every message body about five times on its way to the file (record buffer,
+chunk buffer, chunk value, chunk record, file). A processed 640x480 frame adds ~10 MB of
+output (depth, mask, cloud, CompletedRGBD), so those copies dominated `bag process`. Here a
+large message becomes a chunk of its own, written straight from the caller's buffer to the
+file; small messages share a chunk buffer that goes to the file without another copy. The
+records are the ones rosbags writes (uncompressed chunks, message indexes, chunk indexes),
+read back by rosbags and the MCAP tools alike.
+"""
+
+from __future__ import annotations
+
+import struct
+
+from rosbags.rosbag2 import StoragePlugin, Writer
+from rosbags.rosbag2.storage_mcap import McapWriter, PendingChunk, write_record, write_uint16, write_uint64
+from rosbags.rosbag2.storage_sqlite3 import Sqlite3Writer
+
+_MESSAGE_HEAD = struct.Struct("<BQHIQQ")  # op 0x05, length, channel, sequence, log, publish
+_CHUNK_HEAD = struct.Struct("<BQQQQI")  # op 0x06, length, start, end, uncompressed size, crc
+_CHUNK_LIMIT = 1 << 20  # close a chunk past 1 MiB, as rosbags does
+#: messages at least this big are written as a chunk of their own, without buffering
+_DIRECT_MIN = 1 << 16
+
+
+class LeanMcapWriter(McapWriter):
+    """Uncompressed MCAP chunks written with one copy per message into the chunk and none
+    from the chunk to the file."""
+
+    def write(self, connection, timestamp: int, data) -> None:
+        """`data`: the serialized message, or a list of buffers that make it up in order."""
+        parts = data if isinstance(data, list) else [data]
+        if self.compression:  # compressed chunks go through rosbags' own path
+            super().write(connection, timestamp, b"".join(parts) if len(parts) > 1 else data)
+            return
+        size = sum(len(p) for p in parts)
+        self.message_start_time = min(timestamp, self.message_start_time)
+        self.message_end_time = max(timestamp, self.message_end_time)
+        self.channel_stats[connection.id] += 1
+        if size >= _DIRECT_MIN:
+            self._write_alone(connection.id, timestamp, parts, size)
+            return
+        chunk = self.chunk
+        chunk.message_start_time = min(timestamp, chunk.message_start_time)
+        chunk.message_end_time = max(timestamp, chunk.message_end_time)
+        chunk.msgs[connection.id].append((timestamp, chunk.bio.tell()))
+        chunk.bio.write(_MESSAGE_HEAD.pack(0x05, 22 + size, connection.id, 0, timestamp, timestamp))
+        for part in parts:
+            chunk.bio.write(part)
+        if chunk.bio.tell() > _CHUNK_LIMIT:
+            self.close_chunk()
+
+    def close_chunk(self) -> None:
+        if self.compression:
+            super().close_chunk()
+            return
+        chunk = self.chunk
+        body = chunk.bio.getbuffer()
+        size = len(body)
+        # chunk record: start, end, uncompressed size, crc (0: none), compression "", size, body
+        chunk_start = self.bio.tell()
+        self.bio.write(_CHUNK_HEAD.pack(0x06, 8 + 8 + 8 + 4 + 4 + 8 + size, chunk.message_start_time,
+                                        chunk.message_end_time, size, 0))
+        self.bio.write((0).to_bytes(4, "little") + size.to_bytes(8, "little"))
+        self.bio.write(body)
+        del body  # release the export so the buffer can be dropped
+        chunk_end = self.bio.tell()
+        offsets = self._write_message_indexes(chunk)
+        self.chunks.append(self._chunk_index(chunk, chunk_start, chunk_end, offsets, size))
+        self.chunk = PendingChunk(2**63 - 1, 0, type(chunk.bio)(), type(chunk.msgs)(list))
+
+    def _write_alone(self, cid: int, timestamp: int, parts: list, size: int) -> None:
+        """One message as one chunk, from `parts` to the file with no intermediate buffer."""
+        if self.chunk.bio.tell():
+            self.close_chunk()
+        record = _MESSAGE_HEAD.size + size
+        chunk_start = self.bio.tell()
+        self.bio.write(_CHUNK_HEAD.pack(0x06, 8 + 8 + 8 + 4 + 4 + 8 + record, timestamp, timestamp,
+                                        record, 0))
+        self.bio.write((0).to_bytes(4, "little") + record.to_bytes(8, "little"))
+        self.bio.write(_MESSAGE_HEAD.pack(0x05, 22 + size, cid, 0, timestamp, timestamp))
+        for part in parts:
+            self.bio.write(part)
+        chunk_end = self.bio.tell()
+        alone = PendingChunk(timestamp, timestamp, self.chunk.bio, {cid: [(timestamp, 0)]})
+        offsets = self._write_message_indexes(alone)
+        self.chunks.append(self._chunk_index(alone, chunk_start, chunk_end, offsets, record))
+
+    def _write_message_indexes(self, chunk: PendingChunk) -> list[tuple[int, int]]:
+        offsets = []
+        for cid, msgs in chunk.msgs.items():
+            offsets.append((cid, self.bio.tell()))
+            rec = type(chunk.bio)()
+            write_uint16(rec, cid)
+            rec.write((len(msgs) * 16).to_bytes(4, "little"))
+            for ts, offset in msgs:
+                write_uint64(rec, ts)
+                write_uint64(rec, offset)
+            write_record(self.bio, 0x07, rec)
+        return offsets
+
+    def _chunk_index(self, chunk: PendingChunk, chunk_start: int, chunk_end: int,
+                     offsets: list[tuple[int, int]], size: int):
+        rec = type(chunk.bio)()
+        write_uint64(rec, chunk.message_start_time)
+        write_uint64(rec, chunk.message_end_time)
+        write_uint64(rec, chunk_start)
+        write_uint64(rec, chunk_end - chunk_start)
+        rec.write((len(offsets) * 10).to_bytes(4, "little"))
+        for cid, offset in offsets:
+            write_uint16(rec, cid)
+            write_uint64(rec, offset)
+        write_uint64(rec, self.bio.tell() - chunk_end)
+        rec.write((0).to_bytes(4, "little"))  # compression ""
+        write_uint64(rec, size)  # compressed size
+        write_uint64(rec, size)  # uncompressed size
+        return rec
+
+
+class LeanWriter(Writer):
+    """rosbags' rosbag2 Writer using LeanMcapWriter for MCAP storage."""
+
+    STORAGE_PLUGINS = {StoragePlugin.SQLITE3: Sqlite3Writer, StoragePlugin.MCAP: LeanMcapWriter}

@@ -1,0 +1,121 @@
+"""rosbags message objects <-> the package's plain data (core.codec / core.outputs).
+
+The bag counterpart of the node's rclpy conversions: the same FrameOutputs become the same
+messages, so a consumer cannot tell replayed output from live output.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+from rosbags.typesys.store import Typestore
+
+from ..core.codec import ImageFields
+from ..core.outputs import CameraInfoFields, FrameOutputs
+from ..core.pointcloud import CloudFields
+
+IMAGE = "sensor_msgs/msg/Image"
+CAMERA_INFO = "sensor_msgs/msg/CameraInfo"
+POINT_CLOUD2 = "sensor_msgs/msg/PointCloud2"
+COMPLETED_RGBD = "lingbot_depth_ros/msg/CompletedRGBD"
+#: types whose uint8[] `data` is followed only by this many bytes of 1-byte-aligned fields
+_DATA_TAIL = {IMAGE: 0, POINT_CLOUD2: 1}  # Image: nothing; PointCloud2: bool is_dense
+_SPLICE_MIN = 1 << 16
+_EMPTY = np.zeros(0, dtype=np.uint8)
+
+
+class MessageFactory:
+    """Builds rosbags messages of one typestore."""
+
+    def __init__(self, typestore: Typestore) -> None:
+        t = typestore.types
+        self._time = t["builtin_interfaces/msg/Time"]
+        self._header = t["std_msgs/msg/Header"]
+        self._image = t[IMAGE]
+        self._info = t[CAMERA_INFO]
+        self._roi = t["sensor_msgs/msg/RegionOfInterest"]
+        self._cloud = t[POINT_CLOUD2]
+        self._field = t["sensor_msgs/msg/PointField"]
+        self._compressed = t["sensor_msgs/msg/CompressedImage"]
+        self._rgbd = t.get(COMPLETED_RGBD)
+
+    def header(self, stamp_ns: int, frame_id: str):
+        sec, nanosec = divmod(int(stamp_ns), 1_000_000_000)
+        return self._header(stamp=self._time(sec=sec, nanosec=nanosec), frame_id=frame_id)
+
+    def image(self, fields: ImageFields, header):
+        return self._image(header=header, height=fields.height, width=fields.width,
+                           encoding=fields.encoding, is_bigendian=fields.is_bigendian,
+                           step=fields.step, data=_u8(fields.data))
+
+    def compressed(self, fmt: str, data: bytes, header):
+        return self._compressed(header=header, format=fmt, data=_u8(data))
+
+    def camera_info(self, info: CameraInfoFields, header):
+        x, y, h, w, rectify = info.roi
+        return self._info(
+            header=header, height=info.height, width=info.width,
+            distortion_model=info.distortion_model, d=np.asarray(info.d, dtype=np.float64),
+            k=np.asarray(info.k, dtype=np.float64), r=np.asarray(info.r, dtype=np.float64),
+            p=np.asarray(info.p, dtype=np.float64), binning_x=info.binning_x,
+            binning_y=info.binning_y,
+            roi=self._roi(x_offset=x, y_offset=y, height=h, width=w, do_rectify=bool(rectify)))
+
+    def cloud(self, cloud: CloudFields, header):
+        fields = [self._field(name=f.name, offset=f.offset, datatype=f.datatype, count=f.count)
+                  for f in cloud.fields]
+        return self._cloud(header=header, height=cloud.height, width=cloud.width, fields=fields,
+                           is_bigendian=bool(cloud.is_bigendian), point_step=cloud.point_step,
+                           row_step=cloud.row_step, data=_u8(cloud.data), is_dense=bool(cloud.is_dense))
+
+    def completed_rgbd(self, out: FrameOutputs, header):
+        """CompletedRGBD of one frame; needs the rgbd outputs and camera info (as the node)."""
+        if self._rgbd is None:
+            raise KeyError(f"{COMPLETED_RGBD} is not registered in this typestore")
+        if out.depth_32fc1 is None or out.color is None or out.camera_info is None:
+            raise ValueError("CompletedRGBD needs the rgbd outputs and camera info")
+        s = out.summary
+        return self._rgbd(
+            header=header, rgb=self.image(out.color, header), depth=self.image(out.depth_32fc1, header),
+            source_mask=self.image(out.source_mask, header),
+            camera_info=self.camera_info(out.camera_info, header),
+            measured_fraction=s.measured_fraction, filled_fraction=s.filled_fraction,
+            latency_ms=s.latency_ms, inference_ms=s.inference_ms, engine=s.engine,
+            model=s.model, mode=s.mode)
+
+
+def serialize_parts(typestore: Typestore, msg, msgtype: str) -> list:
+    """The CDR bytes of `msg` as buffers to write one after the other.
+
+    A large Image or PointCloud2 body is handed through uncopied: the message is serialized
+    with empty data and the body's length and bytes are spliced in where the data goes
+    (rosbags would copy megabytes into a new buffer first). Little-endian CDR, as rosbags
+    writes on this machine; the joined parts equal typestore.serialize_cdr(msg, msgtype).
+    """
+    tail = _DATA_TAIL.get(msgtype)
+    data = getattr(msg, "data", None)
+    if tail is None or data is None or len(data) < _SPLICE_MIN:
+        return [typestore.serialize_cdr(msg, msgtype)]
+    shell = typestore.serialize_cdr(replace(msg, data=_EMPTY), msgtype)
+    length_at = len(shell) - tail - 4  # the uint32 element count of the empty data
+    head = bytes(shell[:length_at]) + len(data).to_bytes(4, "little")
+    return [head, memoryview(data).cast("B"), bytes(shell[len(shell) - tail:])]
+
+
+def camera_info_fields(msg) -> CameraInfoFields:
+    """A sensor_msgs/CameraInfo message (rosbags object) -> CameraInfoFields."""
+    roi = msg.roi
+    return CameraInfoFields(
+        height=int(msg.height), width=int(msg.width), distortion_model=str(msg.distortion_model),
+        d=tuple(float(v) for v in msg.d), k=tuple(float(v) for v in msg.k),
+        r=tuple(float(v) for v in msg.r), p=tuple(float(v) for v in msg.p),
+        binning_x=int(msg.binning_x), binning_y=int(msg.binning_y),
+        roi=(int(roi.x_offset), int(roi.y_offset), int(roi.height), int(roi.width), bool(roi.do_rectify)))
+
+
+def _u8(data) -> np.ndarray:
+    """Message byte buffers are uint8 arrays in rosbags (zero-copy over bytes/memoryview)."""
+    if isinstance(data, np.ndarray):
+        return data.view(np.uint8).reshape(-1)
+    return np.frombuffer(data, dtype=np.uint8)

@@ -1,0 +1,122 @@
+"""The output bag of `bag process`: input topics copied byte for byte, plus the node's outputs.
+
+Output topics, types and QoS are the node's (ros/node.py), resolved for a node in the root
+namespace. Each output message carries the input colour image's stamp and frame id; its log
+time is the log time at which the input pair was complete (deterministic, unlike the wall
+clock a live recorder would add on top).
+"""
+
+from __future__ import annotations
+
+import logging
+
+from rosbags.interfaces import Qos, QosDurability, QosHistory, QosLiveliness, QosReliability, QosTime
+
+from ..core.frame import CompletionResult
+from ..core.outputs import OutputBuilder
+from ..ros.params import NodeConfig
+from .frames import AssembledFrame
+from .messages import CAMERA_INFO, COMPLETED_RGBD, IMAGE, POINT_CLOUD2, MessageFactory
+from .reader import BagError, BagReader
+from .writer import BagWriter
+
+log = logging.getLogger(__name__)
+
+DEPTH = "/depth_completed"
+DEPTH_INFO = "/depth_completed/camera_info"
+POINTS = "/depth_completed/points"
+SOURCE_MASK = "/depth_completed/source_mask"
+RGBD = "/depth_completed/rgbd"
+_ZERO = QosTime(sec=0, nsec=0)
+#: the node's output QoS: reliable, volatile, keep last 5
+NODE_OUTPUT_QOS = Qos(history=QosHistory.KEEP_LAST, depth=5, reliability=QosReliability.RELIABLE,
+                      durability=QosDurability.VOLATILE, deadline=_ZERO, lifespan=_ZERO,
+                      liveliness=QosLiveliness.AUTOMATIC, liveliness_lease_duration=_ZERO,
+                      avoid_ros_namespace_conventions=False)
+
+
+def output_topics(config: NodeConfig) -> dict[str, str]:
+    """Topic -> message type of every output the node would publish with `config`."""
+    topics = {}
+    if config.publish_depth:
+        topics[DEPTH] = IMAGE
+        topics[DEPTH_INFO] = CAMERA_INFO
+    if config.publish_source_mask:
+        topics[SOURCE_MASK] = IMAGE
+    if config.publish_cloud:
+        topics[POINTS] = POINT_CLOUD2
+    if config.publish_rgbd:
+        topics[RGBD] = COMPLETED_RGBD
+    return topics
+
+
+def check_output_types(config: NodeConfig, typestore) -> None:
+    """Raise BagError before any output exists when an enabled output's type is undefined."""
+    for topic, msgtype in output_topics(config).items():
+        if msgtype not in typestore.types:
+            raise BagError(f"{msgtype} for {topic} is not defined (msg/CompletedRGBD.msg not found "
+                           "in the checkout or under AMENT_PREFIX_PATH); give -p publish_rgbd:=false")
+
+
+class OutputWriter:
+    """Registers the output bag's topics and writes copies and per-frame outputs."""
+
+    def __init__(self, writer: BagWriter, reader: BagReader, config: NodeConfig,
+                 builder: OutputBuilder, model_id: str = "", mode: str = "completion") -> None:
+        self.writer, self.config, self.builder = writer, config, builder
+        self.model_id, self.mode = model_id, mode
+        self.factory = MessageFactory(writer.typestore)
+        self.outputs = output_topics(config)
+        #: input topic -> why it is not copied
+        self.skipped: dict[str, str] = {}
+        self._copied_topics: set[str] = set()
+        self.copied = 0
+        self.written = {topic: 0 for topic in self.outputs}
+        self._register_copies(reader)
+        for topic, msgtype in self.outputs.items():
+            writer.add_topic(topic, msgtype, qos=[NODE_OUTPUT_QOS])
+
+    def _register_copies(self, reader: BagReader) -> None:
+        for name, topic in reader.topics.items():
+            if name in self.outputs:
+                self.skipped[name] = "replaced by this run's output"
+            elif not topic.known:
+                self.skipped[name] = f"no definition of {topic.msgtype}"
+            elif len({c.msgtype for c in topic.connections}) > 1:
+                self.skipped[name] = "several message types on one topic"
+            else:
+                self.writer.add_topic(name, topic.msgtype,
+                                      qos=topic.connections[0].ext.offered_qos_profiles)
+                self._copied_topics.add(name)
+        for name, why in self.skipped.items():
+            log.warning("not copying %s: %s", name, why)
+
+    def copies(self, topic: str) -> bool:
+        return topic in self._copied_topics
+
+    def copy(self, topic: str, log_time_ns: int, raw: bytes) -> None:
+        self.writer.write_raw(topic, log_time_ns, raw)
+        self.copied += 1
+
+    def write_frame(self, item: AssembledFrame, result: CompletionResult) -> None:
+        frame, info = item.frame, item.info
+        outputs = self.builder.build(frame, result, color=item.color, info=info,
+                                     model=self.model_id, mode=self.mode,
+                                     paired_at_ns=item.paired_at_ns, with_cloud=info is not None,
+                                     with_rgbd=info is not None)
+        f, t = self.factory, item.log_time_ns
+        header = f.header(outputs.stamp_ns, outputs.frame_id)
+        if DEPTH in self.outputs:
+            self._write(DEPTH, t, f.image(outputs.depth, header))
+            if info is not None:
+                self._write(DEPTH_INFO, t, f.camera_info(info, header))
+        if SOURCE_MASK in self.outputs:
+            self._write(SOURCE_MASK, t, f.image(outputs.source_mask, header))
+        if outputs.cloud is not None:
+            self._write(POINTS, t, f.cloud(outputs.cloud, header))
+        if outputs.color is not None:
+            self._write(RGBD, t, f.completed_rgbd(outputs, header))
+
+    def _write(self, topic: str, log_time_ns: int, msg) -> None:
+        self.writer.write(topic, log_time_ns, msg)
+        self.written[topic] += 1

@@ -1,0 +1,250 @@
+"""`lingbot-depth bag process`: replay a bag through the node's pipeline into a new bag.
+
+The output holds every input topic unchanged plus the node's outputs under the node's topic
+names and types, stamped and framed like the input colour image, so a consumer cannot tell
+replayed output from live output. Three stages overlap on a pipeline (read+decode, engine,
+build+write); each stage is one thread, so message order and results are deterministic.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import signal
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..core.errors import LingbotDepthError
+from ..core.outputs import OutputBuilder
+from ..core.pairing import DropCounter
+from ..engines.base import Engine
+from ..engines.registry import CLASSICAL_ENGINES
+from ..ros.params import NodeConfig
+from .frames import FrameAssembler, PairStats, iter_pairs
+from .output_topics import OutputWriter, check_output_types
+from .progress import Progress
+from .reader import BagError, BagReader
+from .topics import InputTopics, select_topics
+from .writer import BagWriter, storage_for
+
+log = logging.getLogger(__name__)
+_QUEUE_DEPTH = 4
+_END = object()
+
+
+@dataclass
+class ProcessSummary:
+    input: str
+    output: str
+    storage: str
+    engine: str
+    topics: InputTopics | None = None
+    received: dict = field(default_factory=dict)
+    pairs: int = 0
+    processed: int = 0
+    #: images not completed, by reason (a dropped pair counts 2, as in the node)
+    drops: dict = field(default_factory=dict)
+    without_camera_info: int = 0
+    copied_messages: int = 0
+    skipped_topics: dict = field(default_factory=dict)
+    written: dict = field(default_factory=dict)
+    truncated_input: bool = False
+    interrupted: bool = False
+    wall_s: float = 0.0
+    engine_s: float = 0.0
+
+    @property
+    def fps(self) -> float:
+        return self.processed / self.wall_s if self.wall_s > 0 else 0.0
+
+    def lines(self) -> list[str]:
+        rec = self.received
+        out = [f"input  {self.input} ({self.storage}{', TRUNCATED' if self.truncated_input else ''})",
+               f"output {self.output}{' (INTERRUPTED: partial)' if self.interrupted else ''}",
+               f"engine {self.engine}",
+               f"frames in: {rec.get('color', 0)} colour, {rec.get('depth', 0)} depth, "
+               f"{rec.get('camera_info', 0)} camera info",
+               f"pairs {self.pairs}, processed {self.processed} "
+               f"({self.fps:.1f} frames/s, engine {self._engine_share()})"]
+        if self.drops:
+            out.append("dropped images by reason: " + ", ".join(f"{k} {v}" for k, v in sorted(self.drops.items())))
+        if self.without_camera_info:
+            out.append(f"frames without usable camera info (no cloud/camera info out): {self.without_camera_info}")
+        if self.skipped_topics:
+            out.append("topics not copied: " + ", ".join(f"{k} ({v})" for k, v in self.skipped_topics.items()))
+        out.append(f"copied {self.copied_messages} input messages; wrote "
+                   + ", ".join(f"{k} {v}" for k, v in self.written.items()))
+        return out
+
+    def _engine_share(self) -> str:
+        return f"{100 * self.engine_s / self.wall_s:.0f}% of wall time" if self.wall_s > 0 else "-"
+
+
+class _Pipeline:
+    """reader thread -> engine thread -> writer (the caller's thread), bounded queues between.
+
+    The caller's thread owns the output bag (sqlite3 connections are bound to their thread)
+    and receives Ctrl-C, so an interrupted run closes a readable bag.
+    """
+
+    def __init__(self, reader: BagReader, topics: InputTopics, config: NodeConfig,
+                 engine: Engine, out: OutputWriter, summary: ProcessSummary,
+                 progress: Progress, limit: int | None) -> None:
+        self.reader, self.topics, self.config = reader, topics, config
+        self.engine, self.out, self.summary, self.progress = engine, out, summary, progress
+        self.limit = limit
+        self.drops = DropCounter()
+        self.stats = PairStats()
+        mode = "completion" if engine.name in CLASSICAL_ENGINES else config.mode
+        self.assembler = FrameAssembler(config, completion_mode=(mode == "completion"))
+        self.to_engine: queue.Queue = queue.Queue(_QUEUE_DEPTH)
+        self.to_writer: queue.Queue = queue.Queue(_QUEUE_DEPTH)
+        self.stop = threading.Event()
+        self.errors: list[BaseException] = []
+
+    def _put(self, q: queue.Queue, item) -> None:
+        """Blocking put that gives up once the run is stopping (nobody may consume then)."""
+        while not self.stop.is_set():
+            try:
+                q.put(item, timeout=0.1)
+                return
+            except queue.Full:
+                continue
+
+    def _get(self, q: queue.Queue):
+        while True:
+            try:
+                return q.get(timeout=0.1)
+            except queue.Empty:
+                if self.stop.is_set():
+                    return _END
+
+    def _drop(self, exc: LingbotDepthError) -> None:
+        self.drops.add(exc.reason, 2)
+        log.warning("dropped a frame pair (%s): %s", exc.reason, exc)
+
+    # -- stage 1: read, pair, decode ------------------------------------------------------
+    def _read(self) -> None:
+        try:
+            pairs = iter_pairs(self.reader, self.topics, self.config, self.drops, self.stats,
+                               on_message=self._copy)
+            for n, pair in enumerate(pairs):
+                if self.stop.is_set() or (self.limit is not None and n >= self.limit):
+                    break
+                try:
+                    item = self.assembler.assemble(pair)
+                except LingbotDepthError as exc:
+                    self._drop(exc)
+                    continue
+                self._put(self.to_engine, item)
+        except BaseException as exc:  # handed to the caller's thread, which re-raises it
+            self.errors.append(exc)
+        finally:
+            self._put(self.to_engine, _END)
+
+    def _copy(self, conn, log_time: int, raw: bytes) -> None:
+        if self.out.copies(conn.topic):
+            self._put(self.to_writer, ("raw", conn.topic, log_time, raw))
+
+    # -- stage 2: engine ------------------------------------------------------------------
+    def _run_engine(self) -> None:
+        try:
+            while (frame := self._get(self.to_engine)) is not _END:
+                self._complete(frame)
+        except BaseException as exc:  # handed to the caller's thread, which re-raises it
+            self.errors.append(exc)
+            self.stop.set()
+        finally:
+            self._put(self.to_writer, _END)
+
+    def _complete(self, frame) -> None:
+        t0 = time.perf_counter()
+        try:
+            result = self.engine.complete(frame.frame)
+        except LingbotDepthError as exc:
+            self._drop(exc)
+            return
+        except Exception as exc:  # as in the node: a bug costs one frame, not the run
+            self.drops.add("internal_error", 2)
+            log.error("dropped a frame pair: %s: %s", type(exc).__name__, exc)
+            return
+        finally:
+            self.summary.engine_s += time.perf_counter() - t0
+        self._put(self.to_writer, ("frame", frame, result))
+
+    # -- stage 3: build outputs, serialize, write (caller's thread) ------------------------
+    def run(self) -> None:
+        threads = [threading.Thread(target=self._read, name="bag-read", daemon=True),
+                   threading.Thread(target=self._run_engine, name="bag-engine", daemon=True)]
+        for thread in threads:
+            thread.start()
+        previous = _catch_sigint(self._on_sigint)
+        try:
+            while not self.summary.interrupted and (item := self._get(self.to_writer)) is not _END:
+                if item[0] == "raw":
+                    self.out.copy(*item[1:])
+                    continue
+                _, frame, result = item
+                self.out.write_frame(frame, result)
+                self.summary.processed += 1
+                self.progress.update(self.summary.processed)
+        finally:
+            _catch_sigint(previous)
+            self.stop.set()
+            for thread in threads:
+                thread.join(timeout=5.0)
+            self.summary.drops = self.drops.snapshot()
+            self.summary.received = dict(self.stats.received)
+            self.summary.pairs = self.stats.pairs
+            self.summary.without_camera_info = self.assembler.without_camera_info
+        if self.errors:
+            raise self.errors[0]
+
+    def _on_sigint(self, signum, frame) -> None:
+        """First Ctrl-C: finish the message being written, then close the bag. Second: quit."""
+        if self.summary.interrupted:
+            raise KeyboardInterrupt
+        self.summary.interrupted = True
+        self.stop.set()
+
+
+def _catch_sigint(handler):
+    """Install `handler` for SIGINT (main thread only; elsewhere a no-op returning None);
+    returns the previous handler, Python's default where it was not set from Python."""
+    if handler is None or threading.current_thread() is not threading.main_thread():
+        return None
+    return signal.signal(signal.SIGINT, handler) or signal.default_int_handler
+
+
+def process_bag(in_path: str | Path, out_path: str | Path, engine: Engine, config: NodeConfig,
+                storage: str | None = None, distro: str = "auto", model_id: str = "",
+                topics: dict | None = None, limit: int | None = None,
+                show_progress: bool = True) -> ProcessSummary:
+    """Complete every colour/depth pair of `in_path` into a new bag at `out_path`."""
+    started = time.perf_counter()
+    with BagReader(in_path, distro=distro) as reader:
+        if reader.message_count == 0:
+            raise BagError(f"bag {in_path} holds no messages")
+        chosen = select_topics(reader, **(topics or {}))
+        check_output_types(config, reader.typestore)
+        out_storage = storage_for(out_path, storage, default=reader.storage)
+        summary = ProcessSummary(input=str(in_path), output=str(out_path), storage=reader.storage,
+                                 engine=engine.describe(), topics=chosen,
+                                 truncated_input=reader.truncated)
+        expected = min(reader.topics[chosen.color].count, limit or 1 << 62)
+        builder = OutputBuilder(config.output_options)
+        with BagWriter(out_path, out_storage, reader.typestore) as writer, \
+                Progress(expected, enabled=show_progress) as progress:
+            out = OutputWriter(writer, reader, config, builder, model_id=model_id,
+                               mode="completion" if engine.name in CLASSICAL_ENGINES else config.mode)
+            summary.skipped_topics = out.skipped
+            try:
+                _Pipeline(reader, chosen, config, engine, out, summary, progress, limit).run()
+            finally:
+                summary.copied_messages = out.copied
+                summary.written = out.written
+        summary.wall_s = time.perf_counter() - started
+    return summary
+

@@ -1,0 +1,152 @@
+"""`lingbot-depth bag viz`: colour | raw depth | completed depth | source mask, per frame, as
+an mp4 or a folder of PNGs.
+
+One colour scale serves the whole clip (percentiles of the raw depth over the clip), so a
+colour means the same distance in every frame. Completed depth comes from the bag itself when
+it holds `bag process` output (matched by stamp), else from the chosen engine.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from ..core.codec import decode_image
+from ..core.depth import DepthRange, depth_to_metres
+from ..core.io import OutputWriteError, colourise_depth, colourise_source, robust_range, write_png
+from ..core.pairing import DropCounter
+from ..engines.base import Engine
+from ..ros.params import NodeConfig
+from .decode import image_fields, stamp_ns
+from .frames import FrameAssembler, PairStats, iter_frames
+from .output_topics import DEPTH, SOURCE_MASK
+from .progress import Progress
+from .reader import BagReader, TopicError
+from .topics import select_topics
+
+log = logging.getLogger(__name__)
+#: frames sampled (evenly over the clip) to fix the shared colour scale
+_RANGE_SAMPLES = 60
+#: recorded output depth is shown as written: no range filtering
+_UNBOUNDED = DepthRange(min_m=0.0, max_m=1e6)
+
+
+def _caption(panel: np.ndarray, text: str) -> np.ndarray:
+    scale = max(0.4, panel.shape[1] / 900)
+    for colour, thickness in (((0, 0, 0), 3), ((255, 255, 255), 1)):
+        cv2.putText(panel, text, (8, int(24 * scale) + 6), cv2.FONT_HERSHEY_SIMPLEX, scale,
+                    colour, thickness, cv2.LINE_AA)
+    return panel
+
+
+def compose(rgb: np.ndarray, raw: np.ndarray, completed: np.ndarray, source: np.ndarray,
+            low: float, high: float) -> np.ndarray:
+    """One RGB row of four panels on the clip's depth range [low, high]."""
+    span = f"{low:.2f}-{high:.2f} m"
+    return np.hstack((
+        _caption(np.array(rgb, dtype=np.uint8), "colour"),
+        _caption(colourise_depth(raw, low, high), f"raw depth {span}"),
+        _caption(colourise_depth(completed, low, high), f"completed {span}"),
+        _caption(colourise_source(source), "source: measured / filled"),
+    ))
+
+
+class _Sink:
+    """An mp4 file (cv2.VideoWriter, mp4v) or a folder of numbered PNGs."""
+
+    def __init__(self, out: Path, fps: float) -> None:
+        self.out, self.fps, self.count = out, fps, 0
+        self.video = out.suffix.lower() in (".mp4", ".m4v", ".mov")
+        self._writer = None
+        try:
+            (out.parent if self.video else out).mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise OutputWriteError(f"cannot create {out}: {exc}") from exc
+
+    def add(self, image: np.ndarray) -> None:
+        if not self.video:
+            write_png(self.out / f"frame_{self.count:06d}.png", image)
+        else:
+            if self._writer is None:
+                h, w = image.shape[:2]
+                self._writer = cv2.VideoWriter(str(self.out), cv2.VideoWriter_fourcc(*"mp4v"),
+                                               self.fps, (w, h))
+                if not self._writer.isOpened():
+                    raise OutputWriteError(f"cannot open video writer for {self.out} (mp4v)")
+            self._writer.write(cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+        self.count += 1
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.release()
+
+
+def _clip_range(reader: BagReader, chosen, config: NodeConfig, limit: int | None) -> tuple[float, float]:
+    total = min(reader.topics[chosen.color].count, limit or 1 << 62)
+    every = max(1, total // _RANGE_SAMPLES)
+    samples = []
+    frames = iter_frames(reader, chosen, config, DropCounter(), PairStats(), FrameAssembler(config), limit)
+    for n, item in enumerate(frames):
+        if n % every == 0:
+            samples.append(item.frame.depth[::4, ::4])
+    return robust_range(*samples) if samples else (0.0, 1.0)
+
+
+def _recorded_outputs(reader: BagReader) -> dict[int, tuple]:
+    """stamp -> (depth topic message, mask message) of `bag process` output in the bag."""
+    if DEPTH not in reader.topics or SOURCE_MASK not in reader.topics:
+        return {}
+    found: dict[int, dict] = {}
+    for conn, _, raw in reader.messages([DEPTH, SOURCE_MASK]):
+        msg = reader.deserialize(raw, conn.msgtype)
+        found.setdefault(stamp_ns(msg.header), {})[conn.topic] = msg
+    return {s: (m[DEPTH], m[SOURCE_MASK]) for s, m in found.items() if len(m) == 2}
+
+
+def _decode_recorded(depth_msg, mask_msg) -> tuple[np.ndarray, np.ndarray]:
+    """Recorded /depth_completed (32FC1 m or 16UC1 mm) and source mask -> metres, mask."""
+    fields = image_fields(depth_msg)
+    raw = decode_image(fields.height, fields.width, fields.encoding, fields.is_bigendian,
+                       fields.step, fields.data)
+    completed = depth_to_metres(raw, fields.encoding, 0.001, _UNBOUNDED)
+    m = image_fields(mask_msg)
+    return completed, decode_image(m.height, m.width, m.encoding, m.is_bigendian, m.step, m.data)
+
+
+def render_bag(path: str | Path, out: str | Path, config: NodeConfig, engine: Engine | None,
+               fps: float = 15.0, topics: dict | None = None, distro: str = "auto",
+               limit: int | None = None, show_progress: bool = True) -> dict:
+    """Write the side-by-side clip; uses recorded outputs when `engine` is None and the bag
+    has them, else completes with `engine`. Returns {frames, out, source, range_m}."""
+    out = Path(out)
+    with BagReader(path, distro=distro) as reader:
+        chosen = select_topics(reader, **(topics or {}))
+        recorded = _recorded_outputs(reader) if engine is None else {}
+        if engine is None and not recorded:
+            raise TopicError(f"bag {path} holds no {DEPTH} and {SOURCE_MASK} output of "
+                             "`bag process`; give --engine to complete it here")
+        low, high = _clip_range(reader, chosen, config, limit)
+        sink = _Sink(out, fps)
+        frames = iter_frames(reader, chosen, config, DropCounter(), PairStats(),
+                             FrameAssembler(config), limit)
+        total = min(reader.topics[chosen.color].count, limit or 1 << 62)
+        try:
+            with Progress(total, enabled=show_progress, desc="rendering") as progress:
+                for item in frames:
+                    frame = item.frame
+                    if engine is not None:
+                        result = engine.complete(frame)
+                        completed, source = result.depth, result.source
+                    elif frame.stamp_ns in recorded:
+                        completed, source = _decode_recorded(*recorded[frame.stamp_ns])
+                    else:
+                        continue  # a frame the processing run dropped
+                    sink.add(compose(frame.rgb, frame.depth, completed, source, low, high))
+                    progress.update(sink.count)
+        finally:
+            sink.close()
+    return {"frames": sink.count, "out": str(out), "range_m": [low, high],
+            "source": engine.describe() if engine is not None else "recorded outputs"}

@@ -1,0 +1,114 @@
+"""Write rosbag2 recordings with ``rosbags``: a bag directory, or a single ``.mcap``/``.db3``
+file when the output path ends so (what ``ros2 bag play FILE`` accepts).
+
+A single-file bag is assembled in ``<out>.partial/`` and moved into place on close, so a
+crashed run never leaves a half-written file under the final name. An interrupted run still
+closes (index, metadata) and leaves a readable bag.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from pathlib import Path
+
+from rosbags.interfaces import Connection, Qos
+from rosbags.rosbag2 import StoragePlugin, WriterError
+from rosbags.typesys.store import Typestore
+
+from .mcap_writer import LeanWriter
+from .messages import serialize_parts
+from .reader import BagError
+
+log = logging.getLogger(__name__)
+
+STORAGES = ("mcap", "sqlite3")
+_SUFFIX = {".mcap": "mcap", ".db3": "sqlite3"}
+_PLUGIN = {"mcap": StoragePlugin.MCAP, "sqlite3": StoragePlugin.SQLITE3}
+#: rosbag2 metadata version: 8 is what Jazzy writes and Kilted still reads
+BAG_VERSION = 8
+
+
+def storage_for(path: str | Path, storage: str | None, default: str = "mcap") -> str:
+    """The storage to write `path` in: explicit, else from a .mcap/.db3 suffix, else default."""
+    suffix_storage = _SUFFIX.get(Path(path).suffix.lower())
+    if storage is None:
+        return suffix_storage or default
+    if storage not in STORAGES:
+        raise ValueError(f"storage must be one of {', '.join(STORAGES)}, got '{storage}'")
+    if suffix_storage and suffix_storage != storage:
+        raise ValueError(f"output {path} ends in {Path(path).suffix} but --storage is {storage}")
+    return storage
+
+
+class BagWriter:
+    """A rosbag2 being written. Use as a context manager; close() always finalises."""
+
+    def __init__(self, path: str | Path, storage: str, typestore: Typestore) -> None:
+        self.path = Path(path)
+        self.storage = storage_for(self.path, storage)
+        self.single_file = self.path.suffix.lower() in _SUFFIX
+        self.typestore = typestore
+        if self.path.exists():
+            raise BagError(f"output {self.path} exists already; remove it or choose another name")
+        self._staging = self.path.with_name(self.path.name + ".partial") if self.single_file else self.path
+        if self.single_file and self._staging.exists():
+            shutil.rmtree(self._staging) if self._staging.is_dir() else self._staging.unlink()
+        self._writer = LeanWriter(self._staging, version=BAG_VERSION, storage_plugin=_PLUGIN[self.storage])
+        self._connections: dict[str, Connection] = {}
+        self.count = 0
+
+    def __enter__(self) -> "BagWriter":
+        self.open()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def open(self) -> None:
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._writer.open()
+        except (WriterError, OSError) as exc:
+            raise BagError(f"cannot create output bag {self.path}: {exc}") from exc
+
+    def add_topic(self, topic: str, msgtype: str, qos: list[Qos] | tuple = (),
+                  msgdef: str | None = None, rihs01: str | None = None) -> Connection:
+        """Register a topic; `msgdef`/`rihs01` default to the typestore's definition."""
+        if topic in self._connections:
+            raise BagError(f"topic {topic} is written twice (input and output names collide?)")
+        try:
+            conn = self._writer.add_connection(
+                topic, msgtype, typestore=self.typestore, msgdef=msgdef or None,
+                rihs01=rihs01 or None, offered_qos_profiles=list(qos))
+        except (WriterError, KeyError) as exc:
+            raise BagError(f"cannot add topic {topic} ({msgtype}) to {self.path}: {exc}") from exc
+        self._connections[topic] = conn
+        return conn
+
+    def write_raw(self, topic: str, log_time_ns: int, data: bytes | memoryview | list) -> None:
+        """Write serialized bytes; a list of buffers is one message in parts (see
+        messages.serialize_parts), passed on uncopied to MCAP storage."""
+        if isinstance(data, list) and self.storage != "mcap":
+            data = b"".join(data)
+        self._writer.write(self._connections[topic], int(log_time_ns), data)
+        self.count += 1
+
+    def write(self, topic: str, log_time_ns: int, msg) -> None:
+        conn = self._connections[topic]
+        parts = serialize_parts(self.typestore, msg, conn.msgtype)
+        self.write_raw(topic, log_time_ns, parts if len(parts) > 1 else parts[0])
+
+    def close(self) -> None:
+        """Write the index and metadata and move the bag to its final name (idempotent)."""
+        if self._writer is None:
+            return
+        writer, self._writer = self._writer, None
+        if writer.storage is None:  # never opened
+            return
+        writer.close()
+        if self.single_file:
+            inner = next(p for p in self._staging.iterdir() if p.name != "metadata.yaml")
+            inner.replace(self.path)
+            shutil.rmtree(self._staging)
+        log.debug("wrote %d messages to %s", self.count, self.path)

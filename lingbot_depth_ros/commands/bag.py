@@ -1,0 +1,322 @@
+"""`lingbot-depth bag process|eval|viz|make-demo`: offline rosbag2 tools (no ROS install).
+
+Node parameters (topics, depth scale and range, pairing slop, engine, outputs) come from a
+ROS 2 params file given with --params, the same file the node takes; command-line flags
+override it. Without --params or topic flags, input topics are found by looking at the bag.
+"""
+
+from __future__ import annotations
+
+import argparse
+import inspect
+import json
+import math
+from pathlib import Path
+
+_DISTROS = ("auto", "humble", "jazzy", "kilted")
+_TOPIC_PARAMS = {"color": "color_topic", "depth": "depth_topic", "info": "camera_info_topic"}
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {text}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if not (value > 0 and math.isfinite(value)):
+        raise argparse.ArgumentTypeError(f"must be a positive finite number, got {text}")
+    return value
+
+
+def _add_input_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("input", type=Path, metavar="IN",
+                        help="rosbag2 directory, .mcap or .db3 file (sqlite3 or MCAP)")
+    parser.add_argument("--params", type=Path,
+                        help="node parameter file (ROS 2 params YAML, e.g. config/realsense_d435i.yaml)")
+    parser.add_argument("-p", "--param", action="append", default=[], metavar="NAME:=VALUE",
+                        help="override one node parameter, as `ros2 run ... -p` (repeatable), "
+                             "e.g. -p publish_cloud:=false -p slop:=0.03")
+    parser.add_argument("--color-topic", help="colour topic (default: params, else auto-detect)")
+    parser.add_argument("--depth-topic", help="depth topic, registered to colour (default: params, else auto)")
+    parser.add_argument("--info-topic", help="colour camera info topic (default: params, else next to colour)")
+    parser.add_argument("--distro", choices=_DISTROS, default="auto",
+                        help="ROS 2 message definitions for types the bag does not define itself "
+                             "(default: the bag's recorded distro, else humble for bags without "
+                             "definitions)")
+    parser.add_argument("--limit", type=_positive_int, help="stop after this many colour/depth pairs")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def _add_engine_args(parser: argparse.ArgumentParser, plural: bool = False) -> None:
+    from ..engines.registry import ENGINE_NAMES
+
+    if plural:
+        parser.add_argument("--engines", nargs="+", choices=ENGINE_NAMES, default=["guided"],
+                            metavar="ENGINE", help=f"engines to compare ({', '.join(ENGINE_NAMES)}; "
+                                                   "default: guided)")
+    else:
+        parser.add_argument("--engine", choices=ENGINE_NAMES,
+                            help="completion engine (default: the params file's, else guided)")
+    parser.add_argument("--checkpoint", type=Path, help="model checkpoint (torch, auto)")
+    parser.add_argument("--onnx", type=Path, help="ONNX model (onnxruntime, tensorrt, auto)")
+    parser.add_argument("--engine-file", type=Path, help="TensorRT engine (tensorrt, auto)")
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "bag", help="process, evaluate or visualise rosbag2 recordings offline",
+        description="Offline rosbag2 tools: the node's exact pipeline on recorded bags.")
+    sub = parser.add_subparsers(dest="bag_command", metavar="BAG_COMMAND")
+    sub.required = True
+    _register_process(sub)
+    _register_eval(sub)
+    _register_viz(sub)
+    _register_make_demo(sub)
+
+
+def _register_process(sub) -> None:
+    p = sub.add_parser(
+        "process", help="complete every frame of a bag into a new bag",
+        description="Pair colour and depth with the node's pairing code, complete depth and write "
+                    "a bag holding the input topics plus /depth_completed, "
+                    "/depth_completed/camera_info, /depth_completed/points, "
+                    "/depth_completed/source_mask and /depth_completed/rgbd "
+                    "(lingbot_depth_ros/msg/CompletedRGBD), as the node publishes them.")
+    _add_input_args(p)
+    p.add_argument("output", type=Path, metavar="OUT",
+                   help="output bag: a directory, or a single file ending in .mcap or .db3")
+    _add_engine_args(p)
+    p.add_argument("--storage", choices=("mcap", "sqlite3"),
+                   help="output storage (default: from OUT's suffix, else the input's)")
+    p.add_argument("--summary-json", type=Path, help="also write the run summary as JSON")
+    p.set_defaults(func=run_process)
+
+
+def _register_eval(sub) -> None:
+    from ..core.protocol import LEVEL_NAMES
+
+    p = sub.add_parser(
+        "eval", help="block-wise protocol and temporal stability on every frame of a bag",
+        description="Score engines with the paper's block-wise protocol on every paired frame "
+                    "(ground truth: the sensor's valid depth) and measure temporal stability "
+                    "(mean absolute frame-to-frame change of filled pixels; static camera).")
+    _add_input_args(p)
+    _add_engine_args(p, plural=True)
+    p.add_argument("--protocol", choices=("blocks",), default="blocks", help="(default: blocks)")
+    p.add_argument("--level", choices=LEVEL_NAMES, default="medium",
+                   help="corruption level (default: medium)")
+    p.add_argument("--seed", type=int, default=0, help="corruption seed (default: 0)")
+    p.add_argument("--no-temporal", action="store_true",
+                   help="skip temporal stability (halves the engine work)")
+    p.add_argument("--json", type=Path, required=True, metavar="OUT", help="write the report here")
+    p.set_defaults(func=run_eval)
+
+
+def _register_viz(sub) -> None:
+    p = sub.add_parser(
+        "viz", help="side-by-side video or PNGs: colour | raw | completed | source mask",
+        description="Render colour | raw depth | completed depth | source mask per frame, with one "
+                    "depth colour scale for the whole clip. Uses the bag's own /depth_completed "
+                    "output (from `bag process`) unless --engine is given.")
+    _add_input_args(p)
+    p.add_argument("output", type=Path, metavar="OUT", help="OUT.mp4 (mp4v) or a folder for PNGs")
+    _add_engine_args(p)
+    p.add_argument("--fps", type=_positive_float, default=15.0, help="video rate (default: 15)")
+    p.set_defaults(func=run_viz)
+
+
+def _register_make_demo(sub) -> None:
+    p = sub.add_parser(
+        "make-demo", help="write a RealSense-like demo bag from capture folders",
+        description="Write a bag from capture folders (rgb.png|jpg, raw_depth.png, intrinsics.txt) "
+                    "with realsense2_camera topic names, encodings, frame ids and camera info.")
+    p.add_argument("captures", type=Path, metavar="DIR", help="a capture folder or a folder of them")
+    p.add_argument("output", type=Path, metavar="OUT",
+                   help="OUT.mcap / OUT.db3 (single file) or a bag directory")
+    p.add_argument("--fps", type=_positive_float, default=30.0, help="stamp rate (default: 30)")
+    p.add_argument("--repeat", type=_positive_int, default=1, help="loops over the captures (default: 1)")
+    p.add_argument("--storage", choices=("mcap", "sqlite3"),
+                   help="storage (default: from OUT's suffix, else mcap)")
+    p.add_argument("--camera", choices=("realsense",), default="realsense", help="(default: realsense)")
+    p.add_argument("--transport", choices=("raw", "compressed"), default="raw",
+                   help="raw Image, or image_transport compressed colour + compressedDepth depth")
+    p.set_defaults(func=run_make_demo)
+
+
+# -- shared set-up ------------------------------------------------------------------------
+def load_config(args: argparse.Namespace):
+    """(NodeConfig, topic overrides for select_topics) from --params and the topic flags."""
+    from ..core.errors import LingbotDepthError
+    from ..ros.params import NodeConfig, load_params_file
+
+    values = {}
+    try:
+        if args.params is not None:
+            values = load_params_file(args.params)
+        values.update(_parse_overrides(args.param))
+        config = NodeConfig.from_values(values)
+    except ValueError as exc:
+        raise LingbotDepthError(f"node parameters: {exc}") from exc
+    topics = {key: values[name] for key, name in _TOPIC_PARAMS.items() if name in values}
+    for key in _TOPIC_PARAMS:
+        flag = getattr(args, f"{key}_topic")
+        if flag:
+            topics[key] = flag
+    return config, topics
+
+
+def _parse_overrides(items: list[str]) -> dict:
+    """['slop:=0.03', ...] -> {'slop': 0.03}; values are YAML, typed as in a params file."""
+    import yaml
+
+    values = {}
+    for item in items:
+        name, sep, text = item.partition(":=")
+        if not sep or not name:
+            raise ValueError(f"-p expects NAME:=VALUE, got '{item}'")
+        try:
+            values[name.strip()] = yaml.safe_load(text) if text else ""
+        except yaml.YAMLError as exc:
+            raise ValueError(f"-p {item}: value is not YAML: {exc}") from exc
+    return values
+
+
+def make_engine(name: str, config, args: argparse.Namespace):
+    """The engine and its model id, with the node's options; load failures are errors here
+    (offline there is no reason to fall back silently)."""
+    from ..core.errors import LingbotDepthError
+    from ..engines.registry import CLASSICAL_ENGINES, create_engine, engine_class
+
+    options = config.engine_options()
+    for key in ("checkpoint", "onnx", "engine_file"):
+        if getattr(args, key, None) is not None:
+            options[key] = str(getattr(args, key))
+    if name not in CLASSICAL_ENGINES and name != "auto":
+        accepted = inspect.signature(engine_class(name).__init__).parameters
+        options = {k: v for k, v in options.items() if k in accepted}
+    try:
+        engine = create_engine(name, **options)
+    except (ValueError, TypeError, OSError) as exc:
+        raise LingbotDepthError(f"engine '{name}' cannot be created: {exc}") from exc
+    model = ""
+    if engine.name not in CLASSICAL_ENGINES:
+        path = {"torch": options.get("checkpoint"), "onnxruntime": options.get("onnx"),
+                "tensorrt": options.get("engine_file") or options.get("onnx")}.get(engine.name)
+        model = getattr(engine, "model_id", "") or (Path(path).name if path else "")
+    return engine, model
+
+
+# -- commands -----------------------------------------------------------------------------
+def run_process(args: argparse.Namespace) -> int:
+    from ..bag.process import process_bag
+    from ..core.errors import LingbotDepthError
+
+    config, topics = load_config(args)
+    _check_storage(args.output, args.storage)
+    engine, model = make_engine(args.engine or config.engine, config, args)
+    try:
+        summary = process_bag(args.input, args.output, engine, config, storage=args.storage,
+                              distro=args.distro, model_id=model, topics=topics,
+                              limit=args.limit, show_progress=not args.no_progress)
+    finally:
+        engine.close()
+    print("\n".join(summary.lines()))
+    if args.summary_json:
+        _write_json(args.summary_json, summary_dict(summary))
+    if summary.interrupted:
+        return 130
+    if summary.processed == 0:
+        raise LingbotDepthError(f"no frame of {args.input} was completed (see the drops above)")
+    return 0
+
+
+def summary_dict(summary) -> dict:
+    data = dict(vars(summary))
+    data["topics"] = vars(summary.topics) if summary.topics else None
+    data["frames_per_s"] = summary.fps
+    return data
+
+
+def run_eval(args: argparse.Namespace) -> int:
+    from ..bag.evaluate import evaluate_bag, format_report
+
+    config, topics = load_config(args)
+    engines = {}
+    try:
+        for name in dict.fromkeys(args.engines):
+            engines[name] = make_engine(name, config, args)[0]
+        report = evaluate_bag(args.input, engines, config, protocol=args.protocol,
+                              level=args.level, seed=args.seed, temporal=not args.no_temporal,
+                              topics=topics, distro=args.distro, limit=args.limit,
+                              show_progress=not args.no_progress)
+    finally:
+        for engine in engines.values():
+            engine.close()
+    print("\n".join(format_report(report)))
+    _write_json(args.json, report)
+    return 0
+
+
+def run_viz(args: argparse.Namespace) -> int:
+    from ..bag.viz import render_bag
+
+    config, topics = load_config(args)
+    engine = make_engine(args.engine, config, args)[0] if args.engine else None
+    try:
+        result = render_bag(args.input, args.output, config, engine, fps=args.fps, topics=topics,
+                            distro=args.distro, limit=args.limit,
+                            show_progress=not args.no_progress)
+    finally:
+        if engine is not None:
+            engine.close()
+    print(f"wrote {result['frames']} frames to {result['out']} (depth scale "
+          f"{result['range_m'][0]:.2f}-{result['range_m'][1]:.2f} m, {result['source']})")
+    return 0
+
+
+def run_make_demo(args: argparse.Namespace) -> int:
+    from ..bag.demo import write_demo_bag
+
+    _check_storage(args.output, args.storage)
+    info = write_demo_bag(args.captures, args.output, fps=args.fps, repeat=args.repeat,
+                          storage=args.storage, camera=args.camera, transport=args.transport)
+    print(f"wrote {info['frames']} frames ({info['storage']}) to {info['path']}: "
+          + ", ".join(info["topics"]))
+    return 0
+
+
+def _check_storage(output: Path, storage: str | None) -> None:
+    """OUT.mcap with --storage sqlite3 and the like, before any work is done."""
+    from ..bag.writer import storage_for
+    from ..core.errors import LingbotDepthError
+
+    try:
+        storage_for(output, storage)
+    except ValueError as exc:
+        raise LingbotDepthError(str(exc)) from exc
+
+
+def _json_safe(value):
+    """NaN/inf -> null (strict JSON), containers recursively, other objects as text."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    if value is None or isinstance(value, (str, int, bool)):
+        return value
+    return str(value)
+
+
+def _write_json(path: Path, data: dict) -> None:
+    from ..core.errors import LingbotDepthError
+
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(_json_safe(data), indent=2) + "\n")
+    except OSError as exc:
+        raise LingbotDepthError(f"cannot write {path}: {exc}") from exc
