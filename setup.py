@@ -13,6 +13,7 @@ setup(
         (SHARE, ["package.xml"]),
         (f"{SHARE}/config", sorted(glob("config/*.yaml") + glob("config/*.xml"))),
         (f"{SHARE}/launch", sorted(glob("launch/*.py"))),
+        (f"{SHARE}/msg", sorted(glob("msg/*.msg"))),  # the bag tools register CompletedRGBD from it
         *[(f"{SHARE}/examples/{d}", sorted(glob(f"examples/{d}/*"))) for d in "0123"],
         (f"{SHARE}/examples", ["examples/README.md"]),
     ],

@@ -9,7 +9,6 @@ becomes a BagError with what went wrong, never a rosbags/sqlite traceback.
 from __future__ import annotations
 
 import logging
-import os
 import sqlite3
 import struct
 from collections import Counter
@@ -27,6 +26,7 @@ from rosbags.typesys import Stores, TypesysError, get_types_from_idl, get_types_
 from rosbags.typesys.store import Typestore
 
 from ..core.errors import LingbotDepthError
+from ..paths import data_roots
 from .recover import RecoveringReader
 
 log = logging.getLogger(__name__)
@@ -63,11 +63,9 @@ class MessageDecodeError(LingbotDepthError):
 
 
 def _msg_file_candidates() -> list[Path]:
-    """msg/ of the source checkout, then share/lingbot_depth_ros/msg of ament prefixes."""
-    candidates = [Path(__file__).resolve().parents[2] / "msg" / _MSG_NAME]
-    for prefix in filter(None, os.environ.get("AMENT_PREFIX_PATH", "").split(os.pathsep)):
-        candidates.append(Path(prefix) / "share" / "lingbot_depth_ros" / "msg" / _MSG_NAME)
-    return candidates
+    """msg/ of the source checkout, then share/lingbot_depth_ros/msg of ament prefixes and of
+    this Python's prefix (a pip install)."""
+    return [root / "msg" / _MSG_NAME for root in data_roots()]
 
 
 @lru_cache(maxsize=1)

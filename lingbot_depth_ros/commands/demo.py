@@ -10,19 +10,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-PACKAGE_ROOT = Path(__file__).resolve().parents[2]
-
-
-def _default_examples() -> Path:
-    for candidate in (PACKAGE_ROOT / "examples", Path.cwd() / "examples"):
-        if candidate.is_dir():
-            return candidate
-    try:  # colcon install: share/lingbot_depth_ros/examples
-        from ament_index_python.packages import get_package_share_directory
-
-        return Path(get_package_share_directory("lingbot_depth_ros")) / "examples"
-    except Exception:  # noqa: BLE001 - not a ROS install either: ask for --captures
-        return PACKAGE_ROOT / "examples"
+from ..paths import data_path
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -44,8 +32,8 @@ def run(args: argparse.Namespace) -> int:
     from ..bag.demo import write_demo_bag
     from ..ros.replay import replay
 
-    captures = args.captures or _default_examples()
-    params = args.params or (PACKAGE_ROOT / "config" / "realsense_d435i.yaml")
+    captures = args.captures or data_path("examples")
+    params = args.params or data_path("config/realsense_d435i.yaml")
     out = args.out
     out.mkdir(parents=True, exist_ok=True)
     for old in ("input", "output"):
