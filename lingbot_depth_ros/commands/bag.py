@@ -12,23 +12,10 @@ import inspect
 import json
 import math
 from pathlib import Path
+from .argtypes import positive_float, positive_int
 
 _DISTROS = ("auto", "humble", "jazzy", "kilted")
 _TOPIC_PARAMS = {"color": "color_topic", "depth": "depth_topic", "info": "camera_info_topic"}
-
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {text}")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    value = float(text)
-    if not (value > 0 and math.isfinite(value)):
-        raise argparse.ArgumentTypeError(f"must be a positive finite number, got {text}")
-    return value
 
 
 def _add_input_args(parser: argparse.ArgumentParser) -> None:
@@ -46,7 +33,7 @@ def _add_input_args(parser: argparse.ArgumentParser) -> None:
                         help="ROS 2 message definitions for types the bag does not define itself "
                              "(default: the bag's recorded distro, else humble for bags without "
                              "definitions)")
-    parser.add_argument("--limit", type=_positive_int, help="stop after this many colour/depth pairs")
+    parser.add_argument("--limit", type=positive_int, help="stop after this many colour/depth pairs")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -124,7 +111,7 @@ def _register_viz(sub) -> None:
     _add_input_args(p)
     p.add_argument("output", type=Path, metavar="OUT", help="OUT.mp4 (mp4v) or a folder for PNGs")
     _add_engine_args(p)
-    p.add_argument("--fps", type=_positive_float, default=15.0, help="video rate (default: 15)")
+    p.add_argument("--fps", type=positive_float, default=15.0, help="video rate (default: 15)")
     p.set_defaults(func=run_viz)
 
 
@@ -136,8 +123,8 @@ def _register_make_demo(sub) -> None:
     p.add_argument("captures", type=Path, metavar="DIR", help="a capture folder or a folder of them")
     p.add_argument("output", type=Path, metavar="OUT",
                    help="OUT.mcap / OUT.db3 (single file) or a bag directory")
-    p.add_argument("--fps", type=_positive_float, default=30.0, help="stamp rate (default: 30)")
-    p.add_argument("--repeat", type=_positive_int, default=1, help="loops over the captures (default: 1)")
+    p.add_argument("--fps", type=positive_float, default=30.0, help="stamp rate (default: 30)")
+    p.add_argument("--repeat", type=positive_int, default=1, help="loops over the captures (default: 1)")
     p.add_argument("--storage", choices=("mcap", "sqlite3"),
                    help="storage (default: from OUT's suffix, else mcap)")
     p.add_argument("--camera", choices=("realsense",), default="realsense", help="(default: realsense)")

@@ -9,28 +9,14 @@ intrinsics.txt, so `complete` and `eval` can read it again) plus the completion 
 from __future__ import annotations
 
 import argparse
-import math
 from pathlib import Path
 
 from ..core.depth import DepthRange
+from .argtypes import non_negative_float, positive_int
 
 _DEFAULT_RANGE = DepthRange()
 #: frames skipped on a live camera while auto-exposure settles
 _LIVE_SKIP = 15
-
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
-    return value
-
-
-def _non_negative_float(text: str) -> float:
-    value = float(text)
-    if not (value >= 0 and math.isfinite(value)):
-        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text}")
-    return value
 
 
 def register(subparsers) -> None:
@@ -44,15 +30,15 @@ def register(subparsers) -> None:
                     "--out/frame_NNNN/: rgb.png, raw_depth.png (mm), intrinsics.txt and the "
                     "files of `lingbot-depth complete` (preview.png, completed_depth.png, ...).")
     parser.add_argument("--serial", default="", help="camera serial number (default: first found)")
-    parser.add_argument("--width", type=_positive_int, default=640)
-    parser.add_argument("--height", type=_positive_int, default=480)
-    parser.add_argument("--fps", type=_positive_int, default=30)
+    parser.add_argument("--width", type=positive_int, default=640)
+    parser.add_argument("--height", type=positive_int, default=480)
+    parser.add_argument("--fps", type=positive_int, default=30)
     parser.add_argument("--from-file", type=Path, metavar="FILE",
                         help="play a RealSense recording (.bag, .db3) instead of a camera")
     parser.add_argument("--filters", default="",
                         help="comma-separated librealsense depth filters "
                              f"({', '.join(FILTER_NAMES)})")
-    parser.add_argument("--frames", type=_positive_int, default=1, help="frames to complete")
+    parser.add_argument("--frames", type=positive_int, default=1, help="frames to complete")
     parser.add_argument("--skip", type=int, default=None,
                         help=f"frames to discard first (default: {_LIVE_SKIP} live, 0 from a file)")
     parser.add_argument("--engine", default="guided", choices=ENGINE_NAMES,
@@ -60,9 +46,9 @@ def register(subparsers) -> None:
     parser.add_argument("--checkpoint", type=Path, help="model checkpoint (torch, auto)")
     parser.add_argument("--onnx", type=Path, help="ONNX model (onnxruntime, tensorrt, auto)")
     parser.add_argument("--engine-file", type=Path, help="TensorRT engine (tensorrt, auto)")
-    parser.add_argument("--min-depth", type=_non_negative_float, default=_DEFAULT_RANGE.min_m)
-    parser.add_argument("--max-depth", type=_non_negative_float, default=_DEFAULT_RANGE.max_m)
-    parser.add_argument("--timeout", type=_non_negative_float, default=5.0,
+    parser.add_argument("--min-depth", type=non_negative_float, default=_DEFAULT_RANGE.min_m)
+    parser.add_argument("--max-depth", type=non_negative_float, default=_DEFAULT_RANGE.max_m)
+    parser.add_argument("--timeout", type=non_negative_float, default=5.0,
                         help="give up when no frame arrives for this many seconds")
     parser.add_argument("--out", type=Path, default=Path("lingbot_capture"),
                         help="output folder (default: %(default)s)")

@@ -3,26 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import math
 from pathlib import Path
 
 from ..core.depth import DEFAULT_DEPTH_SCALE, DepthRange
+from .argtypes import non_negative_float, positive_float
 
 _DEFAULT_RANGE = DepthRange()
-
-
-def _positive_float(text: str) -> float:
-    value = float(text)
-    if not (value > 0 and math.isfinite(value)):
-        raise argparse.ArgumentTypeError(f"must be a positive finite number, got {text}")
-    return value
-
-
-def _non_negative_float(text: str) -> float:
-    value = float(text)
-    if not (value >= 0 and math.isfinite(value)):
-        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text}")
-    return value
 
 
 def register(subparsers) -> None:
@@ -44,11 +30,11 @@ def register(subparsers) -> None:
     parser.add_argument("--checkpoint", type=Path, help="model checkpoint (torch, auto)")
     parser.add_argument("--onnx", type=Path, help="ONNX model (onnxruntime, tensorrt, auto)")
     parser.add_argument("--engine-file", type=Path, help="TensorRT engine (tensorrt, auto)")
-    parser.add_argument("--depth-scale", type=_positive_float, default=DEFAULT_DEPTH_SCALE,
+    parser.add_argument("--depth-scale", type=positive_float, default=DEFAULT_DEPTH_SCALE,
                         help="metres per depth unit (default: %(default)s, millimetres)")
-    parser.add_argument("--min-depth", type=_non_negative_float, default=_DEFAULT_RANGE.min_m,
+    parser.add_argument("--min-depth", type=non_negative_float, default=_DEFAULT_RANGE.min_m,
                         help="readings below this many metres are no data (default: %(default)s)")
-    parser.add_argument("--max-depth", type=_positive_float, default=_DEFAULT_RANGE.max_m,
+    parser.add_argument("--max-depth", type=positive_float, default=_DEFAULT_RANGE.max_m,
                         help="readings beyond this many metres are no data (default: %(default)s)")
     parser.add_argument("--out", required=True, type=Path, help="output folder (created)")
     parser.set_defaults(func=run)

@@ -8,6 +8,7 @@ import math
 from pathlib import Path
 
 from ..core.depth import DEFAULT_DEPTH_SCALE, DepthRange
+from .argtypes import positive_float, positive_int
 
 _DEFAULT_RANGE = DepthRange()
 #: columns of the printed table: (metric, heading, format)
@@ -41,20 +42,6 @@ def _option(text: str) -> tuple[str, str, object]:
     return engine, key.replace("-", "_"), value
 
 
-def _count(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {text}")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    value = float(text)
-    if not (value > 0 and math.isfinite(value)):
-        raise argparse.ArgumentTypeError(f"must be a positive finite number, got {text}")
-    return value
-
-
 def register(subparsers) -> None:
     from ..core.protocol import LEVEL_NAMES
 
@@ -74,7 +61,7 @@ def register(subparsers) -> None:
     parser.add_argument("--engines", default=["guided", "nearest", "telea"], type=_engine_list,
                         help="comma-separated engines (default: guided,nearest,telea)")
     parser.add_argument("--seed", type=int, default=0, help="first random seed (default: 0)")
-    parser.add_argument("--trials", type=_count, default=1,
+    parser.add_argument("--trials", type=positive_int, default=1,
                         help="corruptions per capture, seeds SEED..SEED+TRIALS-1 (default: 1)")
     parser.add_argument("--json", type=Path, help="write the results as JSON to this file")
     parser.add_argument("--checkpoint", type=Path, help="model checkpoint (torch, auto)")
@@ -84,11 +71,11 @@ def register(subparsers) -> None:
                         metavar="[ENGINE.]KEY=VALUE",
                         help="engine constructor options, e.g. telea.radius=10 device=cpu; "
                              "without ENGINE. an option goes to every engine that accepts it")
-    parser.add_argument("--depth-scale", type=_positive_float, default=DEFAULT_DEPTH_SCALE,
+    parser.add_argument("--depth-scale", type=positive_float, default=DEFAULT_DEPTH_SCALE,
                         help="metres per depth unit (default: %(default)s, millimetres)")
     parser.add_argument("--min-depth", type=float, default=_DEFAULT_RANGE.min_m,
                         help="readings below this many metres are no data (default: %(default)s)")
-    parser.add_argument("--max-depth", type=_positive_float, default=_DEFAULT_RANGE.max_m,
+    parser.add_argument("--max-depth", type=positive_float, default=_DEFAULT_RANGE.max_m,
                         help="readings beyond this many metres are no data (default: %(default)s)")
     parser.set_defaults(func=run)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from .argtypes import positive_float, positive_int
 
 
 def register(subparsers) -> None:
@@ -23,24 +24,17 @@ def _register_export_onnx(subparsers) -> None:
                     "and returns 'depth_out' (1,H,W) metres and 'mask' (1,H,W) probability; "
                     "resizing, normalisation and token masking are inside the graph.")
     parser.add_argument("--checkpoint", required=True, type=Path, help="official-format model.pt")
-    parser.add_argument("--height", required=True, type=_positive_int, help="frame height (px)")
-    parser.add_argument("--width", required=True, type=_positive_int, help="frame width (px)")
+    parser.add_argument("--height", required=True, type=positive_int, help="frame height (px)")
+    parser.add_argument("--width", required=True, type=positive_int, help="frame width (px)")
     parser.add_argument("--resolution-level", type=int, default=9, choices=range(10),
                         metavar="0..9", help="token budget, 9 = finest (default: %(default)s)")
-    parser.add_argument("--num-tokens", type=_positive_int,
+    parser.add_argument("--num-tokens", type=positive_int,
                         help="explicit token budget (overrides --resolution-level)")
     parser.add_argument("--mode", default="completion", choices=("completion", "monocular"),
                         help="completion uses the depth input; monocular ignores it")
     parser.add_argument("--opset", type=_opset, default=18, help="ONNX opset, >= 17 (default: 18)")
     parser.add_argument("--out", required=True, type=Path, help="output .onnx file")
     parser.set_defaults(func=_run_export_onnx)
-
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
-    return value
 
 
 def _opset(text: str) -> int:
@@ -83,19 +77,12 @@ def _register_build_engine(subparsers) -> None:
         precision.add_argument(f"--{name}", dest="precision", action="store_const", const=name,
                                help=text)
     parser.add_argument("--out", required=True, type=Path, help="output .engine file")
-    parser.add_argument("--workspace-gb", type=_positive_float, default=4.0,
+    parser.add_argument("--workspace-gb", type=positive_float, default=4.0,
                         help="builder scratch memory limit in GiB (default: %(default)s)")
     parser.add_argument("--timing-cache", type=Path,
                         help="tactic timing cache to load and update (speeds up rebuilds)")
     parser.add_argument("--device", type=int, default=0, help="CUDA device index (default: 0)")
     parser.set_defaults(func=_run_build_engine)
-
-
-def _positive_float(text: str) -> float:
-    value = float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be positive, got {text}")
-    return value
 
 
 def _run_build_engine(args: argparse.Namespace) -> int:

@@ -5,13 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
-
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
-    return value
+from .argtypes import positive_int
 
 
 def register(subparsers) -> None:
@@ -26,7 +20,7 @@ def register(subparsers) -> None:
     parser.add_argument("--config", required=True, type=Path, help="training YAML file")
     parser.add_argument("--resume", action="store_true",
                         help="continue the run in out_dir from its last trainer state")
-    parser.add_argument("--steps", type=_positive_int,
+    parser.add_argument("--steps", type=positive_int,
                         help="override the config's total steps (e.g. to extend a resumed run)")
     parser.add_argument("--out-dir", type=Path, help="override the config's out_dir")
     parser.set_defaults(func=run)
