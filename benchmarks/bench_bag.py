@@ -33,6 +33,7 @@ from lingbot_depth_ros.bag.frames import FrameAssembler, PairStats, iter_frames 
 from lingbot_depth_ros.bag.process import process_bag  # noqa: E402
 from lingbot_depth_ros.bag.reader import BagReader  # noqa: E402
 from lingbot_depth_ros.bag.topics import select_topics  # noqa: E402
+from lingbot_depth_ros.core.allocator import tune_for_frame_buffers  # noqa: E402
 from lingbot_depth_ros.core.pairing import DropCounter  # noqa: E402
 from lingbot_depth_ros.engines import create_engine  # noqa: E402
 from lingbot_depth_ros.ros.params import NodeConfig  # noqa: E402
@@ -66,6 +67,7 @@ def time_process(bag: Path, out: Path, engine, config: NodeConfig) -> tuple[floa
 
 
 def main() -> int:
+    tune_for_frame_buffers()  # as the lingbot-depth CLI does, for both rows
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--engine", default="guided")
     parser.add_argument("--frames", type=int, default=60, help="pairs in the bag (multiple of 4)")

@@ -10,6 +10,7 @@ import importlib
 import logging
 import sys
 
+from .core.allocator import tune_for_frame_buffers
 from .core.errors import LingbotDepthError
 
 #: subcommand modules, in --help order
@@ -47,6 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(levelname)s %(name)s: %(message)s")
+    tune_for_frame_buffers()  # every command pushes frame-sized buffers through
     try:
         return int(args.func(args) or 0)
     except LingbotDepthError as exc:
