@@ -19,7 +19,7 @@ import numpy as np
 
 from ..core.codec import COLOR_ENCODINGS, DEPTH_ENCODINGS, ImageFields
 from ..core.depth import require_some_valid
-from ..core.errors import EncodingError, IntrinsicsError, LingbotDepthError, ShapeMismatchError
+from ..core.errors import EncodingError, LingbotDepthError, ShapeMismatchError
 from ..core.frame import RGBDFrame
 from ..core.outputs import CameraInfoFields, nominal_intrinsics
 from ..core.pairing import DropCounter, Pair, StampPairer
@@ -140,16 +140,10 @@ class FrameAssembler:
         problem = "no camera info before this frame"
         if msg is not None:
             info = camera_info_fields(msg)
-            try:
-                info.check_size(height, width)
-                info.K  # noqa: B018 - validates fx, fy and finiteness
-            except IntrinsicsError as exc:
-                problem = f"camera info unusable: {exc}"
-            else:
-                if info.has_distortion and not self.distortion_warning:
-                    self.distortion_warning = (
-                        f"camera info has non-zero distortion ({info.distortion_model} "
-                        f"d={list(info.d)}); images are used as rectified")
+            problem = info.usability_problem(height, width)
+            if not problem:
+                if not self.distortion_warning and info.distortion_note():
+                    self.distortion_warning = info.distortion_note()
                     log.warning(self.distortion_warning)
                 return info
         if self.without_camera_info == 0:

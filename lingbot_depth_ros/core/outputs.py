@@ -72,6 +72,22 @@ class CameraInfoFields:
                 f"camera info is for {self.width}x{self.height} but the colour image is "
                 f"{width}x{height}")
 
+    def usability_problem(self, height: int, width: int) -> str:
+        """Why this info cannot serve a height x width frame ("" when it can)."""
+        try:
+            self.check_size(height, width)
+            self.K  # noqa: B018 - validates fx, fy and finiteness
+        except IntrinsicsError as exc:
+            return f"camera info unusable: {exc}"
+        return ""
+
+    def distortion_note(self) -> str:
+        """The once-per-stream warning for distorted input ("" when there is no distortion)."""
+        if not self.has_distortion:
+            return ""
+        return (f"camera info has non-zero distortion ({self.distortion_model} d={list(self.d)}); "
+                "images are used as rectified")
+
 
 def nominal_intrinsics(height: int, width: int) -> np.ndarray:
     """A stand-in K (90 deg horizontal field of view, centred) for frames without camera info.

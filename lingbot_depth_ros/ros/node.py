@@ -266,16 +266,10 @@ class LingbotDepthNode(Node):
         problem = "no camera info received yet"
         if msg is not None:
             info = messages.camera_info_fields(msg)
-            try:
-                info.check_size(height, width)
-                info.K  # noqa: B018 - validates fx, fy and finiteness
-            except IntrinsicsError as exc:
-                problem = f"camera info unusable: {exc}"
-            else:
-                if info.has_distortion and not self.stats.distortion_warning:
-                    self.stats.distortion_warning = (
-                        f"camera info has non-zero distortion ({info.distortion_model} "
-                        f"d={list(info.d)}); images are used as rectified")
+            problem = info.usability_problem(height, width)
+            if not problem:
+                if not self.stats.distortion_warning and info.distortion_note():
+                    self.stats.distortion_warning = info.distortion_note()
                     self.get_logger().warning(self.stats.distortion_warning)
                 return info
         self.stats.count_without_camera_info()
