@@ -130,6 +130,9 @@ def run(args: argparse.Namespace) -> int:
             engine.close()
     if written < args.frames:
         status = source.status
+        # Say where the missing frames went: framesets the source dropped, by reason.
+        drops = ", ".join(f"{k}={v}" for k, v in sorted(status.drops.items()))
         raise LingbotDepthError(f"got {written} of {args.frames} frames ({status.state.value}"
-                                f"{': ' + status.detail if status.detail else ''})")
+                                f"{': ' + status.detail if status.detail else ''}"
+                                f"{'; dropped ' + drops if drops else ''})")
     return 0
