@@ -12,7 +12,7 @@ import inspect
 import json
 import math
 from pathlib import Path
-from .argtypes import positive_float, positive_int
+from .argtypes import add_model_file_args, model_file_options, positive_float, positive_int
 
 _DISTROS = ("auto", "humble", "jazzy", "kilted")
 _TOPIC_PARAMS = {"color": "color_topic", "depth": "depth_topic", "info": "camera_info_topic"}
@@ -47,9 +47,7 @@ def _add_engine_args(parser: argparse.ArgumentParser, plural: bool = False) -> N
     else:
         parser.add_argument("--engine", choices=ENGINE_NAMES,
                             help="completion engine (default: the params file's, else guided)")
-    parser.add_argument("--checkpoint", type=Path, help="model checkpoint (torch, auto)")
-    parser.add_argument("--onnx", type=Path, help="ONNX model (onnxruntime, tensorrt, auto)")
-    parser.add_argument("--engine-file", type=Path, help="TensorRT engine (tensorrt, auto)")
+    add_model_file_args(parser)
 
 
 def register(subparsers) -> None:
@@ -177,10 +175,7 @@ def make_engine(name: str, config, args: argparse.Namespace):
     from ..core.errors import LingbotDepthError
     from ..engines.registry import CLASSICAL_ENGINES, create_engine, engine_class
 
-    options = config.engine_options()
-    for key in ("checkpoint", "onnx", "engine_file"):
-        if getattr(args, key, None) is not None:
-            options[key] = str(getattr(args, key))
+    options = {**config.engine_options(), **model_file_options(args)}
     if name not in CLASSICAL_ENGINES and name != "auto":
         accepted = inspect.signature(engine_class(name).__init__).parameters
         options = {k: v for k, v in options.items() if k in accepted}

@@ -12,7 +12,7 @@ import argparse
 from pathlib import Path
 
 from ..core.depth import DepthRange
-from .argtypes import non_negative_float, positive_int
+from .argtypes import add_model_file_args, model_file_options, non_negative_float, positive_int
 
 _DEFAULT_RANGE = DepthRange()
 #: frames skipped on a live camera while auto-exposure settles
@@ -43,9 +43,7 @@ def register(subparsers) -> None:
                         help=f"frames to discard first (default: {_LIVE_SKIP} live, 0 from a file)")
     parser.add_argument("--engine", default="guided", choices=ENGINE_NAMES,
                         help="completion engine (default: guided)")
-    parser.add_argument("--checkpoint", type=Path, help="model checkpoint (torch, auto)")
-    parser.add_argument("--onnx", type=Path, help="ONNX model (onnxruntime, tensorrt, auto)")
-    parser.add_argument("--engine-file", type=Path, help="TensorRT engine (tensorrt, auto)")
+    add_model_file_args(parser)
     parser.add_argument("--min-depth", type=non_negative_float, default=_DEFAULT_RANGE.min_m)
     parser.add_argument("--max-depth", type=non_negative_float, default=_DEFAULT_RANGE.max_m)
     parser.add_argument("--timeout", type=non_negative_float, default=5.0,
@@ -94,7 +92,6 @@ def run(args: argparse.Namespace) -> int:
     from ..core.io import write_completion
     from ..engines import create_engine
     from ..sources.realsense import RealSenseSource, SourceState
-    from .complete import engine_options
 
     settings = settings_from_args(args)
     skip = args.skip if args.skip is not None else (0 if args.from_file else _LIVE_SKIP)
@@ -112,7 +109,7 @@ def run(args: argparse.Namespace) -> int:
                 status = source.status
                 print(f"{status.name} {status.serial}: {capture.frame.width}x"
                       f"{capture.frame.height}, depth units {capture.depth_scale:g} m")
-                engine = create_engine(args.engine, **engine_options(args))
+                engine = create_engine(args.engine, **model_file_options(args))
             if seen < skip:
                 continue
             result = engine.complete(capture.frame)

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from ..core.depth import DEFAULT_DEPTH_SCALE, DepthRange
-from .argtypes import non_negative_float, positive_float
+from .argtypes import add_model_file_args, model_file_options, non_negative_float, positive_float
 
 _DEFAULT_RANGE = DepthRange()
 
@@ -27,9 +27,7 @@ def register(subparsers) -> None:
                         help="text file with the 3x3 camera matrix K (9 numbers)")
     parser.add_argument("--engine", default="guided", choices=ENGINE_NAMES,
                         help="completion engine (default: guided)")
-    parser.add_argument("--checkpoint", type=Path, help="model checkpoint (torch, auto)")
-    parser.add_argument("--onnx", type=Path, help="ONNX model (onnxruntime, tensorrt, auto)")
-    parser.add_argument("--engine-file", type=Path, help="TensorRT engine (tensorrt, auto)")
+    add_model_file_args(parser)
     parser.add_argument("--depth-scale", type=positive_float, default=DEFAULT_DEPTH_SCALE,
                         help="metres per depth unit (default: %(default)s, millimetres)")
     parser.add_argument("--min-depth", type=non_negative_float, default=_DEFAULT_RANGE.min_m,
@@ -54,12 +52,6 @@ def load_files(rgb_path: Path, depth_path: Path, intrinsics_path: Path,
     return RGBDFrame(rgb=rgb, depth=depth, K=K, frame_id=Path(rgb_path).parent.name)
 
 
-def engine_options(args: argparse.Namespace) -> dict:
-    """Model-file options that were given, under the engines' keyword names."""
-    given = {"checkpoint": args.checkpoint, "onnx": args.onnx, "engine_file": args.engine_file}
-    return {key: str(value) for key, value in given.items() if value is not None}
-
-
 def run(args: argparse.Namespace) -> int:
     from ..core.errors import LingbotDepthError
     from ..core.frame import SourceMask
@@ -71,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
             f"--min-depth {args.min_depth} must be below --max-depth {args.max_depth}")
     frame = load_files(args.rgb, args.depth, args.intrinsics, args.depth_scale,
                        DepthRange(args.min_depth, args.max_depth))
-    engine = create_engine(args.engine, **engine_options(args))
+    engine = create_engine(args.engine, **model_file_options(args))
     try:
         result = engine.complete(frame)
     finally:

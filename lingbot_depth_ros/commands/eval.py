@@ -8,7 +8,7 @@ import math
 from pathlib import Path
 
 from ..core.depth import DEFAULT_DEPTH_SCALE, DepthRange
-from .argtypes import positive_float, positive_int
+from .argtypes import add_model_file_args, model_file_options, positive_float, positive_int
 
 _DEFAULT_RANGE = DepthRange()
 #: columns of the printed table: (metric, heading, format)
@@ -64,9 +64,7 @@ def register(subparsers) -> None:
     parser.add_argument("--trials", type=positive_int, default=1,
                         help="corruptions per capture, seeds SEED..SEED+TRIALS-1 (default: 1)")
     parser.add_argument("--json", type=Path, help="write the results as JSON to this file")
-    parser.add_argument("--checkpoint", type=Path, help="model checkpoint (torch, auto)")
-    parser.add_argument("--onnx", type=Path, help="ONNX model (onnxruntime, tensorrt, auto)")
-    parser.add_argument("--engine-file", type=Path, help="TensorRT engine (tensorrt, auto)")
+    add_model_file_args(parser)
     parser.add_argument("--engine-options", nargs="+", type=_option, default=[], action="extend",
                         metavar="[ENGINE.]KEY=VALUE",
                         help="engine constructor options, e.g. telea.radius=10 device=cpu; "
@@ -90,8 +88,7 @@ def engine_options(args: argparse.Namespace) -> dict[str, dict]:
     from ..core.errors import LingbotDepthError
     from ..engines.registry import engine_class
 
-    shared = {k: str(v) for k, v in (("checkpoint", args.checkpoint), ("onnx", args.onnx),
-                                     ("engine_file", args.engine_file)) if v is not None}
+    shared = model_file_options(args)
     shared.update({key: value for engine, key, value in args.engine_options if not engine})
     used: set[str] = set()
     out: dict[str, dict] = {}
