@@ -6,6 +6,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import pytest
+from rclpy.serialization import serialize_message
 
 from node_harness import FRAME_ID, Running, accounting, load_captures, make_context, rclpy
 from lingbot_depth_ros.core.codec import encode_image
@@ -91,6 +92,20 @@ def test_truncated_buffer_is_dropped(running, captures):
     depth = capture.depth_msg(stamp)
     depth.data = bytes(depth.data)[: len(depth.data) // 2]
     expect_drop(running, capture.color_msg(stamp), depth, "truncated_buffer")
+    expect_published(running, capture)
+
+
+@pytest.mark.parametrize("cut", [3, 40, 1000])  # inside the CDR header, the header, the pixels
+def test_serialized_message_cut_short_is_dropped(running, captures, cut):
+    """Bytes from a misbehaving publisher: the node reads serialized messages itself."""
+    capture, stamp = captures[2], stamps()
+    before = running.node.drops.snapshot().get("truncated_buffer", 0)
+    received = running.node.stats.received["depth"]
+    running.probe.depth_pub.publish(serialize_message(capture.depth_msg(stamp))[:cut])
+    running.probe.wait_for(
+        lambda _: running.node.drops.snapshot().get("truncated_buffer", 0) >= before + 1,
+        20, "one truncated image")
+    assert running.node.stats.received["depth"] == received + 1
     expect_published(running, capture)
 
 

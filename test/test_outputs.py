@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -159,7 +161,7 @@ def test_latency_counts_from_pairing(completed, info):
     assert 50.0 <= out.summary.latency_ms < 10_000
 
 
-def test_cloud_buffers_alias_only_when_asked(completed, info):
+def test_buffers_alias_only_when_asked(completed, info):
     frame, result = completed
     fresh = OutputBuilder(OutputOptions())
     first = fresh.build(frame, result, info=info).cloud
@@ -168,8 +170,11 @@ def test_cloud_buffers_alias_only_when_asked(completed, info):
     second = fresh.build(frame, shifted, info=info).cloud
     assert second.data is not first.data and bytes(first.data) == kept  # safe to keep
 
-    reusing = OutputBuilder(OutputOptions(), reuse_cloud_buffer=True)
-    a = reusing.build(frame, result, info=info).cloud
-    b = reusing.build(frame, shifted, info=info).cloud
-    assert a.data is b.data
-    assert bytes(b.data) == bytes(fresh.build(frame, shifted, info=info).cloud.data)
+    reusing = OutputBuilder(OutputOptions(), reuse_buffers=True)
+    a = reusing.build(frame, result, info=info)
+    b = reusing.build(frame, shifted, info=info)
+    expected = fresh.build(frame, shifted, info=info)
+    for name in ("cloud", "depth", "source_mask", "depth_32fc1"):
+        assert getattr(a, name).data is getattr(b, name).data, name
+        assert getattr(b, name) == replace(getattr(expected, name), data=getattr(b, name).data)
+        assert bytes(getattr(b, name).data) == bytes(getattr(expected, name).data), name

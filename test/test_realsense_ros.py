@@ -115,7 +115,9 @@ def test_raw_streams_are_published_under_realsense_ros_names(context):
         assert color.header == depth.header == info.header
         assert color.header.frame_id == "camera_color_optical_frame"
         # The node gets exactly what was published, one triple per capture.
-        assert len(handed) == 4 and handed[-1][0].header == received["color"][-1].header
+        last = received["color"][-1].header
+        assert len(handed) == 4 and handed[-1][0].stamp_ns == messages.stamp_ns(last)
+        assert handed[-1][0].frame_id == last.frame_id and handed[-1][2].fields.k == tuple(info.k)
         with cond:
             assert cond.wait_for(lambda: any(
                 s.message == "streaming" and s.hardware_id == "4242"

@@ -10,6 +10,7 @@ objects (.name, .offset, .datatype, .count).
 from __future__ import annotations
 
 import array
+import sys
 import time
 from dataclasses import dataclass
 
@@ -157,39 +158,60 @@ class FrameOutputs:
     color: ImageFields | None
 
 
-def depth_image(depth_m: np.ndarray, encoding: str) -> ImageFields:
-    """Completed metres -> 32FC1 (metres, NaN = none) or 16UC1 (millimetres, 0 = none)."""
+def depth_pixels(depth_m: np.ndarray, encoding: str) -> np.ndarray:
+    """Completed metres -> the pixels of a 32FC1 (metres, NaN = none) or 16UC1 (millimetres,
+    0 = none) image."""
     if encoding == "32FC1":
-        return encode_image(np.asarray(depth_m, dtype=np.float32), "32FC1")
+        return np.asarray(depth_m, dtype=np.float32)
     if encoding == "16UC1":
-        return encode_image(metres_to_16uc1(depth_m), "16UC1")
+        return metres_to_16uc1(depth_m)
     raise ValueError(f"depth output encoding must be one of {DEPTH_OUTPUT_ENCODINGS}, got '{encoding}'")
+
+
+def depth_image(depth_m: np.ndarray, encoding: str) -> ImageFields:
+    """Completed metres -> 32FC1 or 16UC1 image fields (see depth_pixels)."""
+    return encode_image(depth_pixels(depth_m, encoding), encoding)
 
 
 class OutputBuilder:
     """Builds FrameOutputs for a stream of frames with fixed options.
 
-    `reuse_cloud_buffer=True` unprojects every organised cloud into one buffer: cheaper
-    (no fresh multi-megabyte allocation per frame), but a cloud's `data` then only stays
-    valid until the next `build`. The node may do that (it publishes, which copies, before
-    the next frame); anything that keeps outputs must not.
+    `reuse_buffers=True` writes every organised cloud, depth image and source mask into one
+    `array.array` per output, kept between frames: cheaper (no fresh multi-megabyte
+    allocation and no extra copy per frame; rclpy takes an array.array as message data
+    without copying it), but their `data` then only stays valid until the next `build`. The
+    node may do that (publishing copies before the next frame); anything that keeps outputs
+    must not.
     """
 
     def __init__(self, options: OutputOptions = OutputOptions(),
-                 reuse_cloud_buffer: bool = False) -> None:
+                 reuse_buffers: bool = False) -> None:
         self.options = options
         self._max_depth = float(options.cloud_max_range_m) or None
         self._stride = int(options.cloud_decimation)
-        self._reuse = bool(reuse_cloud_buffer)
-        self._buffer: array.array | None = None
+        self._reuse = bool(reuse_buffers)
+        self._buffers: dict[str, array.array] = {}
 
-    def _cloud_buffer(self, nbytes: int) -> array.array:
-        if self._reuse and self._buffer is not None and len(self._buffer) == nbytes:
-            return self._buffer
+    def _buffer(self, name: str, nbytes: int) -> array.array:
+        buffer = self._buffers.get(name)
+        if buffer is not None and len(buffer) == nbytes:
+            return buffer
         buffer = array.array("B", bytes(nbytes))
         if self._reuse:
-            self._buffer = buffer
+            self._buffers[name] = buffer
         return buffer
+
+    def _image(self, name: str, pixels: np.ndarray, encoding: str) -> ImageFields:
+        """encode_image, into this output's reused buffer when buffers are reused."""
+        if not self._reuse or sys.byteorder != "little":  # messages hold little-endian data
+            return encode_image(pixels, encoding)
+        pixels = np.ascontiguousarray(pixels)
+        encode_image(pixels[:1], encoding)  # checks dtype and channels (one row's copy)
+        data = self._buffer(name, pixels.nbytes)
+        np.copyto(np.frombuffer(data, dtype=pixels.dtype).reshape(pixels.shape), pixels)
+        height, width = pixels.shape[:2]
+        return ImageFields(height=height, width=width, encoding=encoding, is_bigendian=0,
+                           step=pixels.nbytes // height, data=data)
 
     def cloud(self, depth_m: np.ndarray, rgb: np.ndarray, K: np.ndarray) -> CloudFields:
         """XYZRGB PointCloud2 fields of the completed depth, coloured by the input image.
@@ -207,7 +229,7 @@ class OutputBuilder:
                                data=points.tobytes(), is_dense=True)
         height, width = pointcloud.cloud_shape(*depth_m.shape, self._stride)
         step = pointcloud.XYZRGB_DTYPE.itemsize
-        data = self._cloud_buffer(height * width * step)
+        data = self._buffer("cloud", height * width * step)
         points = np.frombuffer(data, dtype=pointcloud.XYZRGB_DTYPE).reshape(height, width)
         pointcloud.organised_points(depth_m, K, rgb, stride=self._stride,
                                     max_depth=self._max_depth, out=points)
@@ -231,10 +253,12 @@ class OutputBuilder:
             raise ValueError(f"mode must be one of {MODES}, got '{mode}'")
         options = self.options
         depth = result.depth
-        depth_out = depth_image(depth, options.depth_encoding)
+        depth_out = self._image("depth", depth_pixels(depth, options.depth_encoding),
+                                options.depth_encoding)
         depth_32 = rgb_fields = None
         if options.rgbd and with_rgbd and info is not None:  # CompletedRGBD carries the info
-            depth_32 = depth_out if options.depth_encoding == "32FC1" else depth_image(depth, "32FC1")
+            depth_32 = (depth_out if options.depth_encoding == "32FC1"
+                        else self._image("depth_32fc1", depth_pixels(depth, "32FC1"), "32FC1"))
             rgb_fields = color if color is not None else encode_image(frame.rgb, "rgb8")
         cloud = (self.cloud(depth, frame.rgb, frame.K)
                  if options.cloud and with_cloud and info is not None else None)
@@ -246,7 +270,7 @@ class OutputBuilder:
             filled_fraction=result.filled_fraction, latency_ms=float(latency_ms),
             inference_ms=float(inference_ms), engine=result.engine, model=model, mode=mode)
         return FrameOutputs(stamp_ns=int(frame.stamp_ns), frame_id=frame.frame_id,
-                            depth=depth_out, source_mask=encode_image(result.source, "mono8"),
+                            depth=depth_out, source_mask=self._image("source_mask", result.source, "mono8"),
                             camera_info=info, cloud=cloud, summary=summary,
                             depth_32fc1=depth_32, color=rgb_fields)
 

@@ -43,11 +43,6 @@ XYZ_DTYPE = np.dtype({"names": ["x", "y", "z"], "formats": ["<f4"] * 3,
 XYZRGB_DTYPE = np.dtype({"names": ["x", "y", "z", "rgb"], "formats": ["<f4"] * 4,
                          "offsets": [0, 4, 8, 12], "itemsize": 16})
 
-#: cv2.mixChannels pairs writing RGB into bytes 12..15 of a 16-byte point as B, G, R, 0
-#: (little-endian 0x00RRGGBB); a negative source index writes zero.
-_RGB_TO_SLOT = [2, 12, 1, 13, 0, 14, -1, 15]
-
-
 @dataclass
 class CloudFields:
     """The data-carrying fields of a sensor_msgs/PointCloud2 (header aside)."""
@@ -129,21 +124,29 @@ def organised_points(depth: np.ndarray, K, rgb: np.ndarray | None = None, stride
     elif out.shape != x_grid.shape or out.dtype != dtype or not out.flags.c_contiguous:
         raise ShapeMismatchError(
             f"out must be C-contiguous {x_grid.shape} {dtype}, got {out.shape} {out.dtype}")
-    # Work on the float32 slots directly: cheaper than structured-field assignment.
-    slots = out.view("<f4").reshape(*out.shape, dtype.itemsize // 4)
-    z = slots[..., 2]
     sampled = depth[::stride, ::stride]
-    np.copyto(z, sampled, casting="same_kind")
+    z = np.array(sampled, dtype=np.float32)  # contiguous: every pass below runs unstrided
     with np.errstate(invalid="ignore"):
-        usable = sampled > 0  # False for NaN
-        usable &= (sampled < np.inf) if max_depth is None else (sampled <= max_depth)
+        usable = z > 0  # False for NaN
+        usable &= (z < np.inf) if max_depth is None else (z <= max_depth)
     np.copyto(z, np.float32(np.nan), where=~usable)
-    np.multiply(z, x_grid, out=slots[..., 0])
-    np.multiply(z, y_grid, out=slots[..., 1])
+    planes = [np.multiply(z, x_grid), np.multiply(z, y_grid), z]
     if rgb is not None:
-        sampled_rgb = np.ascontiguousarray(rgb[::stride, ::stride])
-        cv2.mixChannels([sampled_rgb], [out.view(np.uint8).reshape(*out.shape, 16)], _RGB_TO_SLOT)
+        planes.append(_packed_colour_slot(rgb[::stride, ::stride]))
+    # One interleaving pass (OpenCV's SIMD merge) instead of strided writes per field.
+    slots = out.view("<f4").reshape(*out.shape, len(planes))
+    merged = cv2.merge(planes, slots)
+    if merged.__array_interface__["data"][0] != slots.__array_interface__["data"][0]:
+        slots[...] = merged  # OpenCV allocated instead of writing into `out` (never seen)
     return out
+
+
+def _packed_colour_slot(rgb: np.ndarray) -> np.ndarray:
+    """uint8 (H, W, 3) RGB -> float32 (H, W) whose bits are 0x00RRGGBB (PCL's rgb field)."""
+    bgra = cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2BGRA)  # bytes B, G, R, 255
+    packed = bgra.view(np.uint32).reshape(bgra.shape[:2])
+    np.bitwise_and(packed, np.uint32(0x00FFFFFF), out=packed)  # little-endian: clear alpha
+    return packed.view(np.float32)
 
 
 def _check_inputs(depth: np.ndarray, rgb: np.ndarray | None, stride: int,

@@ -18,8 +18,8 @@ from std_msgs.msg import Header
 
 STATUS_NAME = "lingbot_depth_node: depth completion"
 #: worker stages timed per frame
-STAGES = ("decode", "engine", "outputs", "publish")
-SERIES = ("latency", "overhead", "overhead_cpu", *STAGES)
+STAGES = ("receive", "decode", "engine", "outputs", "publish")
+SERIES = ("latency", "overhead", "overhead_cpu", *STAGES, *(f"{k}_cpu" for k in STAGES))
 
 
 @dataclass
@@ -50,8 +50,9 @@ class NodeStats:
 
     def count_published(self, latency_ms: float, stage_ms: dict[str, float],
                         stage_cpu_ms: dict[str, float]) -> None:
-        """One published frame: its latency and worker stage times (decode, engine, outputs,
-        publish), wall and CPU; overhead is every stage but the engine."""
+        """One published frame: its latency and stage times (receive: reading + pairing its
+        two images in the callbacks; decode, engine, outputs, publish: the workers), wall and
+        CPU; overhead is every stage but the engine."""
         now = time.monotonic()
         with self._lock:
             self.published += 1
@@ -60,6 +61,7 @@ class NodeStats:
             self._samples["overhead_cpu"].append(_without_engine(stage_cpu_ms))
             for key in STAGES:
                 self._samples[key].append(stage_ms.get(key, 0.0))
+                self._samples[f"{key}_cpu"].append(stage_cpu_ms.get(key, 0.0))
             self._publish_times.append(now)
 
     def rate_hz(self) -> float:
@@ -102,13 +104,15 @@ def diagnostic_array(stats: NodeStats, drops: dict[str, int], queued: int, stamp
         "engine_p50_ms": f"{pct['engine_p50']:.2f}",
         "overhead_p50_ms": f"{pct['overhead_p50']:.2f}",
         "overhead_cpu_p50_ms": f"{pct['overhead_cpu_p50']:.2f}",
-        **{f"{k}_p50_ms": f"{pct[k + '_p50']:.2f}" for k in ("decode", "outputs", "publish")},
+        **{f"{k}_p50_ms": f"{pct[k + '_p50']:.2f}" for k in ("receive", "decode", "outputs", "publish")},
+        **{f"{k}_cpu_p50_ms": f"{pct[k + '_cpu_p50']:.2f}" for k in ("receive", "decode", "outputs", "publish")},
         "engine": stats.engine,
         "model": stats.model,
         "fallback": stats.fallback_reason or "none",
         "color_received": str(received.get("color", 0)),
         "depth_received": str(received.get("depth", 0)),
         "camera_info_received": str(received.get("camera_info", 0)),
+        "camera_info_unreadable": str(received.get("camera_info_unreadable", 0)),
         "published": str(published),
         "queued": str(queued),
         "frames_without_camera_info": str(without_info),

@@ -1,8 +1,9 @@
 """`lingbot_depth_node`: registered colour + depth in; completed depth, clouds, CompletedRGBD out.
 
-Subscription callbacks only pair messages by stamp (core.pairing) and hand the newest pair
-to the worker threads through a one-deep slot (latest wins), so the executor never waits for
-inference. One worker decodes and completes, the other builds the outputs (core.outputs,
+Subscription callbacks only read the serialized messages in place (core.serialized: no
+rclpy message is built, the pixels stay in the received buffer) and pair them by stamp
+(core.pairing), then hand the newest pair to the worker threads through a one-deep slot
+(latest wins), so the executor never waits for inference. One worker decodes and completes, the other builds the outputs (core.outputs,
 shared with the bag tools) and publishes (ros/worker.py). Every received image ends up
 published, counted as dropped under a reason, or still queued (see ros/diagnostics.py).
 
@@ -30,16 +31,17 @@ from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2
-from std_msgs.msg import Header
 
-from ..core.codec import COLOR_ENCODINGS, DEPTH_ENCODINGS, to_rgb8
+from ..core import serialized
+from ..core.codec import COLOR_ENCODINGS, DEPTH_ENCODINGS, ImageFields, decode_image, to_rgb8
 from ..core.depth import depth_to_metres, require_some_valid
 from ..core.errors import (BufferSizeError, EncodingError, IntrinsicsError, InvalidDepthError,
-                           ShapeMismatchError)
+                           LingbotDepthError, ShapeMismatchError)
 from ..core.frame import CompletionResult, RGBDFrame
 from ..core.allocator import tune_for_frame_buffers
 from ..core.outputs import CameraInfoFields, FrameOutputs, OutputBuilder, nominal_intrinsics
 from ..core.pairing import DropCounter, LatestSlot, Pair, StampPairer
+from ..core.serialized import StampedImage, StampedInfo
 from ..engines.base import Engine
 from ..engines.registry import CLASSICAL_ENGINES, create_engine, engine_class
 from . import messages
@@ -53,6 +55,7 @@ INPUT_ERRORS = (EncodingError, BufferSizeError, ShapeMismatchError, InvalidDepth
 #: parameters any rclpy node accepts besides ours
 _BUILTIN_PARAMS = ("use_sim_time", "start_type_description_service")
 _WARN_EVERY_S = 5.0
+_GIL_SWITCH_S = 0.0005
 
 
 class LingbotDepthNode(Node):
@@ -72,7 +75,7 @@ class LingbotDepthNode(Node):
         self.slot = LatestSlot(self.drops)
         self.engine, self.model_id = self._load_engine()
         # Reusing the cloud buffer is safe here: _process publishes (copies) before the next build.
-        self.builder = OutputBuilder(self.config.output_options, reuse_cloud_buffer=True)
+        self.builder = OutputBuilder(self.config.output_options, reuse_buffers=True)
         self._make_publishers()
         self._make_subscriptions()
         self._timer = self.create_timer(self.config.diagnostics_period, self.publish_diagnostics)
@@ -162,34 +165,56 @@ class LingbotDepthNode(Node):
             qos = QoSProfile(depth=c.queue_depth, reliability=qos_profile_sensor_data.reliability,
                              durability=qos_profile_sensor_data.durability)
         # Info first: when messages of all three are ready at once, the executor takes them in
-        # creation order, so a pair then finds the camera info of its own stamp.
-        self.create_subscription(CameraInfo, c.camera_info_topic, self._on_info, qos)
-        self.create_subscription(Image, c.color_topic, self._on_color, qos)
-        self.create_subscription(Image, c.depth_topic, self._on_depth, qos)
+        # creation order, so a pair then finds the camera info of its own stamp. raw=True:
+        # the callbacks get the serialized bytes and read them in place (core.serialized).
+        self.create_subscription(CameraInfo, c.camera_info_topic, self._on_info_cdr, qos, raw=True)
+        self.create_subscription(Image, c.color_topic, self._on_color_cdr, qos, raw=True)
+        self.create_subscription(Image, c.depth_topic, self._on_depth_cdr, qos, raw=True)
 
-    # -- executor thread: pairing only ----------------------------------------------------
-    def _on_color(self, msg: Image) -> None:
-        self._add("color", msg)
+    # -- executor thread: read and pair only ----------------------------------------------
+    def _on_color_cdr(self, data: bytes) -> None:
+        self._receive("color", data)
 
-    def _on_depth(self, msg: Image) -> None:
-        self._add("depth", msg)
+    def _on_depth_cdr(self, data: bytes) -> None:
+        self._receive("depth", data)
 
-    def _on_info(self, msg: CameraInfo) -> None:
+    def _receive(self, stream: str, data: bytes) -> None:
+        wall, cpu = time.perf_counter(), time.thread_time()
+        self.stats.count_received(stream)
+        try:
+            image = serialized.read_image(data, f"{stream} image")
+        except LingbotDepthError as exc:  # unreadable: one image dropped, counted
+            self.drops.add(exc.reason, 1)
+            self._warn_throttled(f"dropped a {stream} image ({exc.reason}): {exc}")
+            return
+        self._add(stream, image, wall, cpu)
+
+    def _on_info_cdr(self, data: bytes) -> None:
+        self.stats.count_received("camera_info")
+        try:
+            info = serialized.read_camera_info(data)
+        except LingbotDepthError as exc:
+            self.stats.count_received("camera_info_unreadable")
+            self._warn_throttled(f"ignored an unreadable camera info ({exc.reason}): {exc}")
+            return
+        with self._pair_lock:
+            self.pairer.add_info(info, info.stamp_ns)
+
+    def _on_camera_frame(self, color: StampedImage, depth: StampedImage, info: StampedInfo) -> None:
         self.stats.count_received("camera_info")
         with self._pair_lock:
-            self.pairer.add_info(msg, messages.stamp_ns(msg.header))
+            self.pairer.add_info(info, info.stamp_ns)
+        for stream, image in (("color", color), ("depth", depth)):
+            self.stats.count_received(stream)
+            self._add(stream, image, time.perf_counter(), time.thread_time())
 
-    def _on_camera_frame(self, color: Image, depth: Image, info: CameraInfo) -> None:
-        self._on_info(info)
-        self._add("color", color)
-        self._add("depth", depth)
-
-    def _add(self, stream: str, msg: Image) -> None:
-        self.stats.count_received(stream)
-        stamp = messages.stamp_ns(msg.header)
+    def _add(self, stream: str, image: StampedImage, wall: float, cpu: float) -> None:
+        """Pair `image`; its receive time counts from `wall`/`cpu` (when its callback began)."""
         with self._pair_lock:
             add = self.pairer.add_color if stream == "color" else self.pairer.add_depth
-            pair = add(stamp, msg)
+            pair = add(image.stamp_ns, image)
+            image.receive_ms = (time.perf_counter() - wall) * 1e3
+            image.receive_cpu_ms = (time.thread_time() - cpu) * 1e3
         if pair is not None:
             self.slot.put(pair)
 
@@ -197,6 +222,8 @@ class LingbotDepthNode(Node):
     def _complete_pair(self, pair: Pair) -> _Completed:
         """Stage 1: decode, validate and complete one pair."""
         clock = _StageClock()
+        clock.add("receive", pair.color.receive_ms + pair.depth.receive_ms,
+                  pair.color.receive_cpu_ms + pair.depth.receive_cpu_ms)
         frame, info = self._frame_of(pair)
         clock.lap("decode")
         result = self._complete(frame)
@@ -207,30 +234,33 @@ class LingbotDepthNode(Node):
         """Stage 2: build every subscribed output and publish it."""
         done.clock.resume()
         outputs = self.builder.build(
-            done.frame, done.result, color=messages.image_fields(done.pair.color), info=done.info,
+            done.frame, done.result, color=done.pair.color.fields, info=done.info,
             model=self.model_id, mode=self.effective_mode, paired_at_ns=done.pair.paired_at_ns,
             with_cloud=_subscribed(self.cloud_pub), with_rgbd=_subscribed(self.rgbd_pub))
         done.clock.lap("outputs")
-        color_header = done.pair.color.header
-        self._publish(outputs, Header(stamp=color_header.stamp, frame_id=color_header.frame_id))
+        self._publish(outputs)
         done.clock.lap("publish")
         self.stats.count_published(outputs.summary.latency_ms, done.clock.ms, done.clock.cpu_ms)
 
-    def _publish(self, outputs: FrameOutputs, header: Header) -> None:
-        depth_msg = mask_msg = info_msg = None
+    def _publish(self, outputs: FrameOutputs) -> None:
+        """Publish one frame's outputs; stamp and frame id are the input colour image's.
+
+        Depth, mask and cloud sit in the builder's array.array buffers, which rclpy messages
+        take without a copy (publishing then copies them twice: into the C message and into
+        CDR); serialized bytes would cost a third copy. CompletedRGBD and camera info go out
+        serialized (core.serialized): their parts are views of other buffers."""
+        stamp, frame_id = outputs.stamp_ns, outputs.frame_id
+        header = messages.make_header(stamp, frame_id)
         if self.depth_pub is not None:
-            depth_msg = messages.image_msg(outputs.depth, header)
-            self.depth_pub.publish(depth_msg)
+            self.depth_pub.publish(messages.image_msg(outputs.depth, header))
             if outputs.camera_info is not None:
-                info_msg = messages.camera_info_msg(outputs.camera_info, header)
-                self.info_pub.publish(info_msg)
-        if self.mask_pub is not None:
-            mask_msg = messages.image_msg(outputs.source_mask, header)
-            self.mask_pub.publish(mask_msg)
+                self.info_pub.publish(serialized.camera_info_cdr(stamp, frame_id, outputs.camera_info))
+        if _subscribed(self.mask_pub):
+            self.mask_pub.publish(messages.image_msg(outputs.source_mask, header))
         if outputs.cloud is not None:
             self.cloud_pub.publish(messages.cloud_msg(outputs.cloud, header))
         if outputs.color is not None:
-            self.rgbd_pub.publish(messages.rgbd_msg(outputs, header, depth_msg, mask_msg, info_msg))
+            self.rgbd_pub.publish(serialized.completed_rgbd_cdr(outputs))
 
     @property
     def effective_mode(self) -> str:
@@ -239,33 +269,33 @@ class LingbotDepthNode(Node):
 
     def _frame_of(self, pair: Pair) -> tuple[RGBDFrame, CameraInfoFields | None]:
         """Decode and validate one pair; raises an INPUT_ERRORS exception for bad input."""
-        color_msg, depth_msg = pair.color, pair.depth
+        color, depth_image = pair.color, pair.depth
         # Check the encodings by name first: a depth encoding on the colour topic must read
         # as a wrong encoding, not as a buffer of the wrong size.
-        for msg, allowed in ((color_msg, COLOR_ENCODINGS), (depth_msg, DEPTH_ENCODINGS)):
-            if msg.encoding not in allowed:
-                raise EncodingError(f"encoding '{msg.encoding}' is not one of {', '.join(allowed)}")
-        rgb = to_rgb8(messages.image_array(color_msg), color_msg.encoding)
-        raw = messages.image_array(depth_msg)
+        for image, allowed in ((color, COLOR_ENCODINGS), (depth_image, DEPTH_ENCODINGS)):
+            if image.encoding not in allowed:
+                raise EncodingError(f"encoding '{image.encoding}' is not one of {', '.join(allowed)}")
+        rgb = to_rgb8(_pixels(color.fields), color.encoding)
+        raw = _pixels(depth_image.fields)
         if raw.shape[:2] != rgb.shape[:2]:
             raise ShapeMismatchError(
                 f"colour is {rgb.shape[1]}x{rgb.shape[0]} but depth is {raw.shape[1]}x{raw.shape[0]}:"
                 " subscribe to depth registered to colour")
-        depth = depth_to_metres(raw, depth_msg.encoding, self.config.depth_scale,
+        depth = depth_to_metres(raw, depth_image.encoding, self.config.depth_scale,
                                 self.config.valid_range)
         if self.effective_mode == "completion":
             require_some_valid(depth)
         info = self._camera_info(pair.info, *rgb.shape[:2])
         K = info.K if info is not None else nominal_intrinsics(*rgb.shape[:2])
-        frame = RGBDFrame(rgb=rgb, depth=depth, K=K, stamp_ns=messages.stamp_ns(color_msg.header),
-                          frame_id=color_msg.header.frame_id)
+        frame = RGBDFrame(rgb=rgb, depth=depth, K=K, stamp_ns=color.stamp_ns, frame_id=color.frame_id)
         return frame, info
 
-    def _camera_info(self, msg: CameraInfo | None, height: int, width: int) -> CameraInfoFields | None:
+    def _camera_info(self, received: StampedInfo | None, height: int, width: int
+                     ) -> CameraInfoFields | None:
         """The pair's usable camera info, or None (then: depth only, no cloud, a warning)."""
         problem = "no camera info received yet"
-        if msg is not None:
-            info = messages.camera_info_fields(msg)
+        if received is not None:
+            info = received.fields
             problem = info.usability_problem(height, width)
             if not problem:
                 if not self.stats.distortion_warning and info.distortion_note():
@@ -328,6 +358,10 @@ class _StageClock:
         """Start the next stage now (time spent waiting between threads is no stage's)."""
         self._wall, self._cpu = time.perf_counter(), time.thread_time()
 
+    def add(self, stage: str, ms: float, cpu_ms: float) -> None:
+        """A stage measured elsewhere (the receive callbacks)."""
+        self.ms[stage], self.cpu_ms[stage] = ms, cpu_ms
+
     def lap(self, stage: str) -> None:
         wall, cpu = time.perf_counter(), time.thread_time()
         self.ms[stage] = (wall - self._wall) * 1e3
@@ -346,6 +380,11 @@ class _Completed:
     clock: _StageClock
 
 
+def _pixels(fields: ImageFields):
+    return decode_image(fields.height, fields.width, fields.encoding, fields.is_bigendian,
+                        fields.step, fields.data)
+
+
 def _subscribed(publisher) -> bool:
     """Build an optional output only when someone listens (as depth_image_proc does)."""
     return publisher is not None and publisher.get_subscription_count() > 0
@@ -359,6 +398,10 @@ def main(args: list[str] | None = None) -> int:
     # 640x480. Only this process is affected; an explicit setting in the environment wins.
     os.environ.setdefault("RMW_FASTRTPS_PUBLICATION_MODE", "ASYNCHRONOUS")
     tune_for_frame_buffers()
+    # The outputs thread needs the GIL back after each numpy or DDS call; the engine thread
+    # holds it between its own calls for up to the switch interval (5 ms by default), which
+    # made the outputs stages wait far longer than they compute. 0.5 ms keeps that wait short.
+    sys.setswitchinterval(_GIL_SWITCH_S)
     rclpy.init(args=args)
     node = None
     try:

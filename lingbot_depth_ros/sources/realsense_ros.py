@@ -27,8 +27,9 @@ from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, Image
 
+from ..core import serialized
 from ..core.depth import DepthRange
-from ..ros import messages
+from ..core.serialized import StampedImage, StampedInfo
 from .realsense import (FILTER_NAMES, RealSenseCapture, RealSenseSettings, RealSenseSource,
                         SourceState, SourceStatus)
 
@@ -120,7 +121,7 @@ class RealSenseRosSource:
     def __init__(self, node, settings: RealSenseSettings, publish_raw: bool = True,
                  open_stream=None, status_period_s: float = 1.0) -> None:
         self._node = node
-        self._on_frame: Callable[[Image, Image, CameraInfo], None] | None = None
+        self._on_frame: Callable[[StampedImage, StampedImage, StampedInfo], None] | None = None
         self.settings = settings
         self.source = RealSenseSource(settings, open_stream=open_stream,
                                       on_status=self._on_status)
@@ -140,10 +141,10 @@ class RealSenseRosSource:
         settings, publish_raw = declare_realsense_parameters(node, valid_range)
         return cls(node, settings, publish_raw=publish_raw)
 
-    def start(self, on_frame: Callable[[Image, Image, CameraInfo], None] | None = None
+    def start(self, on_frame: Callable[[StampedImage, StampedImage, StampedInfo], None] | None = None
               ) -> "RealSenseRosSource":
-        """Start capturing. `on_frame(color, depth, info)` gets the messages of every capture
-        (published or not), on the capture thread."""
+        """Start capturing. `on_frame(color, depth, info)` gets every capture (published or
+        not) as the node's received types, on the capture thread."""
         self._on_frame = on_frame
         self._thread.start()
         return self
@@ -157,17 +158,17 @@ class RealSenseRosSource:
 
     def _handle(self, capture: RealSenseCapture) -> None:
         color_fields, depth_fields, info_fields = capture.message_fields()
-        header = messages.make_header(capture.stamp_ns, self.settings.frame_id)
-        color = messages.image_msg(color_fields, header)
-        depth = messages.image_msg(depth_fields, header)
-        info = messages.camera_info_msg(info_fields, header)
-        if self._pubs:
-            self._pubs["color"].publish(color)
-            self._pubs["color_info"].publish(info)
-            self._pubs["depth"].publish(depth)
-            self._pubs["depth_info"].publish(info)
+        stamp, frame_id = capture.stamp_ns, self.settings.frame_id
+        if self._pubs:  # serialized, as the node publishes (core/serialized.py says why)
+            info_cdr = serialized.camera_info_cdr(stamp, frame_id, info_fields)
+            self._pubs["color"].publish(serialized.image_cdr(stamp, frame_id, color_fields))
+            self._pubs["color_info"].publish(info_cdr)
+            self._pubs["depth"].publish(serialized.image_cdr(stamp, frame_id, depth_fields))
+            self._pubs["depth_info"].publish(info_cdr)
         if self._on_frame is not None:
-            self._on_frame(color, depth, info)
+            self._on_frame(StampedImage(stamp, frame_id, color_fields),
+                           StampedImage(stamp, frame_id, depth_fields),
+                           StampedInfo(stamp, frame_id, info_fields))
 
     def _on_status(self, status: SourceStatus) -> None:
         logger = self._node.get_logger()

@@ -1,0 +1,149 @@
+"""The serialized (CDR) messages the node receives and publishes, without rclpy messages.
+
+The node subscribes and publishes serialized bytes: a received image is read in place (its
+pixels stay a view of the received buffer) and each output is written with one copy of its
+pixels, where generated rclpy messages copy every buffer two or three times (bytes ->
+array.array -> C message -> CDR). The bytes equal rclpy's serialize_message of the same
+message (tested), so subscribers receive ordinary messages.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .cdr import CdrReader, CdrWriter
+from .codec import ImageFields
+from .outputs import CameraInfoFields, FrameOutputs
+from .pointcloud import CloudFields
+
+
+@dataclass
+class StampedImage:
+    """A received sensor_msgs/Image: header and fields (data may view the received buffer)."""
+
+    stamp_ns: int
+    frame_id: str
+    fields: ImageFields
+    #: wall and CPU time the receiving process spent reading and pairing it, milliseconds
+    receive_ms: float = 0.0
+    receive_cpu_ms: float = 0.0
+
+    @property
+    def encoding(self) -> str:
+        return self.fields.encoding
+
+
+@dataclass(frozen=True)
+class StampedInfo:
+    """A received sensor_msgs/CameraInfo."""
+
+    stamp_ns: int
+    frame_id: str
+    fields: CameraInfoFields
+
+
+# -- reading -------------------------------------------------------------------------------
+def read_image(data, what: str = "sensor_msgs/Image") -> StampedImage:
+    """Parse a serialized Image; BufferSizeError when it is cut short, EncodingError when it
+    is not CDR."""
+    reader = CdrReader(data, what)
+    stamp, frame_id = reader.header()
+    height, width = reader.u32(), reader.u32()
+    encoding = reader.string()
+    is_bigendian = reader.u8()
+    step = reader.u32()
+    fields = ImageFields(height=height, width=width, encoding=encoding,
+                         is_bigendian=is_bigendian, step=step, data=reader.blob())
+    return StampedImage(stamp, frame_id, fields)
+
+
+def read_camera_info(data, what: str = "sensor_msgs/CameraInfo") -> StampedInfo:
+    reader = CdrReader(data, what)
+    stamp, frame_id = reader.header()
+    height, width = reader.u32(), reader.u32()
+    model = reader.string()
+    d = reader.f64s()
+    k, r, p = reader.f64s(9), reader.f64s(9), reader.f64s(12)
+    binning_x, binning_y = reader.u32(), reader.u32()
+    roi = (reader.u32(), reader.u32(), reader.u32(), reader.u32(), bool(reader.u8()))
+    fields = CameraInfoFields(height=height, width=width, distortion_model=model, d=d, k=k,
+                              r=r, p=p, binning_x=binning_x, binning_y=binning_y, roi=roi)
+    return StampedInfo(stamp, frame_id, fields)
+
+
+# -- writing -------------------------------------------------------------------------------
+def _image(w: CdrWriter, stamp_ns: int, frame_id: str, fields: ImageFields) -> None:
+    w.header(stamp_ns, frame_id)
+    w.u32(fields.height)
+    w.u32(fields.width)
+    w.string(fields.encoding)
+    w.u8(fields.is_bigendian)
+    w.u32(fields.step)
+    w.blob(fields.data)
+
+
+def _camera_info(w: CdrWriter, stamp_ns: int, frame_id: str, info: CameraInfoFields) -> None:
+    w.header(stamp_ns, frame_id)
+    w.u32(info.height)
+    w.u32(info.width)
+    w.string(info.distortion_model)
+    w.f64s(info.d, sequence=True)
+    for matrix in (info.k, info.r, info.p):
+        w.f64s(matrix, sequence=False)
+    w.u32(info.binning_x)
+    w.u32(info.binning_y)
+    for value in info.roi[:4]:
+        w.u32(value)
+    w.u8(bool(info.roi[4]))
+
+
+def image_cdr(stamp_ns: int, frame_id: str, fields: ImageFields) -> bytes:
+    w = CdrWriter()
+    _image(w, stamp_ns, frame_id, fields)
+    return w.value()
+
+
+def camera_info_cdr(stamp_ns: int, frame_id: str, info: CameraInfoFields) -> bytes:
+    if len(info.k) != 9 or len(info.r) != 9 or len(info.p) != 12:
+        raise ValueError("camera info needs 9 K, 9 R and 12 P values")
+    w = CdrWriter()
+    _camera_info(w, stamp_ns, frame_id, info)
+    return w.value()
+
+
+def cloud_cdr(stamp_ns: int, frame_id: str, cloud: CloudFields) -> bytes:
+    w = CdrWriter()
+    w.header(stamp_ns, frame_id)
+    w.u32(cloud.height)
+    w.u32(cloud.width)
+    w.u32(len(cloud.fields))
+    for field in cloud.fields:
+        w.string(field.name)
+        w.u32(field.offset)
+        w.u8(field.datatype)
+        w.u32(field.count)
+    w.u8(bool(cloud.is_bigendian))
+    w.u32(cloud.point_step)
+    w.u32(cloud.row_step)
+    w.blob(cloud.data)
+    w.u8(bool(cloud.is_dense))
+    return w.value()
+
+
+def completed_rgbd_cdr(outputs: FrameOutputs) -> bytes:
+    """lingbot_depth_ros/CompletedRGBD of one frame (needs the rgbd outputs and camera info).
+
+    Every part carries the frame's stamp and frame id, as the node's messages do."""
+    if outputs.depth_32fc1 is None or outputs.color is None or outputs.camera_info is None:
+        raise ValueError("CompletedRGBD needs the rgbd outputs and camera info")
+    stamp, frame_id, s = outputs.stamp_ns, outputs.frame_id, outputs.summary
+    w = CdrWriter()
+    w.header(stamp, frame_id)
+    for image in (outputs.color, outputs.depth_32fc1, outputs.source_mask):
+        _image(w, stamp, frame_id, image)
+    _camera_info(w, stamp, frame_id, outputs.camera_info)
+    for value in (s.measured_fraction, s.filled_fraction, s.latency_ms, s.inference_ms):
+        w.f32(value)
+    for text in (s.engine, s.model, s.mode):
+        w.string(text)
+    return w.value()
