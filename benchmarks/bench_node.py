@@ -1,6 +1,6 @@
 """lingbot_depth_node end to end over real DDS, 640x480, on this machine.
 
-    python benchmarks/bench_node.py [--seconds 60] [--engine guided] [--rate 30]
+    python benchmarks/bench_node.py [--seconds 60] [--warmup 30] [--engine guided] [--rate 30]
         [--qos sensor_data|reliable] [--dds-profile F.xml|''] [--json F]
 
 The node runs as its own process (as `ros2 run` starts it); this process plays the camera
@@ -14,10 +14,12 @@ two cores as the node. Reported:
 - node overhead per frame excluding the engine: the node's own per-frame measurement of
   every stage but the engine call (receive: reading + pairing the two images in the
   subscription callbacks; decode + validate; build outputs incl. the cloud; publish),
-  median over the run, as wall time and as the node threads' CPU time
+  median over the node's last 600 frames, as wall time and as the node threads' CPU time
   (/diagnostics overhead_p50_ms, overhead_cpu_p50_ms);
-- output rate at the consumer, over the whole run and its slowest 5 s window;
-- the node's resident memory sampled each second: first vs last 10 s of the run.
+- output rate at the consumer over the measured --seconds and its slowest 5 s window;
+- the node's resident memory sampled each second: after --warmup seconds of the same stream
+  (the DDS history pools and allocator arenas fill up in the first ~40 s), the first vs the
+  last 10 s of the measured --seconds, and the least-squares slope over them.
 Targets: overhead < 5 ms median; >= 25 Hz sustained for 60 s with guided, no memory growth.
 """
 
@@ -111,13 +113,14 @@ def start_node(args, domain: int) -> subprocess.Popen:
     return subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
 
-def play(args, frames, publishers, node_pid: int, consumer: Consumer) -> list[float]:
-    """Publish at args.rate for args.seconds; sample the node's RSS each second."""
+def play(args, frames, publishers, node_pid: int) -> tuple[list[float], float]:
+    """Publish at args.rate for args.warmup + args.seconds; sample the node's RSS each
+    second. Returns the samples and the time the measured part began."""
     color_pub, depth_pub, info_pub = publishers
     period, rss = 1.0 / args.rate, []
     start = time.monotonic()
     next_sample = start
-    for i in range(int(args.seconds * args.rate)):
+    for i in range(int((args.warmup + args.seconds) * args.rate)):
         target = start + i * period
         delay = target - time.monotonic()
         if delay > 0:
@@ -130,7 +133,7 @@ def play(args, frames, publishers, node_pid: int, consumer: Consumer) -> list[fl
         if time.monotonic() >= next_sample:
             rss.append(rss_mb(node_pid))
             next_sample += 1.0
-    return rss
+    return rss, start + args.warmup
 
 
 def rate_summary(arrivals: list[float], window_s: float = 5.0) -> tuple[float, float]:
@@ -150,7 +153,9 @@ def rate_summary(arrivals: list[float], window_s: float = 5.0) -> tuple[float, f
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=float, default=60.0)
+    parser.add_argument("--seconds", type=float, default=60.0, help="measured part of the run")
+    parser.add_argument("--warmup", type=float, default=30.0,
+                        help="seconds of the same stream before the measured part")
     parser.add_argument("--engine", default="guided")
     parser.add_argument("--rate", type=float, default=30.0, help="camera rate, Hz")
     parser.add_argument("--qos", default="sensor_data", choices=("sensor_data", "reliable"),
@@ -189,9 +194,9 @@ def main() -> int:
                 raise RuntimeError("the node did not come up: " + node_proc.stderr.read().decode()[-2000:])
             time.sleep(0.1)
         time.sleep(2.0)  # let the node's output publishers match the consumer
-        rss = play(args, frames, publishers, node_proc.pid, consumer)
+        rss, measured_from = play(args, frames, publishers, node_proc.pid)
         time.sleep(2.5)  # last frames and one more diagnostics message
-        results = summarise(args, consumer, rss)
+        results = summarise(args, consumer, rss, measured_from)
         executor.shutdown(timeout_sec=2.0)
     finally:
         node_proc.terminate()
@@ -210,17 +215,31 @@ def _spin(executor) -> None:
         pass
 
 
-def summarise(args, consumer: Consumer, rss: list[float]) -> dict:
-    mean_hz, slowest_hz = rate_summary(consumer.arrivals)
+def rss_slope_mb_per_min(rss: list[float]) -> float:
+    """Least-squares slope of per-second samples, MB per minute."""
+    if len(rss) < 2:
+        return float("nan")
+    t = [float(i) for i in range(len(rss))]
+    t_mean, r_mean = statistics.fmean(t), statistics.fmean(rss)
+    num = sum((a - t_mean) * (b - r_mean) for a, b in zip(t, rss))
+    return 60.0 * num / sum((a - t_mean) ** 2 for a in t)
+
+
+def summarise(args, consumer: Consumer, rss_all: list[float], measured_from: float) -> dict:
+    arrivals = [t for t in consumer.arrivals if t >= measured_from]
+    mean_hz, slowest_hz = rate_summary(arrivals)
     d = consumer.diagnostics
+    warm = int(args.warmup)
+    rss = rss_all[warm:]
     tail = max(1, min(10, len(rss) // 3))
     return {
-        "engine": args.engine, "seconds": args.seconds, "input_hz": args.rate, "qos": args.qos,
+        "engine": args.engine, "seconds": args.seconds, "warmup_s": args.warmup,
+        "input_hz": args.rate, "qos": args.qos,
         "consumer": args.consumer,
         "outputs": "depth," + args.outputs if args.outputs else "depth",
         "load_average": [round(v, 2) for v in os.getloadavg()],
         "dds_profile": Path(args.dds_profile).name if args.dds_profile else "fastdds defaults",
-        "frames_sent": int(args.seconds * args.rate), "frames_out": len(consumer.arrivals),
+        "frames_sent": int(args.seconds * args.rate), "frames_out": len(arrivals),
         "output_hz_mean": round(mean_hz, 2), "output_hz_slowest_5s": round(slowest_hz, 2),
         "overhead_p50_ms": float(d.get("overhead_p50_ms", "nan")),
         "overhead_cpu_p50_ms": float(d.get("overhead_cpu_p50_ms", "nan")),
@@ -231,15 +250,18 @@ def summarise(args, consumer: Consumer, rss: list[float]) -> dict:
         "latency_p50_ms": float(d.get("latency_p50_ms", "nan")),
         "latency_p95_ms": float(d.get("latency_p95_ms", "nan")),
         "drops": {k.split(".", 1)[1]: int(v) for k, v in d.items() if k.startswith("dropped.")},
+        "rss_at_start_mb": round(rss_all[0], 1) if rss_all else None,
         "rss_first_mb": round(statistics.median(rss[:tail]), 1) if rss else None,
         "rss_last_mb": round(statistics.median(rss[-tail:]), 1) if rss else None,
         "rss_max_mb": round(max(rss), 1) if rss else None,
-        "rss_mb_each_second": [round(v, 1) for v in rss],
+        "rss_slope_mb_per_min": round(rss_slope_mb_per_min(rss), 3),
+        "rss_mb_each_second": [round(v, 1) for v in rss_all],
     }
 
 
 def print_report(r: dict) -> None:
     print(f"lingbot_depth_node, engine {r['engine']}, {r['input_hz']:.0f} Hz in for {r['seconds']:.0f} s "
+          f"after {r['warmup_s']:.0f} s of warm-up "
           f"(640x480; subscribed: {r['outputs']}, consumer {r['consumer']}; input QoS {r['qos']}, "
           f"{r['dds_profile']})")
     print(f"  node overhead per frame (excl. engine), median : {r['overhead_p50_ms']:.2f} ms"
@@ -253,10 +275,12 @@ def print_report(r: dict) -> None:
     print(f"  engine per frame, median                       : {r['engine_p50_ms']:.2f} ms")
     print(f"  output rate: mean {r['output_hz_mean']:.2f} Hz, slowest 5 s {r['output_hz_slowest_5s']:.2f} Hz"
           f"   target >= 25 Hz")
-    print(f"  frames: {r['frames_sent']} sent, {r['frames_out']} completed; drops {r['drops']}")
+    print(f"  frames: {r['frames_sent']} sent, {r['frames_out']} completed; drops over the whole run {r['drops']}")
     print(f"  latency p50 {r['latency_p50_ms']:.1f} ms, p95 {r['latency_p95_ms']:.1f} ms")
     print(f"  machine load average at the end (1, 5, 15 min): {r['load_average']}")
-    print(f"  node RSS: first {r['rss_first_mb']} MB, last {r['rss_last_mb']} MB, max {r['rss_max_mb']} MB")
+    print(f"  node RSS: {r['rss_at_start_mb']} MB at the start; measured part: first 10 s "
+          f"{r['rss_first_mb']} MB, last 10 s {r['rss_last_mb']} MB, max {r['rss_max_mb']} MB, "
+          f"slope {r['rss_slope_mb_per_min']:+.3f} MB/min")
 
 
 if __name__ == "__main__":

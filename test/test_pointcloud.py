@@ -83,6 +83,17 @@ def test_invalid_depth_gives_nan_points_with_colour_kept(K):
     assert pc.finite_points(cloud).size == H * W - len(bad)
 
 
+@pytest.mark.parametrize("stride", [1, 3])
+def test_trusted_engine_depth_gives_the_same_cloud(K, stride):
+    """positive_or_nan skips sanitizing what Engine.complete already guarantees."""
+    frame = load_capture(EXAMPLES / "2")  # real holes: NaN where the sensor had no data
+    checked = pc.organised_points(frame.depth, frame.K, frame.rgb, stride=stride)
+    trusted = pc.organised_points(frame.depth, frame.K, frame.rgb, stride=stride,
+                                  positive_or_nan=True)
+    assert np.isnan(checked["z"]).any()
+    np.testing.assert_array_equal(trusted.view(np.uint8), checked.view(np.uint8))
+
+
 @pytest.mark.parametrize("stride,shape", [(1, (480, 640)), (2, (240, 320)), (3, (160, 214)),
                                           (7, (69, 92))])
 def test_decimation_keeps_every_stride_th_pixel(K, stride, shape):

@@ -231,8 +231,9 @@ class OutputBuilder:
         step = pointcloud.XYZRGB_DTYPE.itemsize
         data = self._buffer("cloud", height * width * step)
         points = np.frombuffer(data, dtype=pointcloud.XYZRGB_DTYPE).reshape(height, width)
+        # Engine.complete returns positive finite depth or NaN: no need to enforce it again.
         pointcloud.organised_points(depth_m, K, rgb, stride=self._stride,
-                                    max_depth=self._max_depth, out=points)
+                                    max_depth=self._max_depth, out=points, positive_or_nan=True)
         return CloudFields(height=height, width=width, fields=pointcloud.XYZRGB_FIELDS,
                            point_step=step, row_step=step * width, data=data, is_dense=False)
 

@@ -107,13 +107,16 @@ def cloud_shape(height: int, width: int, stride: int = 1) -> tuple[int, int]:
 
 
 def organised_points(depth: np.ndarray, K, rgb: np.ndarray | None = None, stride: int = 1,
-                     max_depth: float | None = None, out: np.ndarray | None = None) -> np.ndarray:
+                     max_depth: float | None = None, out: np.ndarray | None = None,
+                     positive_or_nan: bool = False) -> np.ndarray:
     """Unproject metric depth to an organised structured array (H', W') of XYZ or XYZRGB.
 
     `stride` keeps every stride-th row and column (H' = ceil(H / stride)). Pixels whose depth
     is NaN, inf, <= 0 or (when `max_depth` is given) farther than `max_depth` metres along
     the optical axis (z) get NaN x, y, z; their colour is kept. `out`, when given, is a
     C-contiguous array of the right shape and dtype to fill instead of allocating one.
+    `positive_or_nan=True` promises float32 depth that is positive and finite or NaN (what
+    Engine.complete returns), which skips the pass that enforces it.
     """
     depth = np.asarray(depth)
     stride = _check_inputs(depth, rgb, stride, max_depth)
@@ -125,11 +128,16 @@ def organised_points(depth: np.ndarray, K, rgb: np.ndarray | None = None, stride
         raise ShapeMismatchError(
             f"out must be C-contiguous {x_grid.shape} {dtype}, got {out.shape} {out.dtype}")
     sampled = depth[::stride, ::stride]
-    z = np.array(sampled, dtype=np.float32)  # contiguous: every pass below runs unstrided
-    with np.errstate(invalid="ignore"):
-        usable = z > 0  # False for NaN
-        usable &= (z < np.inf) if max_depth is None else (z <= max_depth)
-    np.copyto(z, np.float32(np.nan), where=~usable)
+    trusted = positive_or_nan and max_depth is None and sampled.dtype == np.float32
+    if trusted and sampled.flags.c_contiguous:
+        z = sampled
+    else:
+        z = np.array(sampled, dtype=np.float32)  # contiguous: every pass below runs unstrided
+    if not trusted:
+        with np.errstate(invalid="ignore"):
+            usable = z > 0  # False for NaN
+            usable &= (z < np.inf) if max_depth is None else (z <= max_depth)
+        np.copyto(z, np.float32(np.nan), where=~usable)
     planes = [np.multiply(z, x_grid), np.multiply(z, y_grid), z]
     if rgb is not None:
         planes.append(_packed_colour_slot(rgb[::stride, ::stride]))

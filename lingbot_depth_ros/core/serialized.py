@@ -1,10 +1,12 @@
-"""The serialized (CDR) messages the node receives and publishes, without rclpy messages.
+"""The serialized (CDR) form of the messages the node receives and publishes, ROS-free.
 
-The node subscribes and publishes serialized bytes: a received image is read in place (its
-pixels stay a view of the received buffer) and each output is written with one copy of its
-pixels, where generated rclpy messages copy every buffer two or three times (bytes ->
-array.array -> C message -> CDR). The bytes equal rclpy's serialize_message of the same
-message (tested), so subscribers receive ordinary messages.
+The node subscribes with raw=True and reads images here in place: no rclpy message is built
+and the pixels stay a view of the received buffer, where a generated message copies them
+twice (C message, then array.array). The node publishes bytes written here too: one copy
+of each buffer into the bytes, where filling a generated message costs two (measured in
+ros/node.py).
+Bytes written here deserialize, in rclpy, to the same message as its own serialize_message
+gives (tested; only the padding bytes, which Fast CDR leaves unset, may differ).
 """
 
 from __future__ import annotations

@@ -7,6 +7,8 @@ hundreds of milliseconds for one 640x480 cloud.
 
 from __future__ import annotations
 
+import array
+
 import numpy as np
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2, PointField, RegionOfInterest
 from std_msgs.msg import Header
@@ -56,8 +58,18 @@ def image_msg(fields: ImageFields, header: Header) -> Image:
     msg = Image(header=header, height=int(fields.height), width=int(fields.width),
                 encoding=fields.encoding, is_bigendian=int(fields.is_bigendian),
                 step=int(fields.step))
-    msg.data = fields.data if not isinstance(fields.data, memoryview) else bytes(fields.data)
+    msg.data = message_data(fields.data)
     return msg
+
+
+def message_data(data) -> bytes | array.array:
+    """A buffer as rclpy takes uint8[] data: bytes and array.array('B') as they are, any
+    other buffer (a received message's memoryview, numpy) copied once into an array.array."""
+    if isinstance(data, bytes) or (isinstance(data, array.array) and data.typecode == "B"):
+        return data
+    copy = array.array("B")
+    copy.frombytes(memoryview(data).cast("B"))
+    return copy
 
 
 def camera_info_fields(msg: CameraInfo) -> CameraInfoFields:
@@ -88,7 +100,7 @@ def cloud_msg(fields: CloudFields, header: Header) -> PointCloud2:
                            count=int(f.count)) for f in fields.fields],
         is_bigendian=bool(fields.is_bigendian), point_step=int(fields.point_step),
         row_step=int(fields.row_step), is_dense=bool(fields.is_dense))
-    msg.data = fields.data
+    msg.data = message_data(fields.data)
     return msg
 
 

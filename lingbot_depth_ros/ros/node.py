@@ -243,22 +243,21 @@ class LingbotDepthNode(Node):
         self.stats.count_published(outputs.summary.latency_ms, done.clock.ms, done.clock.cpu_ms)
 
     def _publish(self, outputs: FrameOutputs) -> None:
-        """Publish one frame's outputs; stamp and frame id are the input colour image's.
+        """Publish one frame's outputs serialized (core.serialized); stamp and frame id are
+        the input colour image's.
 
-        Depth, mask and cloud sit in the builder's array.array buffers, which rclpy messages
-        take without a copy (publishing then copies them twice: into the C message and into
-        CDR); serialized bytes would cost a third copy. CompletedRGBD and camera info go out
-        serialized (core.serialized): their parts are views of other buffers."""
+        Each buffer is copied once into the bytes, once by rclpy and once by the DDS writer;
+        generated rclpy messages cost one copy more here (measured: cloud 1.46 vs 1.58 ms,
+        depth 0.49 vs 0.55 ms, CompletedRGBD 0.89 vs 1.00 ms of CPU per message)."""
         stamp, frame_id = outputs.stamp_ns, outputs.frame_id
-        header = messages.make_header(stamp, frame_id)
         if self.depth_pub is not None:
-            self.depth_pub.publish(messages.image_msg(outputs.depth, header))
+            self.depth_pub.publish(serialized.image_cdr(stamp, frame_id, outputs.depth))
             if outputs.camera_info is not None:
                 self.info_pub.publish(serialized.camera_info_cdr(stamp, frame_id, outputs.camera_info))
         if _subscribed(self.mask_pub):
-            self.mask_pub.publish(messages.image_msg(outputs.source_mask, header))
+            self.mask_pub.publish(serialized.image_cdr(stamp, frame_id, outputs.source_mask))
         if outputs.cloud is not None:
-            self.cloud_pub.publish(messages.cloud_msg(outputs.cloud, header))
+            self.cloud_pub.publish(serialized.cloud_cdr(stamp, frame_id, outputs.cloud))
         if outputs.color is not None:
             self.rgbd_pub.publish(serialized.completed_rgbd_cdr(outputs))
 
