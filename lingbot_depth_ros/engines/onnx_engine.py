@@ -1,7 +1,10 @@
 """The `onnxruntime` engine: a static-shape graph from `lingbot-depth export-onnx`.
 
 The graph holds pre- and post-processing, so a frame costs one session run. Its input size
-is fixed at export; frames of another size are refused with ShapeMismatchError.
+is fixed at export; frames of another size are refused with ShapeMismatchError. On the CPU
+the session gets the graph with its attention fused into ORT's MultiHeadAttention, and ORT's
+NCHWc convolution layout is left off for narrow decoders (see ort_cpu; the file itself
+keeps standard ops). fuse_attention=False runs the file as exported with ORT's defaults.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ log = logging.getLogger(__name__)
 RGB_INPUT, DEPTH_INPUT = "rgb", "depth"
 DEPTH_OUTPUT, MASK_OUTPUT = "depth_out", "mask"
 _CUDA, _CPU = "CUDAExecutionProvider", "CPUExecutionProvider"
+_DISABLED_OPTIMIZERS = "optimization.disable_specified_optimizers"
 
 
 def resolve_providers(providers) -> list:
@@ -44,13 +48,18 @@ def resolve_providers(providers) -> list:
     return [tuple(p) if isinstance(p, list) else p for p in providers]
 
 
+def _provider_name(provider) -> str:
+    return provider[0] if isinstance(provider, tuple) else provider
+
+
 class OnnxRuntimeEngine(Engine):
     name = "onnxruntime"
-    OPTIONS = ("onnx", "providers", "refine_measured", "mask_threshold", "threads")
+    OPTIONS = ("onnx", "providers", "refine_measured", "mask_threshold", "threads",
+               "fuse_attention")
 
     def __init__(self, onnx: str | Path | None = None, providers="auto",
                  refine_measured: bool = False, mask_threshold: float = DEFAULT_MASK_THRESHOLD,
-                 threads: int = 0) -> None:
+                 threads: int = 0, fuse_attention: bool = True) -> None:
         super().__init__(refine_measured)
         if onnx is None:
             raise ModelFileError("onnxruntime: needs onnx=PATH (from lingbot-depth export-onnx)")
@@ -62,17 +71,47 @@ class OnnxRuntimeEngine(Engine):
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.intra_op_num_threads = int(threads)  # 0 = one per physical core
-        try:
-            self.session = ort.InferenceSession(str(self.path), options, providers=requested)
-        except Exception as exc:  # ORT raises its own classes for unreadable or invalid graphs
-            raise ModelFileError(f"cannot load ONNX file {self.path}: {exc}") from exc
+        self.fused_attention = 0  # attention blocks running as MultiHeadAttention
+        self.session = None
+        if fuse_attention and _provider_name(requested[0]) == _CPU:
+            self.session = self._cpu_session(options, requested)
+        if self.session is None:
+            try:
+                self.session = ort.InferenceSession(str(self.path), options, providers=requested)
+            except Exception as exc:  # ORT raises its own classes for unreadable or invalid graphs
+                raise ModelFileError(f"cannot load ONNX file {self.path}: {exc}") from exc
         self.height, self.width = self._check_signature()
         self.providers = self.session.get_providers()
         self.metadata = dict(self.session.get_modelmeta().custom_metadata_map)
-        wanted_cuda = any((p[0] if isinstance(p, tuple) else p) == _CUDA for p in requested)
+        wanted_cuda = any(_provider_name(p) == _CUDA for p in requested)
         if wanted_cuda and _CUDA not in self.providers:
             log.warning("onnxruntime could not start CUDA; running %s on the CPU", self.path.name)
         log.info("%s", self.describe())
+
+    def _cpu_session(self, options, providers):
+        """A session on the graph with fused attention, or None to load the file as it is
+        (the rewrite is only a speed-up: whatever goes wrong, the exported graph still runs)."""
+        try:
+            from .ort_cpu import prepare_cpu_graph
+
+            graph = prepare_cpu_graph(self.path)
+        except Exception as exc:  # an unreadable file: loading it plainly reports that
+            log.info("onnxruntime: attention of %s not fused: %s", self.path.name, exc)
+            return None
+        if not graph.use_nchwc:  # its convolutions are narrower than ORT's channel blocks
+            options.add_session_config_entry(_DISABLED_OPTIMIZERS, "NchwcTransformer")
+        if graph.model_bytes is None:
+            log.info("onnxruntime: attention of %s not fused: %s", self.path.name, graph.note)
+            return None
+        try:
+            session = ort.InferenceSession(graph.model_bytes, options, providers=providers)
+        except Exception as exc:  # ORT refuses the rewritten graph: our bug, not the file's
+            log.warning("onnxruntime: fused graph of %s refused (%s); using it unfused",
+                        self.path.name, exc)
+            return None
+        self.fused_attention = graph.fused
+        log.info("onnxruntime: %s%s", graph.note, "" if graph.use_nchwc else "; NCHWc layout off")
+        return session
 
     def _check_signature(self) -> tuple[int, int]:
         """(height, width) of the graph; ModelFileError unless it is one of our exports."""
@@ -89,8 +128,9 @@ class OnnxRuntimeEngine(Engine):
 
     def describe(self) -> str:
         grid = f"{self.metadata.get('lingbot.cols', '?')}x{self.metadata.get('lingbot.rows', '?')}"
+        fused = f", {self.fused_attention} fused attention" if self.fused_attention else ""
         return (f"onnxruntime ({self.path.name}, {self.width}x{self.height}, {grid} tokens, "
-                f"{self.metadata.get('lingbot.mode', '?')}, {self.providers[0]})")
+                f"{self.metadata.get('lingbot.mode', '?')}, {self.providers[0]}{fused})")
 
     def _predict(self, frame: RGBDFrame, timings: dict[str, float]) -> np.ndarray:
         require_frame_size(frame, self.height, self.width, f"ONNX graph {self.path.name}")

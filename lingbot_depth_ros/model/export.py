@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import os
 import warnings
 from pathlib import Path
@@ -52,9 +53,16 @@ def resize_taps(size_in: int, size_out: int, mode: str, antialias: bool = False)
     return index, weight
 
 
+#: values per resampled position below which the axis is first swapped to the front: a gather
+#: and a weighting of 3-value (colour) or 1-value spans cost runtimes far more than the swap
+_SWAP_AXIS_BELOW = 16
+
+
 def _resample(x: torch.Tensor, dim: int, index: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
     """Resize one axis of x with taps from resize_taps: a weighted sum of T gathers (cheaper
     on ONNX Runtime than one gather and a reduction over a small middle axis)."""
+    if dim > 1 and math.prod(x.shape[dim + 1:]) < _SWAP_AXIS_BELOW:
+        return _resample(x.transpose(1, dim), 1, index, weight).transpose(1, dim)
     shape = (-1,) + (1,) * (x.dim() - dim - 1)
     out = None
     for tap in range(index.shape[1]):
@@ -63,6 +71,12 @@ def _resample(x: torch.Tensor, dim: int, index: torch.Tensor, weight: torch.Tens
             term = term * weight[:, tap].reshape(shape)
         out = term if out is None else out + term
     return out
+
+
+def is_identity(index: torch.Tensor, weight: torch.Tensor, size_in: int) -> bool:
+    """Taps that copy every position (same size, weight 1): the resize can be left out."""
+    return (index.shape == (size_in, 1) and bool((weight == 1).all())
+            and torch.equal(index[:, 0], torch.arange(size_in)))
 
 
 class StaticPipeline(nn.Module):
@@ -74,6 +88,7 @@ class StaticPipeline(nn.Module):
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got '{mode}'")
         self.model, self.mode = model, mode
+        self.identity_resizes: set[str] = set()
         self.height, self.width, self.rows, self.cols = height, width, rows, cols
         net_h, net_w = PATCH_SIZE * rows, PATCH_SIZE * cols
         with torch.no_grad():
@@ -89,10 +104,14 @@ class StaticPipeline(nn.Module):
 
     def _taps(self, name: str, size_in: int, size_out: int, mode: str, antialias=False) -> None:
         index, weight = resize_taps(size_in, size_out, mode, antialias)
+        if is_identity(index, weight, size_in):
+            self.identity_resizes.add(name)  # e.g. the head's output grid is the frame size
         self.register_buffer(f"{name}_index", index)
         self.register_buffer(f"{name}_weight", weight)
 
     def _resize(self, x: torch.Tensor, dim: int, name: str) -> torch.Tensor:
+        if name in self.identity_resizes:
+            return x
         return _resample(x, dim, getattr(self, f"{name}_index"), getattr(self, f"{name}_weight"))
 
     def forward(self, rgb: torch.Tensor, depth: torch.Tensor):
