@@ -6,11 +6,13 @@ output (depth, mask, cloud, CompletedRGBD), so those copies dominated `bag proce
 large message becomes a chunk of its own, written straight from the caller's buffer to the
 file; small messages share a chunk buffer that goes to the file without another copy. The
 records are the ones rosbags writes (uncompressed chunks, message indexes, chunk indexes),
-read back by rosbags and the MCAP tools alike.
+read back by rosbags and the MCAP tools alike. Records are gathered and handed to the kernel
+with one os.writev per flush (a frame's outputs in `bag process`), not one write per part.
 """
 
 from __future__ import annotations
 
+import os
 import struct
 
 from rosbags.rosbag2 import StoragePlugin, Writer
@@ -22,11 +24,84 @@ _CHUNK_HEAD = struct.Struct("<BQQQQI")  # op 0x06, length, start, end, uncompres
 _CHUNK_LIMIT = 1 << 20  # close a chunk past 1 MiB, as rosbags does
 #: messages at least this big are written as a chunk of their own, without buffering
 _DIRECT_MIN = 1 << 16
+#: writes smaller than this are packed together; larger ones are kept as they are
+_PACK_MAX = 1 << 14
+#: gathered bytes that trigger a flush without being asked
+_FLUSH_AT = 64 << 20
+_IOV_MAX = os.sysconf("SC_IOV_MAX") if hasattr(os, "sysconf") else 1024
+
+
+class GatherFile:
+    """A write-only file that keeps what it is given and writes it out with os.writev.
+
+    A bag writer thread that issues one write per record gives the GIL away, and has to win
+    it back from the engine thread, once per record; here it does so once per flush, and
+    large buffers go to the kernel without another copy. A buffer passed to write() must
+    not change until the next flush() (or close()).
+    """
+
+    def __init__(self, file) -> None:
+        file.flush()  # whatever it buffered goes first
+        self._file = file
+        self._fd = file.fileno()
+        self._pos = file.tell()
+        self._parts: list = []
+        self._small = bytearray()
+        self._pending = 0
+
+    def write(self, data) -> int:
+        view = memoryview(data).cast("B")
+        size = len(view)
+        if size < _PACK_MAX:
+            self._small += view
+        else:
+            self._take_small()
+            self._parts.append(view)
+        self._pos += size
+        self._pending += size
+        if self._pending >= _FLUSH_AT:
+            self.flush()
+        return size
+
+    def tell(self) -> int:
+        return self._pos
+
+    def _take_small(self) -> None:
+        if self._small:
+            self._parts.append(self._small)
+            self._small = bytearray()
+
+    def flush(self) -> None:
+        self._take_small()
+        parts, self._parts, self._pending = self._parts, [], 0
+        done = 0  # parts fully written
+        while done < len(parts):
+            written = os.writev(self._fd, parts[done:done + _IOV_MAX])
+            for part in parts[done:done + _IOV_MAX]:
+                if written < len(part):  # a short write resumes mid-buffer
+                    parts[done] = memoryview(part)[written:]
+                    break
+                written -= len(part)
+                done += 1
+
+    def close(self) -> None:
+        try:
+            self.flush()
+        finally:
+            self._file.close()
 
 
 class LeanMcapWriter(McapWriter):
     """Uncompressed MCAP chunks written with one copy per message into the chunk and none
     from the chunk to the file."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.bio = GatherFile(self.bio)
+
+    def flush(self) -> None:
+        """Hand everything written so far to the kernel; buffers passed in may then change."""
+        self.bio.flush()
 
     def write(self, connection, timestamp: int, data) -> None:
         """`data`: the serialized message, or a list of buffers that make it up in order."""
@@ -64,7 +139,7 @@ class LeanMcapWriter(McapWriter):
                                         chunk.message_end_time, size, 0))
         self.bio.write((0).to_bytes(4, "little") + size.to_bytes(8, "little"))
         self.bio.write(body)
-        del body  # release the export so the buffer can be dropped
+        del body  # the file holds the only export now, until it flushes
         chunk_end = self.bio.tell()
         offsets = self._write_message_indexes(chunk)
         self.chunks.append(self._chunk_index(chunk, chunk_start, chunk_end, offsets, size))

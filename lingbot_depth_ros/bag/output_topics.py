@@ -106,17 +106,27 @@ class OutputWriter:
                                      with_rgbd=info is not None)
         f, t = self.factory, item.log_time_ns
         header = f.header(outputs.stamp_ns, outputs.frame_id)
+        images: dict = {}  # serialized images by id() of their fields, reused in CompletedRGBD
         if DEPTH in self.outputs:
-            self._write(DEPTH, t, f.image(outputs.depth, header))
+            self._write_image(DEPTH, t, outputs.depth, header, images)
             if info is not None:
                 self._write(DEPTH_INFO, t, f.camera_info(info, header))
         if SOURCE_MASK in self.outputs:
-            self._write(SOURCE_MASK, t, f.image(outputs.source_mask, header))
+            self._write_image(SOURCE_MASK, t, outputs.source_mask, header, images)
         if outputs.cloud is not None:
             self._write(POINTS, t, f.cloud(outputs.cloud, header))
         if outputs.color is not None:
-            self._write(RGBD, t, f.completed_rgbd(outputs, header))
+            self._write_raw(RGBD, t, f.completed_rgbd_parts(outputs, header, images))
+        self.writer.flush()  # the builder reuses its output buffers for the next frame
+
+    def _write_image(self, topic: str, log_time_ns: int, fields, header, images: dict) -> None:
+        encapsulation, head, pixels = images[id(fields)] = self.factory.image_parts(fields, header)
+        self._write_raw(topic, log_time_ns, [encapsulation + head, pixels])
 
     def _write(self, topic: str, log_time_ns: int, msg) -> None:
         self.writer.write(topic, log_time_ns, msg)
+        self.written[topic] += 1
+
+    def _write_raw(self, topic: str, log_time_ns: int, parts: list) -> None:
+        self.writer.write_raw(topic, log_time_ns, parts)
         self.written[topic] += 1

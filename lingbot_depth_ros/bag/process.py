@@ -32,6 +32,8 @@ from .writer import BagWriter, storage_for
 log = logging.getLogger(__name__)
 _QUEUE_DEPTH = 4
 _END = object()
+#: copied input messages travel with the next frame; past this many they go on alone
+_RAW_BATCH = 64
 
 
 @dataclass
@@ -103,6 +105,8 @@ class _Pipeline:
         self.to_writer: queue.Queue = queue.Queue(_QUEUE_DEPTH)
         self.stop = threading.Event()
         self.errors: list[BaseException] = []
+        #: input messages to copy, (topic, log time, bytes), read since the last frame
+        self._raws: list[tuple[str, int, bytes]] = []
 
     def _put(self, q: queue.Queue, item) -> None:
         """Blocking put that gives up once the run is stopping (nobody may consume then)."""
@@ -126,6 +130,9 @@ class _Pipeline:
         log.warning("dropped a frame pair (%s): %s", exc.reason, exc)
 
     # -- stage 1: read, pair, decode ------------------------------------------------------
+    # Each queue item is (frame or None, copied input messages read before it): one hand-off
+    # per frame rather than one per message, since every thread wake-up has to win the GIL
+    # back from the engine.
     def _read(self) -> None:
         try:
             pairs = iter_pairs(self.reader, self.topics, self.config, self.drops, self.stats,
@@ -138,41 +145,50 @@ class _Pipeline:
                 except LingbotDepthError as exc:
                     self._drop(exc)
                     continue
-                self._put(self.to_engine, item)
+                self._put(self.to_engine, (item, self._take_raws()))
         except BaseException as exc:  # handed to the caller's thread, which re-raises it
             self.errors.append(exc)
         finally:
+            if self._raws:
+                self._put(self.to_engine, (None, self._take_raws()))
             self._put(self.to_engine, _END)
 
     def _copy(self, conn, log_time: int, raw: bytes) -> None:
         if self.out.copies(conn.topic):
-            self._put(self.to_writer, ("raw", conn.topic, log_time, raw))
+            self._raws.append((conn.topic, log_time, raw))
+            if len(self._raws) >= _RAW_BATCH:  # e.g. a long stretch without a usable pair
+                self._put(self.to_engine, (None, self._take_raws()))
+
+    def _take_raws(self) -> list:
+        raws, self._raws = self._raws, []
+        return raws
 
     # -- stage 2: engine ------------------------------------------------------------------
     def _run_engine(self) -> None:
         try:
-            while (frame := self._get(self.to_engine)) is not _END:
-                self._complete(frame)
+            while (item := self._get(self.to_engine)) is not _END:
+                frame, raws = item
+                result = self._complete(frame) if frame is not None else None
+                self._put(self.to_writer, (frame if result is not None else None, result, raws))
         except BaseException as exc:  # handed to the caller's thread, which re-raises it
             self.errors.append(exc)
             self.stop.set()
         finally:
             self._put(self.to_writer, _END)
 
-    def _complete(self, frame) -> None:
+    def _complete(self, frame):
+        """The engine's result for `frame`, None when the frame is dropped."""
         t0 = time.perf_counter()
         try:
-            result = self.engine.complete(frame.frame)
+            return self.engine.complete(frame.frame)
         except LingbotDepthError as exc:
             self._drop(exc)
-            return
         except Exception as exc:  # as in the node: a bug costs one frame, not the run
             self.drops.add("internal_error", 2)
             log.error("dropped a frame pair: %s: %s", type(exc).__name__, exc)
-            return
         finally:
             self.summary.engine_s += time.perf_counter() - t0
-        self._put(self.to_writer, ("frame", frame, result))
+        return None
 
     # -- stage 3: build outputs, serialize, write (caller's thread) ------------------------
     def run(self) -> None:
@@ -183,10 +199,11 @@ class _Pipeline:
         previous = _catch_sigint(self._on_sigint)
         try:
             while not self.summary.interrupted and (item := self._get(self.to_writer)) is not _END:
-                if item[0] == "raw":
-                    self.out.copy(*item[1:])
+                frame, result, raws = item
+                for raw in raws:
+                    self.out.copy(*raw)
+                if frame is None:
                     continue
-                _, frame, result = item
                 self.out.write_frame(frame, result)
                 self.summary.processed += 1
                 self.progress.update(self.summary.processed)
@@ -234,7 +251,9 @@ def process_bag(in_path: str | Path, out_path: str | Path, engine: Engine, confi
                                  engine=engine.describe(), topics=chosen,
                                  truncated_input=reader.truncated)
         expected = min(reader.topics[chosen.color].count, limit or 1 << 62)
-        builder = OutputBuilder(config.output_options)
+        # each frame's outputs are written before the next is built, so one set of
+        # output buffers serves every frame (no multi-megabyte allocation per frame)
+        builder = OutputBuilder(config.output_options, reuse_buffers=True)
         with BagWriter(out_path, out_storage, reader.typestore) as writer, \
                 Progress(expected, enabled=show_progress) as progress:
             out = OutputWriter(writer, reader, config, builder, model_id=model_id,

@@ -80,8 +80,29 @@ def completed_rgbd_types() -> dict:
     return {}
 
 
+#: typestores built so far, by the definitions that went in; registering a distribution's
+#: ~400 types costs ~0.1 s, which every bag opened again (replays, benchmarks) would pay
+#: again; nothing registers into a store once built
+_TYPESTORES: dict[tuple[str, str, str], Typestore] = {}
+_TYPESTORE_CACHE_SIZE = 8
+
+
 def build_typestore(distro: str, embedded: dict | None = None) -> Typestore:
-    """Standard types of `distro`, overridden by the bag's `embedded` ones, plus CompletedRGBD."""
+    """Standard types of `distro`, overridden by the bag's `embedded` ones, plus CompletedRGBD.
+
+    The same definitions give the same (shared, never modified) store."""
+    key = (distro, repr(sorted((embedded or {}).items())),
+           repr(sorted(completed_rgbd_types().items())))
+    store = _TYPESTORES.get(key)
+    if store is None:
+        store = _new_typestore(distro, embedded)
+        if len(_TYPESTORES) >= _TYPESTORE_CACHE_SIZE:
+            _TYPESTORES.pop(next(iter(_TYPESTORES)))
+        _TYPESTORES[key] = store
+    return store
+
+
+def _new_typestore(distro: str, embedded: dict | None) -> Typestore:
     try:
         store = DISTRO_STORES[distro]
     except KeyError:

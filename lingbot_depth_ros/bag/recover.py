@@ -12,16 +12,17 @@ import struct
 
 from rosbags.rosbag2 import Reader, ReaderError
 from rosbags.rosbag2.reader import DirectoryReader
-from rosbags.rosbag2.storage_mcap import McapReader
 from rosbags.rosbag2.storage_sqlite3 import Sqlite3Reader
+
+from .mcap_reader import LeanMcapReader
 
 log = logging.getLogger(__name__)
 
 _RECORD_HEAD = struct.Struct("<BQ")  # opcode, content length
 
 
-class TruncatedMcapReader(McapReader):
-    """McapReader that falls back to the readable prefix of a truncated file."""
+class TruncatedMcapReader(LeanMcapReader):
+    """MCAP reader that falls back to the readable prefix of a truncated file."""
 
     truncated = False
 

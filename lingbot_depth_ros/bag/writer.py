@@ -88,7 +88,8 @@ class BagWriter:
 
     def write_raw(self, topic: str, log_time_ns: int, data: bytes | memoryview | list) -> None:
         """Write serialized bytes; a list of buffers is one message in parts (see
-        messages.serialize_parts), passed on uncopied to MCAP storage."""
+        messages.serialize_parts), passed on uncopied to MCAP storage, which may keep
+        referring to them until flush(): change them only after that."""
         if isinstance(data, list) and self.storage != "mcap":
             data = b"".join(data)
         self._writer.write(self._connections[topic], int(log_time_ns), data)
@@ -98,6 +99,12 @@ class BagWriter:
         conn = self._connections[topic]
         parts = serialize_parts(self.typestore, msg, conn.msgtype)
         self.write_raw(topic, log_time_ns, parts if len(parts) > 1 else parts[0])
+
+    def flush(self) -> None:
+        """Hand every message written so far to the file (MCAP storage gathers them)."""
+        flush = getattr(self._writer.storage, "flush", None) if self._writer else None
+        if flush is not None:
+            flush()
 
     def close(self) -> None:
         """Write the index and metadata and move the bag to its final name (idempotent)."""
