@@ -47,7 +47,7 @@ from ..engines.registry import CLASSICAL_ENGINES, create_engine, engine_class
 from . import messages
 from .diagnostics import NodeStats, diagnostic_array
 from .params import NODE_NAME, NodeConfig, declare_parameters
-from .worker import CompletionWorkers
+from .worker import CompletionWorkers, StageClock
 
 #: errors caused by the input frame: drop it, never blame (or replace) the engine
 INPUT_ERRORS = (EncodingError, BufferSizeError, ShapeMismatchError, InvalidDepthError,
@@ -221,7 +221,7 @@ class LingbotDepthNode(Node):
     # -- worker threads (ros/worker.py) ---------------------------------------------------
     def _complete_pair(self, pair: Pair) -> _Completed:
         """Stage 1: decode, validate and complete one pair."""
-        clock = _StageClock()
+        clock = StageClock()
         clock.add("receive", pair.color.receive_ms + pair.depth.receive_ms,
                   pair.color.receive_cpu_ms + pair.depth.receive_cpu_ms)
         frame, info = self._frame_of(pair)
@@ -342,32 +342,6 @@ class LingbotDepthNode(Node):
         super().destroy_node()
 
 
-class _StageClock:
-    """Wall time and this thread's CPU time of consecutive stages, milliseconds.
-
-    CPU time shows the node's own cost even on a loaded machine, where wall time also
-    counts waiting for the CPU and the GIL."""
-
-    def __init__(self) -> None:
-        self.ms: dict[str, float] = {}
-        self.cpu_ms: dict[str, float] = {}
-        self.resume()
-
-    def resume(self) -> None:
-        """Start the next stage now (time spent waiting between threads is no stage's)."""
-        self._wall, self._cpu = time.perf_counter(), time.thread_time()
-
-    def add(self, stage: str, ms: float, cpu_ms: float) -> None:
-        """A stage measured elsewhere (the receive callbacks)."""
-        self.ms[stage], self.cpu_ms[stage] = ms, cpu_ms
-
-    def lap(self, stage: str) -> None:
-        wall, cpu = time.perf_counter(), time.thread_time()
-        self.ms[stage] = (wall - self._wall) * 1e3
-        self.cpu_ms[stage] = (cpu - self._cpu) * 1e3
-        self._wall, self._cpu = wall, cpu
-
-
 @dataclass
 class _Completed:
     """A completed pair on its way from stage 1 to stage 2."""
@@ -376,7 +350,7 @@ class _Completed:
     frame: RGBDFrame
     info: CameraInfoFields | None
     result: CompletionResult
-    clock: _StageClock
+    clock: StageClock
 
 
 def _pixels(fields: ImageFields):

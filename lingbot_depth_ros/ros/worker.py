@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import queue
 import threading
+import time
 from typing import Any, Callable
 
 from ..core.errors import LingbotDepthError
@@ -95,3 +96,29 @@ class CompletionWorkers:
             self._drops.add("internal_error", 2)
             self._warn(f"dropped a frame pair (internal_error): {type(exc).__name__}: {exc}")
         return False, None
+
+
+class StageClock:
+    """Wall time and this thread's CPU time of consecutive stages, milliseconds.
+
+    CPU time shows the node's own cost even on a loaded machine, where wall time also
+    counts waiting for the CPU and the GIL."""
+
+    def __init__(self) -> None:
+        self.ms: dict[str, float] = {}
+        self.cpu_ms: dict[str, float] = {}
+        self.resume()
+
+    def resume(self) -> None:
+        """Start the next stage now (time spent waiting between threads is no stage's)."""
+        self._wall, self._cpu = time.perf_counter(), time.thread_time()
+
+    def add(self, stage: str, ms: float, cpu_ms: float) -> None:
+        """A stage measured elsewhere (the receive callbacks)."""
+        self.ms[stage], self.cpu_ms[stage] = ms, cpu_ms
+
+    def lap(self, stage: str) -> None:
+        wall, cpu = time.perf_counter(), time.thread_time()
+        self.ms[stage] = (wall - self._wall) * 1e3
+        self.cpu_ms[stage] = (cpu - self._cpu) * 1e3
+        self._wall, self._cpu = wall, cpu
