@@ -49,7 +49,7 @@ from lingbot_depth_ros.core.captures import read_intrinsics, read_raw_depth, rea
 from lingbot_depth_ros.core.codec import encode_image  # noqa: E402
 from lingbot_depth_ros.core.outputs import CameraInfoFields  # noqa: E402
 from lingbot_depth_ros.ros import messages  # noqa: E402
-from lingbot_depth_ros.ros.diagnostics import parse_values  # noqa: E402
+from lingbot_depth_ros.ros.diagnostics import OVERHEAD_STAGES, parse_values  # noqa: E402
 
 RELIABLE = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
 FRAME_ID = "camera_color_optical_frame"
@@ -244,9 +244,8 @@ def summarise(args, consumer: Consumer, rss_all: list[float], measured_from: flo
         "overhead_p50_ms": float(d.get("overhead_p50_ms", "nan")),
         "overhead_cpu_p50_ms": float(d.get("overhead_cpu_p50_ms", "nan")),
         "engine_p50_ms": float(d.get("engine_p50_ms", "nan")),
-        **{f"{k}_p50_ms": float(d.get(f"{k}_p50_ms", "nan")) for k in ("receive", "decode", "outputs", "publish")},
-        **{f"{k}_cpu_p50_ms": float(d.get(f"{k}_cpu_p50_ms", "nan"))
-           for k in ("receive", "decode", "outputs", "publish")},
+        **{f"{k}_p50_ms": float(d.get(f"{k}_p50_ms", "nan")) for k in OVERHEAD_STAGES},
+        **{f"{k}_cpu_p50_ms": float(d.get(f"{k}_cpu_p50_ms", "nan")) for k in OVERHEAD_STAGES},
         "latency_p50_ms": float(d.get("latency_p50_ms", "nan")),
         "latency_p95_ms": float(d.get("latency_p95_ms", "nan")),
         "drops": {k.split(".", 1)[1]: int(v) for k, v in d.items() if k.startswith("dropped.")},

@@ -15,7 +15,7 @@ import struct
 import cv2
 import numpy as np
 
-from ..core.codec import ImageFields, decode_image, to_rgb8
+from ..core.codec import ImageFields, decode_fields, to_rgb8
 from ..core.depth import DEFAULT_DEPTH_SCALE, DepthRange, depth_to_metres
 from ..core.errors import EncodingError
 
@@ -54,7 +54,7 @@ def decode_color(msg, msgtype: str) -> np.ndarray:
     """Colour Image or CompressedImage -> uint8 (H, W, 3) RGB."""
     if msgtype == IMAGE:
         fields = image_fields(msg)
-        return to_rgb8(_decode_fields(fields), fields.encoding)
+        return to_rgb8(decode_fields(fields), fields.encoding)
     if msgtype == COMPRESSED:
         if is_compressed_depth(msg):
             raise EncodingError(f"colour topic carries a compressedDepth image ('{msg.format}')")
@@ -65,11 +65,6 @@ def decode_color(msg, msgtype: str) -> np.ndarray:
             return bgr
         return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
     raise EncodingError(f"cannot read colour from {msgtype} (need {IMAGE} or {COMPRESSED})")
-
-
-def _decode_fields(fields: ImageFields) -> np.ndarray:
-    return decode_image(fields.height, fields.width, fields.encoding, fields.is_bigendian,
-                        fields.step, fields.data)
 
 
 def _imdecode(data, flags: int, what: str) -> np.ndarray:
@@ -89,7 +84,7 @@ def decode_depth(msg, msgtype: str, depth_scale: float = DEFAULT_DEPTH_SCALE,
     """Depth Image or compressedDepth CompressedImage -> float32 metres, NaN = no data."""
     if msgtype == IMAGE:
         fields = image_fields(msg)
-        return depth_to_metres(_decode_fields(fields), fields.encoding, depth_scale, valid_range)
+        return depth_to_metres(decode_fields(fields), fields.encoding, depth_scale, valid_range)
     if msgtype == COMPRESSED:
         if not is_compressed_depth(msg):
             raise EncodingError(

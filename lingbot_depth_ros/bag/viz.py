@@ -14,7 +14,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from ..core.codec import decode_image
+from ..core.codec import decode_fields
 from ..core.depth import DepthRange, depth_to_metres
 from ..core.io import OutputWriteError, colourise_depth, colourise_source, robust_range, write_png
 from ..core.pairing import DropCounter
@@ -109,11 +109,8 @@ def _recorded_outputs(reader: BagReader) -> dict[int, tuple]:
 def _decode_recorded(depth_msg, mask_msg) -> tuple[np.ndarray, np.ndarray]:
     """Recorded /depth_completed (32FC1 m or 16UC1 mm) and source mask -> metres, mask."""
     fields = image_fields(depth_msg)
-    raw = decode_image(fields.height, fields.width, fields.encoding, fields.is_bigendian,
-                       fields.step, fields.data)
-    completed = depth_to_metres(raw, fields.encoding, 0.001, _UNBOUNDED)
-    m = image_fields(mask_msg)
-    return completed, decode_image(m.height, m.width, m.encoding, m.is_bigendian, m.step, m.data)
+    completed = depth_to_metres(decode_fields(fields), fields.encoding, 0.001, _UNBOUNDED)
+    return completed, decode_fields(image_fields(mask_msg))
 
 
 def render_bag(path: str | Path, out: str | Path, config: NodeConfig, engine: Engine | None,

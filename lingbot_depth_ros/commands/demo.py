@@ -81,7 +81,7 @@ def _write_preview(output_bag: Path, path: Path) -> Path | None:
     from rosbags.rosbag2 import Reader
 
     from ..bag.reader import build_typestore
-    from ..core.codec import decode_image, to_rgb8
+    from ..core.codec import decode_fields, to_rgb8
     from ..core.frame import SourceMask
     from ..core.io import side_by_side, write_png
 
@@ -94,11 +94,8 @@ def _write_preview(output_bag: Path, path: Path) -> Path | None:
     if last is None:
         return None
 
-    def array(img):
-        return decode_image(img.height, img.width, img.encoding, img.is_bigendian, img.step, img.data)
-
-    depth, source = array(last.depth), array(last.source_mask)
+    depth, source = decode_fields(last.depth), decode_fields(last.source_mask)
     # Measured pixels pass through unchanged, so the mask recovers the sensor's own depth.
     measured = np.where(source == SourceMask.MEASURED, depth, np.float32(np.nan))
-    rgb = to_rgb8(array(last.rgb), last.rgb.encoding)
+    rgb = to_rgb8(decode_fields(last.rgb), last.rgb.encoding)
     return write_png(path, side_by_side(rgb, measured, depth))

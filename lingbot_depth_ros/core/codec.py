@@ -88,6 +88,12 @@ def decode_image(height: int, width: int, encoding: str, is_bigendian: int, step
     return arr[:, :, 0] if channels == 1 else arr
 
 
+def decode_fields(image) -> np.ndarray:
+    """decode_image of anything with Image's fields: ImageFields, an rclpy or rosbags Image."""
+    return decode_image(image.height, image.width, image.encoding, image.is_bigendian,
+                        image.step, image.data)
+
+
 def encode_image(array: np.ndarray, encoding: str, step: int | None = None,
                  bigendian: bool = False) -> ImageFields:
     """Pack (H, W[, C]) into message fields; `step` > width*bpp pads rows with zeros."""

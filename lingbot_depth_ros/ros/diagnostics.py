@@ -19,6 +19,8 @@ from std_msgs.msg import Header
 STATUS_NAME = "lingbot_depth_node: depth completion"
 #: worker stages timed per frame
 STAGES = ("receive", "decode", "engine", "outputs", "publish")
+#: the stages that make up the node's overhead (every stage but the engine)
+OVERHEAD_STAGES = tuple(k for k in STAGES if k != "engine")
 SERIES = ("latency", "overhead", "overhead_cpu", *STAGES, *(f"{k}_cpu" for k in STAGES))
 
 
@@ -86,7 +88,7 @@ class NodeStats:
 
 
 def _without_engine(stage_ms: dict[str, float]) -> float:
-    return sum(v for k, v in stage_ms.items() if k != "engine")
+    return sum(stage_ms.get(k, 0.0) for k in OVERHEAD_STAGES)
 
 
 def diagnostic_array(stats: NodeStats, drops: dict[str, int], queued: int, stamp,
@@ -104,8 +106,8 @@ def diagnostic_array(stats: NodeStats, drops: dict[str, int], queued: int, stamp
         "engine_p50_ms": f"{pct['engine_p50']:.2f}",
         "overhead_p50_ms": f"{pct['overhead_p50']:.2f}",
         "overhead_cpu_p50_ms": f"{pct['overhead_cpu_p50']:.2f}",
-        **{f"{k}_p50_ms": f"{pct[k + '_p50']:.2f}" for k in ("receive", "decode", "outputs", "publish")},
-        **{f"{k}_cpu_p50_ms": f"{pct[k + '_cpu_p50']:.2f}" for k in ("receive", "decode", "outputs", "publish")},
+        **{f"{k}_p50_ms": f"{pct[k + '_p50']:.2f}" for k in OVERHEAD_STAGES},
+        **{f"{k}_cpu_p50_ms": f"{pct[k + '_cpu_p50']:.2f}" for k in OVERHEAD_STAGES},
         "engine": stats.engine,
         "model": stats.model,
         "fallback": stats.fallback_reason or "none",

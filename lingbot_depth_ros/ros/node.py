@@ -3,8 +3,9 @@
 Subscription callbacks only read the serialized messages in place (core.serialized: no
 rclpy message is built, the pixels stay in the received buffer) and pair them by stamp
 (core.pairing), then hand the newest pair to the worker threads through a one-deep slot
-(latest wins), so the executor never waits for inference. One worker decodes and completes, the other builds the outputs (core.outputs,
-shared with the bag tools) and publishes (ros/worker.py). Every received image ends up
+(latest wins), so the executor never waits for inference. One worker decodes and completes,
+the other builds the outputs (core.outputs, shared with the bag tools) and publishes
+(ros/worker.py). Every received image ends up
 published, counted as dropped under a reason, or still queued (see ros/diagnostics.py).
 
 Topics (relative, so a namespace or remap moves them; resolved names for the root namespace):
@@ -33,7 +34,7 @@ from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 
 from ..core import serialized
-from ..core.codec import COLOR_ENCODINGS, DEPTH_ENCODINGS, ImageFields, decode_image, to_rgb8
+from ..core.codec import COLOR_ENCODINGS, DEPTH_ENCODINGS, decode_fields, to_rgb8
 from ..core.depth import depth_to_metres, require_some_valid
 from ..core.errors import (BufferSizeError, EncodingError, IntrinsicsError, InvalidDepthError,
                            LingbotDepthError, ShapeMismatchError)
@@ -274,8 +275,8 @@ class LingbotDepthNode(Node):
         for image, allowed in ((color, COLOR_ENCODINGS), (depth_image, DEPTH_ENCODINGS)):
             if image.encoding not in allowed:
                 raise EncodingError(f"encoding '{image.encoding}' is not one of {', '.join(allowed)}")
-        rgb = to_rgb8(_pixels(color.fields), color.encoding)
-        raw = _pixels(depth_image.fields)
+        rgb = to_rgb8(decode_fields(color.fields), color.encoding)
+        raw = decode_fields(depth_image.fields)
         if raw.shape[:2] != rgb.shape[:2]:
             raise ShapeMismatchError(
                 f"colour is {rgb.shape[1]}x{rgb.shape[0]} but depth is {raw.shape[1]}x{raw.shape[0]}:"
@@ -351,11 +352,6 @@ class _Completed:
     info: CameraInfoFields | None
     result: CompletionResult
     clock: StageClock
-
-
-def _pixels(fields: ImageFields):
-    return decode_image(fields.height, fields.width, fields.encoding, fields.is_bigendian,
-                        fields.step, fields.data)
 
 
 def _subscribed(publisher) -> bool:
