@@ -11,8 +11,9 @@ from rosbags.typesys import get_types_from_msg
 from lingbot_depth_ros.bag import mcap_writer
 from lingbot_depth_ros.bag.mcap_reader import LeanMcapReader
 from lingbot_depth_ros.bag.mcap_writer import LeanWriter
-from lingbot_depth_ros.bag.messages import COMPLETED_RGBD, IMAGE, MessageFactory
+from lingbot_depth_ros.bag.messages import CAMERA_INFO, COMPLETED_RGBD, IMAGE, POINT_CLOUD2, MessageFactory
 from lingbot_depth_ros.bag.reader import build_typestore
+from lingbot_depth_ros.core import pointcloud, serialized
 from lingbot_depth_ros.core.codec import encode_image
 from lingbot_depth_ros.core.outputs import CameraInfoFields, FrameOutputs, Summary
 
@@ -66,9 +67,9 @@ def test_gathered_writes_survive_short_writes(tmp_path, monkeypatch):
 @pytest.mark.parametrize("frame_id, height, width, encoding, n_distortion", [
     ("", 3, 5, "rgb8", 5), ("a", 2, 7, "mono8", 0), ("camera_color_optical_frame", 4, 4, "bgra8", 8),
     ("cam", 1, 1, "rgb8", 5), ("odd", 480, 641, "bgr8", 5)])
-def test_spliced_completed_rgbd_equals_rosbags(frame_id, height, width, encoding, n_distortion):
-    """Sub-images of every length mod 8 after headers of every length mod 4: the parts join
-    to rosbags' bytes, with and without reusing the standalone depth image's parts."""
+def test_serialized_parts_equal_rosbags(frame_id, height, width, encoding, n_distortion):
+    """What bag process writes (core.serialized's parts, pixels uncopied) joins to rosbags'
+    bytes: sub-images of every length mod 8 after headers of every length mod 4."""
     rng = np.random.default_rng(2)
     channels = {"rgb8": 3, "bgr8": 3, "mono8": 1, "bgra8": 4}[encoding]
     color = encode_image(rng.integers(0, 255, (height, width, channels), dtype=np.uint8), encoding)
@@ -84,11 +85,17 @@ def test_spliced_completed_rgbd_equals_rosbags(frame_id, height, width, encoding
     factory = MessageFactory(store)
     header = factory.header(out.stamp_ns, frame_id)
     expected = bytes(store.serialize_cdr(factory.completed_rgbd(out, header), COMPLETED_RGBD))
-    depth_parts = factory.image_parts(depth, header)
-    assert b"".join(bytes(p) for p in depth_parts) == bytes(
+    stamp = out.stamp_ns
+    assert b"".join(bytes(p) for p in serialized.image_parts(stamp, frame_id, depth)) == bytes(
         store.serialize_cdr(factory.image(depth, header), IMAGE))
-    for reuse in ({}, {id(depth): depth_parts}):
-        assert b"".join(bytes(p) for p in factory.completed_rgbd_parts(out, header, reuse)) == expected
+    assert b"".join(bytes(p) for p in serialized.completed_rgbd_parts(out)) == expected
+    assert serialized.camera_info_cdr(stamp, frame_id, info) == bytes(
+        store.serialize_cdr(factory.camera_info(info, header), CAMERA_INFO))
+    cloud = pointcloud.pack_cloud(rng.random((height, width)).astype(np.float32) + 0.5,
+                                  np.diag([300.0, 300.0, 1.0]),
+                                  rng.integers(0, 255, (height, width, 3), dtype=np.uint8))
+    assert b"".join(bytes(p) for p in serialized.cloud_parts(stamp, frame_id, cloud)) == bytes(
+        store.serialize_cdr(factory.cloud(cloud, header), POINT_CLOUD2))
 
 
 def test_typestore_is_built_once_per_definitions():

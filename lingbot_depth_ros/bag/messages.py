@@ -15,7 +15,6 @@ from ..core.codec import ImageFields
 from ..core.outputs import CameraInfoFields, FrameOutputs
 from ..core.pointcloud import CloudFields
 
-HEADER = "std_msgs/msg/Header"
 IMAGE = "sensor_msgs/msg/Image"
 CAMERA_INFO = "sensor_msgs/msg/CameraInfo"
 POINT_CLOUD2 = "sensor_msgs/msg/PointCloud2"
@@ -30,10 +29,9 @@ class MessageFactory:
     """Builds rosbags messages of one typestore."""
 
     def __init__(self, typestore: Typestore) -> None:
-        self._store = typestore
         t = typestore.types
         self._time = t["builtin_interfaces/msg/Time"]
-        self._header = t[HEADER]
+        self._header = t["std_msgs/msg/Header"]
         self._image = t[IMAGE]
         self._info = t[CAMERA_INFO]
         self._roi = t["sensor_msgs/msg/RegionOfInterest"]
@@ -71,60 +69,20 @@ class MessageFactory:
                            is_bigendian=bool(cloud.is_bigendian), point_step=cloud.point_step,
                            row_step=cloud.row_step, data=_u8(cloud.data), is_dense=bool(cloud.is_dense))
 
-    def completed_rgbd(self, out: FrameOutputs, header, shell: bool = False):
-        """CompletedRGBD of one frame; needs the rgbd outputs and camera info (as the node).
-
-        `shell`: every image's pixels replaced by len(pixels) % 8 zero bytes (see
-        completed_rgbd_parts)."""
+    def completed_rgbd(self, out: FrameOutputs, header):
+        """CompletedRGBD of one frame; needs the rgbd outputs and camera info (as the node)."""
         if self._rgbd is None:
             raise KeyError(f"{COMPLETED_RGBD} is not registered in this typestore")
         if out.depth_32fc1 is None or out.color is None or out.camera_info is None:
             raise ValueError("CompletedRGBD needs the rgbd outputs and camera info")
-        rgb, depth, mask = out.color, out.depth_32fc1, out.source_mask
-        if shell:
-            rgb, depth, mask = (replace(f, data=np.zeros(_u8(f.data).size % 8, np.uint8))
-                                for f in (rgb, depth, mask))
         s = out.summary
         return self._rgbd(
-            header=header, rgb=self.image(rgb, header), depth=self.image(depth, header),
-            source_mask=self.image(mask, header),
+            header=header, rgb=self.image(out.color, header), depth=self.image(out.depth_32fc1, header),
+            source_mask=self.image(out.source_mask, header),
             camera_info=self.camera_info(out.camera_info, header),
             measured_fraction=s.measured_fraction, filled_fraction=s.filled_fraction,
             latency_ms=s.latency_ms, inference_ms=s.inference_ms, engine=s.engine,
             model=s.model, mode=s.mode)
-
-    # -- serialized forms that hand pixel buffers through uncopied ------------------------
-    def image_parts(self, fields: ImageFields, header) -> tuple[bytes, bytes, memoryview]:
-        """A serialized Image as (encapsulation header, the fields before the pixels with
-        the pixel count, the pixels). The pixels are the message's last field, so only the
-        small rest goes through rosbags' serializer; the pixels are not copied."""
-        shell = self._store.serialize_cdr(self.image(replace(fields, data=_EMPTY), header), IMAGE)
-        pixels = memoryview(_u8(fields.data))
-        return bytes(shell[:4]), bytes(shell[4:-4]) + len(pixels).to_bytes(4, "little"), pixels
-
-    def completed_rgbd_parts(self, out: FrameOutputs, header, images: dict | None = None) -> list:
-        """CompletedRGBD of one frame as buffers to write in order, pixels uncopied.
-
-        Each sub-image starts 4-byte aligned and has no field wider than 4 bytes, so its
-        bytes are those of the standalone Image (`images`: image_parts already made for
-        this frame, by id() of their ImageFields, are reused). The rest (header, camera
-        info, summary) comes from serializing a shell whose pixel buffers keep their
-        length mod 8, so the camera info's float64 fields keep their alignment.
-        """
-        images = images or {}
-        parts = []
-        shell = self._store.serialize_cdr(self.completed_rgbd(out, header, shell=True), COMPLETED_RGBD)
-        header_size = len(self._store.serialize_cdr(header, HEADER)) - 4
-        parts.append(bytes(shell[:4 + header_size]))
-        pos = shell_pos = header_size  # offsets after the encapsulation header
-        for fields in (out.color, out.depth_32fc1, out.source_mask):
-            _, head, pixels = images.get(id(fields)) or self.image_parts(fields, header)
-            pad = b"\x00" * (-pos % 4)
-            parts += [pad + head, pixels]
-            pos += len(pad) + len(head) + len(pixels)
-            shell_pos += len(pad) + len(head) + len(pixels) % 8
-        parts.append(bytes(shell[4 + shell_pos:]))
-        return parts
 
 
 def serialize_parts(typestore: Typestore, msg, msgtype: str) -> list:

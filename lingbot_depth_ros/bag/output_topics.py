@@ -12,11 +12,12 @@ import logging
 
 from rosbags.interfaces import Qos, QosDurability, QosHistory, QosLiveliness, QosReliability, QosTime
 
+from ..core import serialized
 from ..core.frame import CompletionResult
 from ..core.outputs import OutputBuilder
 from ..ros.params import NodeConfig
 from .frames import AssembledFrame
-from .messages import CAMERA_INFO, COMPLETED_RGBD, IMAGE, POINT_CLOUD2, MessageFactory
+from .messages import CAMERA_INFO, COMPLETED_RGBD, IMAGE, POINT_CLOUD2
 from .reader import BagError, BagReader
 from .writer import BagWriter
 
@@ -65,7 +66,6 @@ class OutputWriter:
                  builder: OutputBuilder, model_id: str = "", mode: str = "completion") -> None:
         self.writer, self.config, self.builder = writer, config, builder
         self.model_id, self.mode = model_id, mode
-        self.factory = MessageFactory(writer.typestore)
         self.outputs = output_topics(config)
         #: input topic -> why it is not copied
         self.skipped: dict[str, str] = {}
@@ -104,28 +104,19 @@ class OutputWriter:
                                      model=self.model_id, mode=self.mode,
                                      paired_at_ns=item.paired_at_ns, with_cloud=info is not None,
                                      with_rgbd=info is not None)
-        f, t = self.factory, item.log_time_ns
-        header = f.header(outputs.stamp_ns, outputs.frame_id)
-        images: dict = {}  # serialized images by id() of their fields, reused in CompletedRGBD
+        # The node's serialized forms (core.serialized), pixels handed through uncopied.
+        t, stamp, frame_id = item.log_time_ns, outputs.stamp_ns, outputs.frame_id
         if DEPTH in self.outputs:
-            self._write_image(DEPTH, t, outputs.depth, header, images)
+            self._write_raw(DEPTH, t, serialized.image_parts(stamp, frame_id, outputs.depth))
             if info is not None:
-                self._write(DEPTH_INFO, t, f.camera_info(info, header))
+                self._write_raw(DEPTH_INFO, t, serialized.camera_info_cdr(stamp, frame_id, info))
         if SOURCE_MASK in self.outputs:
-            self._write_image(SOURCE_MASK, t, outputs.source_mask, header, images)
+            self._write_raw(SOURCE_MASK, t, serialized.image_parts(stamp, frame_id, outputs.source_mask))
         if outputs.cloud is not None:
-            self._write(POINTS, t, f.cloud(outputs.cloud, header))
+            self._write_raw(POINTS, t, serialized.cloud_parts(stamp, frame_id, outputs.cloud))
         if outputs.color is not None:
-            self._write_raw(RGBD, t, f.completed_rgbd_parts(outputs, header, images))
+            self._write_raw(RGBD, t, serialized.completed_rgbd_parts(outputs))
         self.writer.flush()  # the builder reuses its output buffers for the next frame
-
-    def _write_image(self, topic: str, log_time_ns: int, fields, header, images: dict) -> None:
-        encapsulation, head, pixels = images[id(fields)] = self.factory.image_parts(fields, header)
-        self._write_raw(topic, log_time_ns, [encapsulation + head, pixels])
-
-    def _write(self, topic: str, log_time_ns: int, msg) -> None:
-        self.writer.write(topic, log_time_ns, msg)
-        self.written[topic] += 1
 
     def _write_raw(self, topic: str, log_time_ns: int, parts: list) -> None:
         self.writer.write_raw(topic, log_time_ns, parts)

@@ -84,8 +84,12 @@ class CdrWriter:
             self._small = bytearray()
         self._offset += len(view)
 
+    def parts(self) -> list:
+        """The message as buffers to write one after the other (large blobs uncopied)."""
+        return [*self._parts, self._small]
+
     def value(self) -> bytes:
-        return b"".join([*self._parts, self._small])
+        return b"".join(self.parts())
 
 
 class CdrReader:

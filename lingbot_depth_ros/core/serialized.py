@@ -4,9 +4,10 @@ The node subscribes with raw=True and reads images here in place: no rclpy messa
 and the pixels stay a view of the received buffer, where a generated message copies them
 twice (C message, then array.array). The node publishes bytes written here too: one copy
 of each buffer into the bytes, where filling a generated message costs two (measured in
-ros/node.py).
-Bytes written here deserialize, in rclpy, to the same message as its own serialize_message
-gives (tested; only the padding bytes, which Fast CDR leaves unset, may differ).
+ros/node.py). `bag process` writes the `*_parts` forms: the same bytes as buffers whose
+pixels are not copied (equal to rosbags' serializer, tested). In rclpy, bytes written here
+deserialize to the same message as its own serialize_message gives (tested; only the
+padding bytes, which Fast CDR leaves unset, may differ).
 """
 
 from __future__ import annotations
@@ -99,10 +100,15 @@ def _camera_info(w: CdrWriter, stamp_ns: int, frame_id: str, info: CameraInfoFie
     w.u8(bool(info.roi[4]))
 
 
-def image_cdr(stamp_ns: int, frame_id: str, fields: ImageFields) -> bytes:
+def image_parts(stamp_ns: int, frame_id: str, fields: ImageFields) -> list:
+    """A serialized Image as buffers to write in order (pixels uncopied); joined: image_cdr."""
     w = CdrWriter()
     _image(w, stamp_ns, frame_id, fields)
-    return w.value()
+    return w.parts()
+
+
+def image_cdr(stamp_ns: int, frame_id: str, fields: ImageFields) -> bytes:
+    return b"".join(image_parts(stamp_ns, frame_id, fields))
 
 
 def camera_info_cdr(stamp_ns: int, frame_id: str, info: CameraInfoFields) -> bytes:
@@ -113,7 +119,8 @@ def camera_info_cdr(stamp_ns: int, frame_id: str, info: CameraInfoFields) -> byt
     return w.value()
 
 
-def cloud_cdr(stamp_ns: int, frame_id: str, cloud: CloudFields) -> bytes:
+def cloud_parts(stamp_ns: int, frame_id: str, cloud: CloudFields) -> list:
+    """A serialized PointCloud2 as buffers to write in order; joined: cloud_cdr."""
     w = CdrWriter()
     w.header(stamp_ns, frame_id)
     w.u32(cloud.height)
@@ -129,11 +136,16 @@ def cloud_cdr(stamp_ns: int, frame_id: str, cloud: CloudFields) -> bytes:
     w.u32(cloud.row_step)
     w.blob(cloud.data)
     w.u8(bool(cloud.is_dense))
-    return w.value()
+    return w.parts()
 
 
-def completed_rgbd_cdr(outputs: FrameOutputs) -> bytes:
-    """lingbot_depth_ros/CompletedRGBD of one frame (needs the rgbd outputs and camera info).
+def cloud_cdr(stamp_ns: int, frame_id: str, cloud: CloudFields) -> bytes:
+    return b"".join(cloud_parts(stamp_ns, frame_id, cloud))
+
+
+def completed_rgbd_parts(outputs: FrameOutputs) -> list:
+    """lingbot_depth_ros/CompletedRGBD of one frame as buffers to write in order (needs the
+    rgbd outputs and camera info); joined: completed_rgbd_cdr.
 
     Every part carries the frame's stamp and frame id, as the node's messages do."""
     if outputs.depth_32fc1 is None or outputs.color is None or outputs.camera_info is None:
@@ -148,4 +160,8 @@ def completed_rgbd_cdr(outputs: FrameOutputs) -> bytes:
         w.f32(value)
     for text in (s.engine, s.model, s.mode):
         w.string(text)
-    return w.value()
+    return w.parts()
+
+
+def completed_rgbd_cdr(outputs: FrameOutputs) -> bytes:
+    return b"".join(completed_rgbd_parts(outputs))
