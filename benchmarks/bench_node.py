@@ -109,7 +109,7 @@ def start_node(args, domain: int) -> subprocess.Popen:
     env = dict(os.environ, ROS_DOMAIN_ID=str(domain))
     command = [sys.executable, str(ROOT / "scripts" / "lingbot_depth_node"), "--ros-args",
                "-r", "__ns:=/bench", "-p", f"engine:={args.engine}", "-p", f"qos:={args.qos}",
-               "-p", "diagnostics_period:=1.0"]
+               "-p", "diagnostics_period:=1.0", "-p", f"output_queue_depth:={args.output_queue_depth}"]
     return subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
 
@@ -167,6 +167,8 @@ def main() -> int:
                              "subscribed ones); '' = depth only")
     parser.add_argument("--consumer", default="raw", choices=("raw", "messages"),
                         help="how this process takes the outputs (see the docstring)")
+    parser.add_argument("--output-queue-depth", type=int, default=5,
+                        help="the node's output_queue_depth (history kept per output)")
     parser.add_argument("--json", type=Path, help="also write the results here")
     args, _ = parser.parse_known_args()  # run.sh bench passes its arguments to every bench
 
@@ -234,7 +236,7 @@ def summarise(args, consumer: Consumer, rss_all: list[float], measured_from: flo
     tail = max(1, min(10, len(rss) // 3))
     return {
         "engine": args.engine, "seconds": args.seconds, "warmup_s": args.warmup,
-        "input_hz": args.rate, "qos": args.qos,
+        "input_hz": args.rate, "qos": args.qos, "output_queue_depth": args.output_queue_depth,
         "consumer": args.consumer,
         "outputs": "depth," + args.outputs if args.outputs else "depth",
         "load_average": [round(v, 2) for v in os.getloadavg()],

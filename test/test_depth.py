@@ -103,3 +103,16 @@ def test_require_some_valid():
     assert require_some_valid(depth) == pytest.approx(2 / 16)
     with pytest.raises(InvalidDepthError):
         require_some_valid(depth, min_fraction=0.5)
+
+
+@pytest.mark.parametrize("scale", [0.001, 0.00025, 1.0])
+@pytest.mark.parametrize("low, high", [(0.1, 10.0), (0.0, 5.0), (0.25, 0.3)])
+def test_every_16bit_value_converts_as_defined(scale, low, high):
+    """All 65536 raw values: float32(raw) * float32(scale), NaN outside [low, high] or at 0."""
+    raw = np.arange(65536, dtype=np.uint16).reshape(256, 256)
+    metres = depth_to_metres(raw, "16UC1", scale, DepthRange(low, high))
+    expected = raw.astype(np.float32) * np.float32(scale)
+    outside = (expected < np.float32(low)) | (expected > np.float32(high)) | (raw == 0)
+    assert np.isnan(metres[outside]).all()
+    np.testing.assert_array_equal(metres[~outside], expected[~outside])
+    assert metres.dtype == np.float32

@@ -36,15 +36,18 @@ def depth_to_metres(raw: np.ndarray, encoding: str, depth_scale: float = DEFAULT
     if encoding in ("16UC1", "mono16"):
         if not depth_scale > 0:
             raise ValueError(f"depth_scale must be positive, got {depth_scale}")
-        metres = raw.astype(np.float32) * np.float32(depth_scale)
+        metres = np.multiply(raw, np.float32(depth_scale), dtype=np.float32)
     elif encoding == "32FC1":
         metres = np.array(raw, dtype=np.float32, copy=True)
     else:
         raise EncodingError(f"'{encoding}' is not a depth encoding (expected 16UC1, mono16 or 32FC1)")
+    # NaN compares false both ways and stays NaN; inf and -inf fall outside the range.
     with np.errstate(invalid="ignore"):
-        bad = ~((metres >= valid_range.min_m) & (metres <= valid_range.max_m))
-    bad |= metres == 0  # min_m may be 0: zero still means "no data"
-    metres[bad] = np.nan
+        bad = metres < np.float32(valid_range.min_m)
+        bad |= metres > np.float32(valid_range.max_m)
+    if valid_range.min_m <= 0:
+        bad |= metres == 0  # zero still means "no data"
+    np.copyto(metres, np.float32(np.nan), where=bad)
     return metres
 
 

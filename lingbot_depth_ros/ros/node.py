@@ -134,7 +134,7 @@ class LingbotDepthNode(Node):
 
     def _make_publishers(self) -> None:
         c = self.config
-        out_qos = QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE)
+        out_qos = QoSProfile(depth=c.output_queue_depth, reliability=ReliabilityPolicy.RELIABLE)
 
         def serialized_publisher(msg_type, topic: str, wanted: bool):
             return SerializedPublisher(self.create_publisher(msg_type, topic, out_qos)) if wanted else None

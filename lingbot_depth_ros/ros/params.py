@@ -78,6 +78,10 @@ PARAMS: tuple[Param, ...] = (
     Param("cloud_max_range", 0.0, "Leave points farther than this out of the cloud, metres; 0 = no cap.",
           range=(0.0, 1000.0)),
     Param("cloud_organized", True, "Organised HxW cloud with NaN points; false = valid points only."),
+    Param("output_queue_depth", 5,
+          "History depth of every output publisher (reliable): messages kept for a slow "
+          "subscriber; each costs one message of memory once used (1 = latest only).",
+          range=(1, 100)),
     Param("diagnostics_period", 1.0, "Seconds between /diagnostics messages.", range=(0.1, 60.0)),
 )
 PARAMS_BY_NAME = {p.name: p for p in PARAMS}
@@ -113,6 +117,7 @@ class NodeConfig:
     cloud_decimation: int
     cloud_max_range: float
     cloud_organized: bool
+    output_queue_depth: int
     diagnostics_period: float
 
     @classmethod
