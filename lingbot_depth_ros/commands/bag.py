@@ -196,8 +196,11 @@ def run_process(args: argparse.Namespace) -> int:
     from ..bag.process import process_bag
     from ..core.errors import LingbotDepthError
 
+    from ..core.threads import set_math_threads
+
     config, topics = load_config(args)
     _check_storage(args.output, args.storage)
+    set_math_threads(config.math_threads)  # as the node does
     engine, model = make_engine(args.engine or config.engine, config, args)
     try:
         summary = process_bag(args.input, args.output, engine, config, storage=args.storage,

@@ -43,6 +43,7 @@ from ..core.allocator import tune_for_frame_buffers
 from ..core.outputs import CameraInfoFields, FrameOutputs, OutputBuilder, nominal_intrinsics
 from ..core.pairing import DropCounter, LatestSlot, Pair, StampPairer
 from ..core.serialized import StampedImage, StampedInfo
+from ..core.threads import set_math_threads
 from ..engines.base import Engine
 from ..engines.registry import CLASSICAL_ENGINES, create_engine, engine_class
 from . import messages
@@ -64,6 +65,7 @@ class LingbotDepthNode(Node):
     def __init__(self, **node_kwargs) -> None:
         super().__init__(NODE_NAME, **node_kwargs)
         self.config: NodeConfig = declare_parameters(self)
+        set_math_threads(self.config.math_threads)  # process-wide (core/threads.py)
         self.camera = None  # source: realsense (declares realsense.* before the check below)
         if self.config.source == "realsense":
             from ..sources.realsense_ros import RealSenseRosSource

@@ -82,6 +82,10 @@ PARAMS: tuple[Param, ...] = (
           "History depth of every output publisher (reliable): messages kept for a slow "
           "subscriber; each costs one message of memory once used (1 = latest only).",
           range=(1, 100)),
+    Param("math_threads", 1,
+          "Worker threads of OpenCV and OpenBLAS in this process; 1 = none (the pipeline's "
+          "own threads use the cores; idle pool workers spin); 0 = the libraries' defaults.",
+          range=(0, 256)),
     Param("diagnostics_period", 1.0, "Seconds between /diagnostics messages.", range=(0.1, 60.0)),
 )
 PARAMS_BY_NAME = {p.name: p for p in PARAMS}
@@ -118,6 +122,7 @@ class NodeConfig:
     cloud_max_range: float
     cloud_organized: bool
     output_queue_depth: int
+    math_threads: int
     diagnostics_period: float
 
     @classmethod
