@@ -195,7 +195,6 @@ def make_engine(name: str, config, args: argparse.Namespace):
 def run_process(args: argparse.Namespace) -> int:
     from ..bag.process import process_bag
     from ..core.errors import LingbotDepthError
-
     from ..core.threads import set_math_threads
 
     config, topics = load_config(args)

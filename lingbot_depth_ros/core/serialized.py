@@ -2,10 +2,10 @@
 
 The node subscribes with raw=True and reads images here in place: no rclpy message is built
 and the pixels stay a view of the received buffer, where a generated message copies them
-twice (C message, then array.array). The node publishes bytes written here too: one copy
-of each buffer into the bytes, where filling a generated message costs two (measured in
-ros/node.py). `bag process` writes the `*_parts` forms: the same bytes as buffers whose
-pixels are not copied (equal to rosbags' serializer, tested). In rclpy, bytes written here
+twice (C message, then array.array). The node and `bag process` write the `*_parts` forms:
+the message as buffers whose pixels are not copied, which the node joins once into each
+publisher's reused buffer (ros/serialized_publisher.py) and the bag writer hands to the
+kernel as they are (equal to rosbags' serializer, tested). In rclpy, bytes written here
 deserialize to the same message as its own serialize_message gives (tested; only the
 padding bytes, which Fast CDR leaves unset, may differ).
 """

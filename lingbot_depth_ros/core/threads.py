@@ -15,6 +15,8 @@ from __future__ import annotations
 import ctypes
 import logging
 
+from .native import loaded_libraries
+
 log = logging.getLogger(__name__)
 
 #: entry points that set an OpenBLAS pool's size, by build (reference, numpy's scipy-openblas)
@@ -24,16 +26,7 @@ _OPENBLAS_SETTERS = ("openblas_set_num_threads", "scipy_openblas_set_num_threads
 
 def loaded_openblas() -> list[str]:
     """Paths of the OpenBLAS libraries loaded into this process."""
-    paths: list[str] = []
-    try:
-        with open("/proc/self/maps") as maps:
-            for line in maps:
-                path = line.rsplit(None, 1)[-1]
-                if "openblas" in path.rsplit("/", 1)[-1] and ".so" in path and path not in paths:
-                    paths.append(path)
-    except OSError:
-        pass
-    return paths
+    return [path for path in loaded_libraries() if "openblas" in path.rsplit("/", 1)[-1]]
 
 
 def set_math_threads(count: int) -> dict[str, int]:

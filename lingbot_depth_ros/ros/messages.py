@@ -33,12 +33,6 @@ def make_header(stamp_ns_: int, frame_id: str) -> Header:
     return header
 
 
-def image_fields(msg: Image) -> ImageFields:
-    """The fields of a received Image (data stays the message's buffer, no copy)."""
-    return ImageFields(height=msg.height, width=msg.width, encoding=msg.encoding,
-                       is_bigendian=msg.is_bigendian, step=msg.step, data=msg.data)
-
-
 def image_array(msg: Image) -> np.ndarray:
     """Decode a received Image to (H, W[, C]) numpy; raises EncodingError / BufferSizeError."""
     return decode_fields(msg)
@@ -60,16 +54,6 @@ def message_data(data) -> bytes | array.array:
     copy = array.array("B")
     copy.frombytes(memoryview(data).cast("B"))
     return copy
-
-
-def camera_info_fields(msg: CameraInfo) -> CameraInfoFields:
-    roi = msg.roi
-    return CameraInfoFields(
-        height=int(msg.height), width=int(msg.width), distortion_model=msg.distortion_model,
-        d=tuple(msg.d), k=tuple(msg.k), r=tuple(msg.r), p=tuple(msg.p),
-        binning_x=int(msg.binning_x), binning_y=int(msg.binning_y),
-        roi=(int(roi.x_offset), int(roi.y_offset), int(roi.height), int(roi.width),
-             bool(roi.do_rectify)))
 
 
 def camera_info_msg(fields: CameraInfoFields, header: Header) -> CameraInfo:
@@ -94,9 +78,8 @@ def cloud_msg(fields: CloudFields, header: Header) -> PointCloud2:
     return msg
 
 
-def rgbd_msg(outputs: FrameOutputs, header: Header, depth: Image | None = None,
-             source_mask: Image | None = None, camera_info: CameraInfo | None = None):
-    """CompletedRGBD of one frame; reuses already built sub-messages when given.
+def rgbd_msg(outputs: FrameOutputs, header: Header):
+    """CompletedRGBD of one frame.
 
     Needs outputs built with OutputOptions(rgbd=True) and camera info; returns None when the
     message module is not available (pip install without colcon).
@@ -112,10 +95,7 @@ def rgbd_msg(outputs: FrameOutputs, header: Header, depth: Image | None = None,
         inference_ms=summary.inference_ms, engine=summary.engine, model=summary.model,
         mode=summary.mode)
     msg.rgb = image_msg(outputs.color, header)
-    msg.depth = depth if depth is not None and depth.encoding == "32FC1" else image_msg(
-        outputs.depth_32fc1, header)
-    msg.source_mask = source_mask if source_mask is not None else image_msg(
-        outputs.source_mask, header)
-    msg.camera_info = camera_info if camera_info is not None else camera_info_msg(
-        outputs.camera_info, header)
+    msg.depth = image_msg(outputs.depth_32fc1, header)
+    msg.source_mask = image_msg(outputs.source_mask, header)
+    msg.camera_info = camera_info_msg(outputs.camera_info, header)
     return msg

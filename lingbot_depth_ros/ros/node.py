@@ -253,9 +253,9 @@ class LingbotDepthNode(Node):
         the input colour image's.
 
         Each buffer is copied once into the publisher's reused message buffer and once by
-        the DDS writer (ros/serialized_publisher.py); generated rclpy messages, or bytes
-        through rclpy, cost more (measured per message: cloud 1.58 ms as a message, 1.46 ms
-        as bytes)."""
+        the DDS writer (ros/serialized_publisher.py). Measured CPU per 640x480 cloud: 1.08 ms
+        this way against 1.34 ms as bytes through rclpy; a generated rclpy message cost
+        1.58 ms where bytes cost 1.46 ms (separate runs)."""
         stamp, frame_id = outputs.stamp_ns, outputs.frame_id
         if self.depth_pub is not None:
             self.depth_pub.publish(serialized.image_parts(stamp, frame_id, outputs.depth))

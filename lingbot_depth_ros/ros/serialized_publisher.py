@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import ctypes
 import logging
-from pathlib import Path
+
+from ..core.native import loaded_libraries
 
 log = logging.getLogger(__name__)
 
@@ -42,25 +43,17 @@ class _ErrorString(ctypes.Structure):
     _fields_ = [("str", ctypes.c_char * 1024)]
 
 
-def _loaded_library(stem: str) -> Path | None:
-    """The path of `stem`.so as already loaded into this process (by rclpy), if it is."""
-    try:
-        with open("/proc/self/maps") as maps:
-            for line in maps:
-                path = line.rsplit(None, 1)[-1]
-                if path.endswith("/" + stem + ".so"):
-                    return Path(path)
-    except OSError:
-        pass
-    return None
+def _loaded_library(stem: str) -> str:
+    """`stem`.so as rclpy loaded it into this process, else the bare name for the loader."""
+    return next((p for p in loaded_libraries() if p.endswith("/" + stem + ".so")), stem + ".so")
 
 
 def _load_rcl():
     """(rcl_publish_serialized_message, rcutils_get_error_string, rcutils_reset_error), or a
     str saying why they are not available."""
     try:
-        rcl = ctypes.CDLL(str(_loaded_library("librcl") or "librcl.so"))
-        rcutils = ctypes.CDLL(str(_loaded_library("librcutils") or "librcutils.so"))
+        rcl = ctypes.CDLL(_loaded_library("librcl"))
+        rcutils = ctypes.CDLL(_loaded_library("librcutils"))
         publish = rcl.rcl_publish_serialized_message
         get_error, reset_error = rcutils.rcutils_get_error_string, rcutils.rcutils_reset_error
     except (OSError, AttributeError) as exc:
