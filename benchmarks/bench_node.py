@@ -1,7 +1,8 @@
 """lingbot_depth_node end to end over real DDS, 640x480, on this machine.
 
-    python benchmarks/bench_node.py [--seconds 60] [--warmup 30] [--engine guided] [--rate 30]
-        [--qos sensor_data|reliable] [--dds-profile F.xml|''] [--json F]
+    python benchmarks/bench_node.py [--seconds 60] [--warmup 30] [--idle-seconds 8] [--engine guided]
+        [--rate 30] [--qos sensor_data|reliable] [--dds-profile F.xml|''] [--heap-trim-period 5]
+        [--output-queue-depth 5] [--json F]
 
 The node runs as its own process (as `ros2 run` starts it); this process plays the camera
 (colour rgb8, depth 16UC1, camera info at --rate Hz from the shipped captures, published
@@ -17,9 +18,11 @@ two cores as the node. Reported:
   median over the node's last 600 frames, as wall time and as the node threads' CPU time
   (/diagnostics overhead_p50_ms, overhead_cpu_p50_ms);
 - output rate at the consumer over the measured --seconds and its slowest 5 s window;
-- the node's resident memory sampled each second: after --warmup seconds of the same stream
-  (the DDS history pools and allocator arenas fill up in the first ~40 s), the first vs the
-  last 10 s of the measured --seconds, and the least-squares slope over them.
+- the node's memory sampled each second (resident: anonymous, files, shared memory; and the
+  malloc heap's bytes in use and free, from /diagnostics): over the measured --seconds, the
+  first vs the last 10 s and the least-squares slope; and at the end of two --idle-seconds
+  pauses with no frame in flight, one after the --warmup and one after the measured part,
+  where what the node keeps between frames can be compared without in-flight frames.
 Targets: overhead < 5 ms median; >= 25 Hz sustained for 60 s with guided, no memory growth.
 """
 
@@ -98,42 +101,105 @@ class Consumer:
                 self.diagnostics = values
 
 
-def rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
+#: the node's own account of its malloc heap (/diagnostics, updated at each heap trim)
+HEAP_FIELDS = {"heap_in_use_mb": "heap_in_use", "heap_free_mb": "heap_free"}
+#: every per-sample series: /proc, the [heap] mapping (idle samples only), /diagnostics
+SERIES = (*MEMORY_FIELDS.values(), "brk_heap", *HEAP_FIELDS.values())
+#: /proc/PID/status fields sampled: resident memory and its parts (anonymous: malloc'ed
+#: and other private memory; file: mapped libraries; shmem: shared memory, i.e. Fast DDS's
+#: shared-memory transport segments, whose pages count once touched; huge: the part of anon
+#: in 2 MB transparent huge pages, which count whole however little of them is in use)
+MEMORY_FIELDS = {"VmRSS": "rss", "RssAnon": "anon", "AnonHugePages": "huge", "RssFile": "file",
+                 "RssShmem": "shmem"}
+
+
+def memory_mb(pid: int) -> dict[str, float]:
+    out = dict.fromkeys(MEMORY_FIELDS.values(), float("nan"))
+    for name in ("status", "smaps_rollup"):  # the latter has AnonHugePages
+        try:
+            text = Path(f"/proc/{pid}/{name}").read_text()
+        except OSError:
+            continue
+        for line in text.splitlines():
+            key = line.split(":", 1)[0]
+            if key in MEMORY_FIELDS:
+                out[MEMORY_FIELDS[key]] = int(line.split()[1]) / 1024
+    return out
 
 
 def start_node(args, domain: int) -> subprocess.Popen:
     env = dict(os.environ, ROS_DOMAIN_ID=str(domain))
     command = [sys.executable, str(ROOT / "scripts" / "lingbot_depth_node"), "--ros-args",
                "-r", "__ns:=/bench", "-p", f"engine:={args.engine}", "-p", f"qos:={args.qos}",
-               "-p", "diagnostics_period:=1.0", "-p", f"output_queue_depth:={args.output_queue_depth}"]
+               "-p", "diagnostics_period:=1.0", "-p", f"output_queue_depth:={args.output_queue_depth}",
+               "-p", f"heap_trim_period:={args.heap_trim_period}"]
     return subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
 
-def play(args, frames, publishers, node_pid: int) -> tuple[list[float], float]:
-    """Publish at args.rate for args.warmup + args.seconds; sample the node's RSS each
-    second. Returns the samples and the time the measured part began."""
+def brk_heap_mb(pid: int) -> float:
+    """Resident part of the [heap] mapping: the main malloc arena (the node's only one)."""
+    try:
+        lines = Path(f"/proc/{pid}/smaps").read_text().splitlines()
+    except OSError:
+        return float("nan")
+    for i, line in enumerate(lines):
+        if line.endswith("[heap]"):
+            for entry in lines[i + 1:i + 30]:
+                if entry.startswith("Rss:"):
+                    return int(entry.split()[1]) / 1024
+    return float("nan")
+
+
+def sample_memory(node_pid: int, consumer: Consumer, phase: str) -> dict:
+    sample = memory_mb(node_pid)
+    # smaps is long; read where it matters (no frame in flight) and NaN elsewhere
+    sample["brk_heap"] = brk_heap_mb(node_pid) if phase.startswith("idle") else float("nan")
+    with consumer._lock:
+        sample.update({part: float(consumer.diagnostics.get(key, "nan"))
+                       for key, part in HEAP_FIELDS.items()})
+    sample["phase"] = phase
+    return sample
+
+
+def play(args, frames, publishers, node_pid: int, consumer: Consumer) -> tuple[list[dict], float, float]:
+    """Warm-up, an idle pause, the measured part, another idle pause: publish at args.rate
+    while streaming and sample the node's memory each second throughout (each sample names
+    its phase). Returns the samples and when the measured part began and ended."""
     color_pub, depth_pub, info_pub = publishers
-    period, rss = 1.0 / args.rate, []
-    start = time.monotonic()
-    next_sample = start
-    for i in range(int((args.warmup + args.seconds) * args.rate)):
-        target = start + i * period
-        delay = target - time.monotonic()
-        if delay > 0:
-            time.sleep(delay)
-        color, depth, info = frames[i % 4]
-        stamp = 1_700_000_000 * 10**9 + i * int(period * 1e9)
-        info_pub.publish(serialized.camera_info_cdr(stamp, FRAME_ID, info))
-        color_pub.publish(serialized.image_cdr(stamp, FRAME_ID, color))
-        depth_pub.publish(serialized.image_cdr(stamp, FRAME_ID, depth))
-        if time.monotonic() >= next_sample:
-            rss.append(rss_mb(node_pid))
-            next_sample += 1.0
-    return rss, start + args.warmup
+    period, samples, i = 1.0 / args.rate, [], 0
+
+    def stream(phase: str, seconds: float) -> None:
+        nonlocal i
+        start = next_sample = time.monotonic()
+        for k in range(int(seconds * args.rate)):
+            delay = start + k * period - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+            color, depth, info = frames[i % 4]
+            stamp = 1_700_000_000 * 10**9 + i * int(period * 1e9)
+            info_pub.publish(serialized.camera_info_cdr(stamp, FRAME_ID, info))
+            color_pub.publish(serialized.image_cdr(stamp, FRAME_ID, color))
+            depth_pub.publish(serialized.image_cdr(stamp, FRAME_ID, depth))
+            i += 1
+            if time.monotonic() >= next_sample:
+                samples.append(sample_memory(node_pid, consumer, phase))
+                next_sample += 1.0
+
+    def pause(phase: str) -> None:
+        # No frame in flight: memory in use is what the node keeps between frames (DDS
+        # histories, engine state). Diagnostics come each second and the idle node trims its
+        # heap within heap_trim_period, so the last sample of a long enough pause is settled.
+        for _ in range(int(args.idle_seconds)):
+            time.sleep(1.0)
+            samples.append(sample_memory(node_pid, consumer, phase))
+
+    stream("warmup", args.warmup)
+    pause("idle_after_warmup")
+    measured_from = time.monotonic()
+    stream("measured", args.seconds)
+    measured_to = time.monotonic()
+    pause("idle_at_end")
+    return samples, measured_from, measured_to
 
 
 def rate_summary(arrivals: list[float], window_s: float = 5.0) -> tuple[float, float]:
@@ -169,6 +235,12 @@ def main() -> int:
                         help="how this process takes the outputs (see the docstring)")
     parser.add_argument("--output-queue-depth", type=int, default=5,
                         help="the node's output_queue_depth (history kept per output)")
+    parser.add_argument("--idle-seconds", type=float, default=8.0,
+                        help="pause after the warm-up and after the measured part, where the "
+                             "node's memory is read with no frame in flight (longer than "
+                             "--heap-trim-period + 1 s, so the idle node has trimmed)")
+    parser.add_argument("--heap-trim-period", type=float, default=5.0,
+                        help="the node's heap_trim_period (seconds between malloc_trim; 0 = never)")
     parser.add_argument("--json", type=Path, help="also write the results here")
     args, _ = parser.parse_known_args()  # run.sh bench passes its arguments to every bench
 
@@ -196,9 +268,8 @@ def main() -> int:
                 raise RuntimeError("the node did not come up: " + node_proc.stderr.read().decode()[-2000:])
             time.sleep(0.1)
         time.sleep(2.0)  # let the node's output publishers match the consumer
-        rss, measured_from = play(args, frames, publishers, node_proc.pid)
-        time.sleep(2.5)  # last frames and one more diagnostics message
-        results = summarise(args, consumer, rss, measured_from)
+        samples, measured_from, measured_to = play(args, frames, publishers, node_proc.pid, consumer)
+        results = summarise(args, consumer, samples, measured_from, measured_to)
         executor.shutdown(timeout_sec=2.0)
     finally:
         node_proc.terminate()
@@ -227,16 +298,36 @@ def rss_slope_mb_per_min(rss: list[float]) -> float:
     return 60.0 * num / sum((a - t_mean) ** 2 for a in t)
 
 
-def summarise(args, consumer: Consumer, rss_all: list[float], measured_from: float) -> dict:
-    arrivals = [t for t in consumer.arrivals if t >= measured_from]
+def memory_summary(samples_all: list[dict]) -> dict:
+    """Per part of memory: at the start, at the end of each idle pause, and over the measured
+    part the medians of its first and last 10 s, the max and the least-squares slope."""
+    out = {}
+    for part in SERIES:
+        every = [m[part] for m in samples_all]
+        series = [m[part] for m in samples_all if m["phase"] == "measured"]
+        idle = {phase: [m[part] for m in samples_all if m["phase"] == phase]
+                for phase in ("idle_after_warmup", "idle_at_end")}
+        tail = max(1, min(10, len(series) // 3))
+        out[part] = {
+            "at_start_mb": round(every[0], 1) if every else None,
+            **{f"{phase}_mb": round(v[-1], 1) if v else None for phase, v in idle.items()},
+            "first_mb": round(statistics.median(series[:tail]), 1) if series else None,
+            "last_mb": round(statistics.median(series[-tail:]), 1) if series else None,
+            "max_mb": round(max(series), 1) if series else None,
+            "slope_mb_per_min": round(rss_slope_mb_per_min(series), 3),
+        }
+    return out
+
+
+def summarise(args, consumer: Consumer, samples_all: list[dict], measured_from: float,
+              measured_to: float) -> dict:
+    arrivals = [t for t in consumer.arrivals if measured_from <= t <= measured_to + 0.5]
     mean_hz, slowest_hz = rate_summary(arrivals)
     d = consumer.diagnostics
-    warm = int(args.warmup)
-    rss = rss_all[warm:]
-    tail = max(1, min(10, len(rss) // 3))
     return {
         "engine": args.engine, "seconds": args.seconds, "warmup_s": args.warmup,
         "input_hz": args.rate, "qos": args.qos, "output_queue_depth": args.output_queue_depth,
+        "heap_trim_period": args.heap_trim_period,
         "consumer": args.consumer,
         "outputs": "depth," + args.outputs if args.outputs else "depth",
         "load_average": [round(v, 2) for v in os.getloadavg()],
@@ -250,13 +341,14 @@ def summarise(args, consumer: Consumer, rss_all: list[float], measured_from: flo
         **{f"{k}_cpu_p50_ms": float(d.get(f"{k}_cpu_p50_ms", "nan")) for k in OVERHEAD_STAGES},
         "latency_p50_ms": float(d.get("latency_p50_ms", "nan")),
         "latency_p95_ms": float(d.get("latency_p95_ms", "nan")),
+        "heap_trims": int(d.get("heap_trims", "0")),
+        "heap_trim_last_ms": float(d.get("heap_trim_last_ms", "nan")),
         "drops": {k.split(".", 1)[1]: int(v) for k, v in d.items() if k.startswith("dropped.")},
-        "rss_at_start_mb": round(rss_all[0], 1) if rss_all else None,
-        "rss_first_mb": round(statistics.median(rss[:tail]), 1) if rss else None,
-        "rss_last_mb": round(statistics.median(rss[-tail:]), 1) if rss else None,
-        "rss_max_mb": round(max(rss), 1) if rss else None,
-        "rss_slope_mb_per_min": round(rss_slope_mb_per_min(rss), 3),
-        "rss_mb_each_second": [round(v, 1) for v in rss_all],
+        **memory_summary(samples_all),
+        "idle_seconds": args.idle_seconds,
+        "memory_mb_each_second": {part: [round(m[part], 1) for m in samples_all]
+                                  for part in SERIES}
+                                 | {"phase": [m["phase"] for m in samples_all]},
     }
 
 
@@ -279,9 +371,18 @@ def print_report(r: dict) -> None:
     print(f"  frames: {r['frames_sent']} sent, {r['frames_out']} completed; drops over the whole run {r['drops']}")
     print(f"  latency p50 {r['latency_p50_ms']:.1f} ms, p95 {r['latency_p95_ms']:.1f} ms")
     print(f"  machine load average at the end (1, 5, 15 min): {r['load_average']}")
-    print(f"  node RSS: {r['rss_at_start_mb']} MB at the start; measured part: first 10 s "
-          f"{r['rss_first_mb']} MB, last 10 s {r['rss_last_mb']} MB, max {r['rss_max_mb']} MB, "
-          f"slope {r['rss_slope_mb_per_min']:+.3f} MB/min")
+    names = {"rss": "RSS", "anon": "  anonymous (heap)", "huge": "    of it huge pages",
+             "brk_heap": "    of it the malloc heap", "file": "  files (libraries)",
+             "shmem": "  shared memory (DDS)", "heap_in_use": "malloc: in use",
+             "heap_free": "malloc: free, held for reuse"}
+    print(f"  node memory, MB: at start | idle after warm-up, idle at the end ({r['idle_seconds']:g} s "
+          "pauses, no frame in flight) | streaming: first 10 s, last 10 s, max, slope/min")
+    for part, name in names.items():
+        m = r[part]
+        print(f"    {name:<30}: {m['at_start_mb']} | {m['idle_after_warmup_mb']}, {m['idle_at_end_mb']} | "
+              f"{m['first_mb']}, {m['last_mb']}, {m['max_mb']}, {m['slope_mb_per_min']:+.3f}")
+    print(f"  heap trims (every {r['heap_trim_period']:g} s): {r['heap_trims']}, the last took "
+          f"{r['heap_trim_last_ms']:.2f} ms")
 
 
 if __name__ == "__main__":

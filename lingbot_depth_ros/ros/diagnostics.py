@@ -16,6 +16,8 @@ import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from std_msgs.msg import Header
 
+from ..core.allocator import heap_usage
+
 STATUS_NAME = "lingbot_depth_node: depth completion"
 #: worker stages timed per frame
 STAGES = ("receive", "decode", "engine", "outputs", "publish")
@@ -37,6 +39,9 @@ class NodeStats:
     #: why the configured engine is not in use ("" while it is)
     fallback_reason: str = ""
     distortion_warning: str = ""
+    #: malloc_trim calls (allocator.HeapTrimmer) and the last one's duration
+    heap_trims: int = 0
+    heap_trim_last_ms: float = 0.0
     #: per published frame: latency and the worker's stage times, milliseconds
     _samples: dict = field(default_factory=lambda: {k: deque(maxlen=600) for k in SERIES})
     _publish_times: deque = field(default_factory=lambda: deque(maxlen=2000))
@@ -49,6 +54,11 @@ class NodeStats:
     def count_without_camera_info(self) -> None:
         with self._lock:
             self.without_camera_info += 1
+
+    def count_heap_trim(self, ms: float) -> None:
+        with self._lock:
+            self.heap_trims += 1
+            self.heap_trim_last_ms = ms
 
     def count_published(self, latency_ms: float, stage_ms: dict[str, float],
                         stage_cpu_ms: dict[str, float]) -> None:
@@ -99,6 +109,8 @@ def diagnostic_array(stats: NodeStats, drops: dict[str, int], queued: int, stamp
         received = dict(stats.received)
         published = stats.published
         without_info = stats.without_camera_info
+        trims, trim_ms = stats.heap_trims, stats.heap_trim_last_ms
+    heap = heap_usage() or (float("nan"), float("nan"))
     values = {
         "rate_hz": f"{stats.rate_hz():.2f}",
         "latency_p50_ms": f"{pct['latency_p50']:.2f}",
@@ -120,6 +132,10 @@ def diagnostic_array(stats: NodeStats, drops: dict[str, int], queued: int, stamp
         "frames_without_camera_info": str(without_info),
         "dropped_total": str(sum(drops.values())),
         "distortion": stats.distortion_warning or "none",
+        "heap_trims": str(trims),
+        "heap_trim_last_ms": f"{trim_ms:.2f}",
+        "heap_in_use_mb": f"{heap[0] / 2**20:.1f}",
+        "heap_free_mb": f"{heap[1] / 2**20:.1f}",
     }
     values.update({f"dropped.{reason}": str(n) for reason, n in sorted(drops.items())})
     problems = []

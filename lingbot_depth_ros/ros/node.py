@@ -39,7 +39,7 @@ from ..core.depth import depth_to_metres, require_some_valid
 from ..core.errors import (BufferSizeError, EncodingError, IntrinsicsError, InvalidDepthError,
                            LingbotDepthError, ShapeMismatchError)
 from ..core.frame import CompletionResult, RGBDFrame
-from ..core.allocator import tune_for_frame_buffers
+from ..core.allocator import HeapTrimmer, tune_for_frame_buffers
 from ..core.outputs import CameraInfoFields, FrameOutputs, OutputBuilder, nominal_intrinsics
 from ..core.pairing import DropCounter, LatestSlot, Pair, StampPairer
 from ..core.serialized import StampedImage, StampedInfo
@@ -47,6 +47,7 @@ from ..core.threads import set_math_threads
 from ..engines.base import Engine
 from ..engines.registry import CLASSICAL_ENGINES, create_engine, engine_class
 from . import messages
+from .dds_profile import configure_fastdds
 from .diagnostics import NodeStats, diagnostic_array
 from .params import NODE_NAME, NodeConfig, declare_parameters
 from .serialized_publisher import SerializedPublisher
@@ -72,6 +73,7 @@ class LingbotDepthNode(Node):
             self.camera = RealSenseRosSource.from_parameters(self, self.config.valid_range)
         self.undeclared_overrides = self._check_overrides()
         self.stats = NodeStats()
+        self.heap_trimmer = HeapTrimmer(self.config.heap_trim_period)
         self.drops = DropCounter()
         self._pair_lock = threading.Lock()
         self.pairer = StampPairer(self.config.slop, self.config.pair_queue_size, self.drops,
@@ -247,6 +249,8 @@ class LingbotDepthNode(Node):
         self._publish(outputs)
         done.clock.lap("publish")
         self.stats.count_published(outputs.summary.latency_ms, done.clock.ms, done.clock.cpu_ms)
+        if self.heap_trimmer.maybe_trim():  # between frames, outside the timed stages
+            self.stats.count_heap_trim(self.heap_trimmer.last_ms)
 
     def _publish(self, outputs: FrameOutputs) -> None:
         """Publish one frame's outputs serialized (core.serialized); stamp and frame id are
@@ -337,6 +341,8 @@ class LingbotDepthNode(Node):
         return waiting + 2 * (self.slot.pending + self.workers.in_flight)
 
     def publish_diagnostics(self) -> None:
+        if self.queued() == 0 and self.heap_trimmer.maybe_trim():  # idle: no stream, no frame
+            self.stats.count_heap_trim(self.heap_trimmer.last_ms)
         self.diag_pub.publish(diagnostic_array(
             self.stats, self.drops.snapshot(), self.queued(), self.get_clock().now().to_msg(),
             hardware_id=self.get_fully_qualified_name()))
@@ -368,11 +374,8 @@ def _subscribed(publisher) -> bool:
 def main(args: list[str] | None = None) -> int:
     """Entry point of `lingbot_depth_node` (console script and scripts/lingbot_depth_node)."""
     logging.basicConfig(level=logging.INFO, format="[%(levelname)s] [%(name)s]: %(message)s")
-    # Fast DDS: hand large messages (clouds, CompletedRGBD) to its own sending thread instead
-    # of sending fragments inside publish(); measured to cut publishing time by about 3x at
-    # 640x480. Only this process is affected; an explicit setting in the environment wins.
-    os.environ.setdefault("RMW_FASTRTPS_PUBLICATION_MODE", "ASYNCHRONOUS")
-    tune_for_frame_buffers()
+    dds_note = configure_fastdds(os.environ)  # this process only (ros/dds_profile.py)
+    tune_for_frame_buffers(single_arena=True)  # before any thread allocates (core/allocator.py)
     # The outputs thread needs the GIL back after each numpy or DDS call; the engine thread
     # holds it between its own calls for up to the switch interval (5 ms by default), which
     # made the outputs stages wait far longer than they compute. 0.5 ms keeps that wait short.
@@ -381,6 +384,7 @@ def main(args: list[str] | None = None) -> int:
     node = None
     try:
         node = LingbotDepthNode()
+        node.get_logger().info(dds_note)
         rclpy.spin(node)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass

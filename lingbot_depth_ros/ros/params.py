@@ -86,6 +86,10 @@ PARAMS: tuple[Param, ...] = (
           "Worker threads of OpenCV and OpenBLAS in this process; 1 = none (the pipeline's "
           "own threads use the cores; idle pool workers spin); 0 = the libraries' defaults.",
           range=(0, 256)),
+    Param("heap_trim_period", 5.0,
+          "Seconds between handing the allocator's free pages back to the kernel (glibc "
+          "malloc_trim), which keeps resident memory from creeping; 0 = never.",
+          range=(0.0, 3600.0)),
     Param("diagnostics_period", 1.0, "Seconds between /diagnostics messages.", range=(0.1, 60.0)),
 )
 PARAMS_BY_NAME = {p.name: p for p in PARAMS}
@@ -123,6 +127,7 @@ class NodeConfig:
     cloud_organized: bool
     output_queue_depth: int
     math_threads: int
+    heap_trim_period: float
     diagnostics_period: float
 
     @classmethod
