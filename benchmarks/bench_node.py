@@ -103,14 +103,16 @@ class Consumer:
 
 #: the node's own account of its malloc heap (/diagnostics, updated at each heap trim)
 HEAP_FIELDS = {"heap_in_use_mb": "heap_in_use", "heap_free_mb": "heap_free"}
-#: every per-sample series: /proc, the [heap] mapping (idle samples only), /diagnostics
-SERIES = (*MEMORY_FIELDS.values(), "brk_heap", *HEAP_FIELDS.values())
 #: /proc/PID/status fields sampled: resident memory and its parts (anonymous: malloc'ed
 #: and other private memory; file: mapped libraries; shmem: shared memory, i.e. Fast DDS's
 #: shared-memory transport segments, whose pages count once touched; huge: the part of anon
 #: in 2 MB transparent huge pages, which count whole however little of them is in use)
 MEMORY_FIELDS = {"VmRSS": "rss", "RssAnon": "anon", "AnonHugePages": "huge", "RssFile": "file",
                  "RssShmem": "shmem"}
+
+
+#: every per-sample series: /proc, the [heap] mapping (idle samples only), /diagnostics
+SERIES = (*MEMORY_FIELDS.values(), "brk_heap", *HEAP_FIELDS.values())
 
 
 def memory_mb(pid: int) -> dict[str, float]:
