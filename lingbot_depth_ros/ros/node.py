@@ -372,10 +372,10 @@ def _subscribed(publisher) -> bool:
 
 
 def main(args: list[str] | None = None) -> int:
-    """Entry point of `lingbot_depth_node` (console script and scripts/lingbot_depth_node)."""
+    """Run the node until shut down (`lingbot_depth_node` enters through ros/node_main.py)."""
     logging.basicConfig(level=logging.INFO, format="[%(levelname)s] [%(name)s]: %(message)s")
     dds_note = configure_fastdds(os.environ)  # this process only (ros/dds_profile.py)
-    tune_for_frame_buffers(single_arena=True)  # before any thread allocates (core/allocator.py)
+    tune_for_frame_buffers(single_arena=True)  # no-op after node_main.py, which does it first
     # The outputs thread needs the GIL back after each numpy or DDS call; the engine thread
     # holds it between its own calls for up to the switch interval (5 ms by default), which
     # made the outputs stages wait far longer than they compute. 0.5 ms keeps that wait short.
