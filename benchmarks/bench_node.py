@@ -101,16 +101,14 @@ class Consumer:
                 self.diagnostics = values
 
 
-#: the node's own account of its malloc heap (/diagnostics, updated at each heap trim)
+#: the node's own account of its malloc heap (/diagnostics, read for each message)
 HEAP_FIELDS = {"heap_in_use_mb": "heap_in_use", "heap_free_mb": "heap_free"}
-#: /proc/PID/status fields sampled: resident memory and its parts (anonymous: malloc'ed
+#: /proc/PID/status and smaps_rollup fields sampled: resident memory and its parts (anonymous: malloc'ed
 #: and other private memory; file: mapped libraries; shmem: shared memory, i.e. Fast DDS's
 #: shared-memory transport segments, whose pages count once touched; huge: the part of anon
 #: in 2 MB transparent huge pages, which count whole however little of them is in use)
 MEMORY_FIELDS = {"VmRSS": "rss", "RssAnon": "anon", "AnonHugePages": "huge", "RssFile": "file",
                  "RssShmem": "shmem"}
-
-
 #: every per-sample series: /proc, the [heap] mapping (idle samples only), /diagnostics
 SERIES = (*MEMORY_FIELDS.values(), "brk_heap", *HEAP_FIELDS.values())
 

@@ -31,9 +31,8 @@ def openblas_threads() -> dict[str, int]:
 def restore():
     before_cv, before_blas = cv2.getNumThreads(), openblas_threads()
     yield
-    cv2.setNumThreads(before_cv)
     for count in set(before_blas.values()):
-        set_math_threads(count)
+        set_math_threads(count)  # sets OpenCV too; its own count is restored last
     cv2.setNumThreads(before_cv)
 
 

@@ -98,7 +98,7 @@ class HeapTrimmer:
     order by several threads, and every page of it once touched stays resident.
     malloc_trim(0) releases the whole free pages of every arena (madvise) and the main
     heap's free top, so resident memory follows memory in use. It costs one call per period
-    (timed in `last_ms`; 0.1-2.5 ms measured) plus page faults on released pages the next
+    (timed in `last_ms`; 0.1-8 ms measured in the node) plus page faults on released pages the next
     frames use again; at 5 s and 30 Hz that is one frame in 150. The node trims between
     frames, and from its diagnostics timer while no frame is in flight, so memory goes back
     once a stream stops."""

@@ -341,10 +341,11 @@ class LingbotDepthNode(Node):
         return waiting + 2 * (self.slot.pending + self.workers.in_flight)
 
     def publish_diagnostics(self) -> None:
-        if self.queued() == 0 and self.heap_trimmer.maybe_trim():  # idle: no stream, no frame
+        queued = self.queued()
+        if queued == 0 and self.heap_trimmer.maybe_trim():  # idle: no stream, no frame
             self.stats.count_heap_trim(self.heap_trimmer.last_ms)
         self.diag_pub.publish(diagnostic_array(
-            self.stats, self.drops.snapshot(), self.queued(), self.get_clock().now().to_msg(),
+            self.stats, self.drops.snapshot(), queued, self.get_clock().now().to_msg(),
             hardware_id=self.get_fully_qualified_name()))
 
     def destroy_node(self) -> None:
