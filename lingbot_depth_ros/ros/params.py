@@ -59,7 +59,7 @@ PARAMS: tuple[Param, ...] = (
     Param("engine", "guided", "Completion engine; falls back to guided if it fails.",
           choices=ENGINE_CHOICES),
     Param("checkpoint", "", "LingBot-Depth checkpoint (model.pt) for torch/auto."),
-    Param("onnx", "", "ONNX file for onnxruntime/auto."),
+    Param("onnx", "", "ONNX file for onnxruntime/tensorrt/auto."),
     Param("engine_file", "", "TensorRT engine file for tensorrt/auto."),
     Param("mode", "completion",
           "completion (use measured depth) or monocular (colour only; neural engines).",
