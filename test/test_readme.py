@@ -28,7 +28,7 @@ def test_command_table_lists_every_subcommand():
 
     parser = build_parser()
     sub = next(a for a in parser._actions if a.dest == "command")
-    table = _section("## Command line: `lingbot-depth`", "### Complete one capture")
+    table = _section("## Command line: `lingbot-depth`", "## Performance")
     documented = set()
     for cell in re.findall(r"^\| `([^`]+)` \|", table, re.M):
         documented.update(part.strip().split()[-1] if " " in part.strip() else part.strip()
