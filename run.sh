@@ -4,6 +4,8 @@
 #   ./run.sh test    the test suite (pytest; extra arguments are passed on)
 #   ./run.sh bench   the benchmarks in benchmarks/
 #   ./run.sh setup   only the set-up (venv, PyPI installs, colcon build of msg/)
+#   ./run.sh lingbot-depth ARGS       the command line, in the set-up environment
+#   ./run.sh lingbot_depth_node ARGS  the node (e.g. --ros-args --params-file config/zed2i.yaml)
 # Set-up is idempotent and quick when nothing changed.
 set -euo pipefail
 repo=$(cd "$(dirname "$0")" && pwd)
@@ -53,8 +55,14 @@ case "$cmd" in
   test)
     setup
     python -m pytest -q "$@" ;;
+  lingbot-depth)
+    setup
+    exec python scripts/lingbot-depth "$@" ;;
+  lingbot_depth_node)
+    setup
+    exec python scripts/lingbot_depth_node "$@" ;;
   bench)
     setup
     for b in benchmarks/bench_*.py; do echo "== $b"; python "$b" "$@"; done ;;
-  *) echo "usage: ./run.sh demo|test|bench|setup [args]" >&2; exit 2 ;;
+  *) echo "usage: ./run.sh demo|test|bench|setup|lingbot-depth|lingbot_depth_node [args]" >&2; exit 2 ;;
 esac
