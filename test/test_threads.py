@@ -1,4 +1,7 @@
-"""core/threads.py: OpenCV's and every loaded OpenBLAS's worker pool take the setting."""
+"""core/threads.py: OpenCV's and every loaded OpenBLAS's worker pool take the setting.
+
+The pools are read back through each library's own getter (found in /proc/self/maps), not
+through threadpoolctl, which sets them."""
 
 from __future__ import annotations
 
@@ -8,10 +11,17 @@ import cv2
 import numpy as np
 import pytest
 
-from lingbot_depth_ros.core.threads import loaded_openblas, set_math_threads
+from lingbot_depth_ros.core.threads import set_math_threads
 
 _GETTERS = ("openblas_get_num_threads", "scipy_openblas_get_num_threads64_",
             "scipy_openblas_get_num_threads")
+
+
+def loaded_openblas() -> list[str]:
+    """Paths of the OpenBLAS copies mapped into this process."""
+    with open("/proc/self/maps") as maps:
+        paths = {line.rsplit(None, 1)[-1] for line in maps if ".so" in line}
+    return sorted(p for p in paths if p.startswith("/") and "openblas" in p.rsplit("/", 1)[-1])
 
 
 def openblas_threads() -> dict[str, int]:
