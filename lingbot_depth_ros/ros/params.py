@@ -46,7 +46,10 @@ PARAMS: tuple[Param, ...] = (
           "Input reliability: auto (follow the publisher: best effort if it is, else reliable), "
           "sensor_data (best effort) or reliable.",
           choices=QOS_CHOICES),
-    Param("queue_depth", 5, "Input subscription history depth.", range=(1, 100)),
+    Param("queue_depth", 30,
+          "Input subscription history depth: images the reader keeps while the executor is "
+          "busy; a full history overwrites its oldest image before the node sees it.",
+          range=(1, 100)),
     Param("slop", 0.02, "Largest colour/depth stamp difference that still pairs, seconds.",
           range=(0.0, 1.0)),
     Param("pair_queue_size", 10, "Unpaired images kept per stream while waiting for a partner.",
