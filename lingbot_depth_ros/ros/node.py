@@ -85,6 +85,7 @@ class LingbotDepthNode(Node):
         self.fatal_error = ""  # set when the engine failed with fallback none (see _stop)
         self._unregistered_said = False
         self._make_engine_status_publisher()
+        self._stop_guard = self.create_guard_condition(lambda: self.context.try_shutdown())
         self.keeper = EngineKeeper(self.config, self.stats, self.get_logger(),
                                    self._publish_engine_status, self._stop)
         # Reusing the cloud buffer is safe here: _process publishes (copies) before the next build.
@@ -133,9 +134,10 @@ class LingbotDepthNode(Node):
         self.engine_status_pub.publish(String(data=text))
 
     def _stop(self, reason: str) -> None:
-        """The engine failed with fallback none: stop the node (its process exits)."""
+        """The engine failed with fallback none (a worker thread): stop the node's context
+        from the executor thread, so spinning ends and the process exits."""
         self.fatal_error = reason
-        self.context.try_shutdown()
+        self._stop_guard.trigger()
 
     def _make_publishers(self) -> None:
         c = self.config
