@@ -4,7 +4,10 @@ input stops; the latched engine topic; `fallback: none`; images without partner 
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -240,3 +243,17 @@ def test_infinities_are_kept_and_not_filled(context, captures):
         assert not np.isinf(points[..., :3]).any()
     finally:
         running.close()
+
+
+def test_fallback_none_process_exits_with_one_clear_line(tmp_path):
+    """As a user starts it: `-p fallback:=none` with a broken engine ends the process with
+    exit code 2 and a one-line reason, no traceback."""
+    root = Path(__file__).resolve().parents[1]
+    done = subprocess.run(
+        [sys.executable, str(root / "scripts" / "lingbot_depth_node"), "--ros-args",
+         "-r", "__ns:=/hard_process", "-p", "engine:=onnxruntime",
+         "-p", f"onnx:={tmp_path / 'missing.onnx'}", "-p", "fallback:=none"],
+        capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert "Traceback" not in done.stderr
+    assert "failed to load" in done.stderr and "fallback: none" in done.stderr

@@ -13,6 +13,9 @@ import inspect
 from pathlib import Path
 from typing import Callable
 
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+from std_msgs.msg import String
+
 from ..core.errors import EngineFailedError
 from ..core.frame import CompletionResult, RGBDFrame
 from ..engines.base import Engine
@@ -22,10 +25,13 @@ from .params import NodeConfig
 
 
 class EngineKeeper:
-    def __init__(self, config: NodeConfig, stats: NodeStats, logger,
-                 publish_status: Callable[[str], None], on_fatal: Callable[[str], None]) -> None:
-        self.config, self.stats, self._log = config, stats, logger
-        self._publish_status, self._on_fatal = publish_status, on_fatal
+    def __init__(self, node, config: NodeConfig, stats: NodeStats,
+                 on_fatal: Callable[[str], None]) -> None:
+        self.config, self.stats, self._log, self._on_fatal = config, stats, node.get_logger(), on_fatal
+        # Latched (transient local): a subscriber that comes later still reads the engine.
+        latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
+                             durability=DurabilityPolicy.TRANSIENT_LOCAL)
+        self.status_pub = node.create_publisher(String, "depth_completed/engine", latched)
         #: why the engine stopped for good (fallback none), "" while it runs
         self.failure = ""
         self.engine, self.model_id = self._load()
@@ -78,7 +84,7 @@ class EngineKeeper:
             text = f"{self.engine.name}; fallback: {self.stats.fallback_reason}"
         else:
             text = self.engine.name
-        self._publish_status(text)
+        self.status_pub.publish(String(data=text))
 
     # -- running --------------------------------------------------------------------------
     def complete(self, frame: RGBDFrame, input_errors: tuple) -> CompletionResult:

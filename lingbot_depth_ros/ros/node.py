@@ -29,9 +29,8 @@ from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.exceptions import ParameterException
 from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
-from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2
-from std_msgs.msg import String
 
 from ..core import serialized
 from ..core.codec import COLOR_ENCODINGS, DEPTH_ENCODINGS, decode_fields, to_rgb8
@@ -84,10 +83,8 @@ class LingbotDepthNode(Node):
         self.recent_drops = RecentDrops(self.config.health_timeout)
         self.fatal_error = ""  # set when the engine failed with fallback none (see _stop)
         self._unregistered_said = False
-        self._make_engine_status_publisher()
         self._stop_guard = self.create_guard_condition(lambda: self.context.try_shutdown())
-        self.keeper = EngineKeeper(self.config, self.stats, self.get_logger(),
-                                   self._publish_engine_status, self._stop)
+        self.keeper = EngineKeeper(self, self.config, self.stats, self._stop)
         # Reusing the cloud buffer is safe here: _process publishes (copies) before the next build.
         self.builder = OutputBuilder(self.config.output_options, reuse_buffers=True)
         self._make_publishers()
@@ -123,15 +120,6 @@ class LingbotDepthNode(Node):
     @property
     def model_id(self) -> str:
         return self.keeper.model_id
-
-    def _make_engine_status_publisher(self) -> None:
-        """`depth_completed/engine`: the engine in use, latched so a late subscriber reads it."""
-        latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
-                             durability=DurabilityPolicy.TRANSIENT_LOCAL)
-        self.engine_status_pub = self.create_publisher(String, "depth_completed/engine", latched)
-
-    def _publish_engine_status(self, text: str) -> None:
-        self.engine_status_pub.publish(String(data=text))
 
     def _stop(self, reason: str) -> None:
         """The engine failed with fallback none (a worker thread): stop the node's context
@@ -261,12 +249,9 @@ class LingbotDepthNode(Node):
 
     def _publish(self, outputs: FrameOutputs) -> None:
         """Publish one frame's outputs serialized (core.serialized); stamp and frame id are
-        the input colour image's.
-
-        Each buffer is copied once into the publisher's reused message buffer and once by
-        the DDS writer (ros/serialized_publisher.py). Measured CPU per 640x480 cloud: 1.08 ms
-        this way against 1.34 ms as bytes through rclpy; a generated rclpy message cost
-        1.58 ms where bytes cost 1.46 ms (separate runs)."""
+        the input colour image's. Each buffer is copied once into the publisher's reused
+        message buffer and once by the DDS writer (ros/serialized_publisher.py; costs in
+        docs/node.md)."""
         stamp, frame_id = outputs.stamp_ns, outputs.frame_id
         if self.depth_pub is not None:
             self.depth_pub.publish(serialized.image_parts(stamp, frame_id, outputs.depth))
@@ -360,10 +345,10 @@ class LingbotDepthNode(Node):
             hardware_id=self.get_fully_qualified_name(), status=status, extra=extra))
 
     def destroy_node(self) -> None:
-        if self.camera is not None:
-            self.camera.close()
-        self.workers.close()
-        self.keeper.close()
+        # Also called (by rclpy's shutdown) on a node whose constructor raised part-way.
+        for part in ("camera", "workers", "keeper"):
+            if getattr(self, part, None) is not None:
+                getattr(self, part).close()
         super().destroy_node()
 
 
