@@ -17,9 +17,9 @@ from typing import Callable, Iterator
 
 import numpy as np
 
-from ..core.codec import COLOR_ENCODINGS, DEPTH_ENCODINGS, ImageFields
-from ..core.depth import require_some_valid
-from ..core.errors import EncodingError, LingbotDepthError, ShapeMismatchError
+from ..core.codec import COLOR_ENCODINGS, DEPTH_ENCODINGS, ImageFields, decode_fields
+from ..core.depth import Infinities, check_registered, require_some_valid
+from ..core.errors import EncodingError, LingbotDepthError, ShapeMismatchError, UnregisteredError
 from ..core.frame import RGBDFrame
 from ..core.outputs import CameraInfoFields, nominal_intrinsics
 from ..core.pairing import DropCounter, Pair, StampPairer
@@ -99,6 +99,8 @@ class AssembledFrame:
     log_time_ns: int
     #: time.monotonic_ns when the pair formed (for latency_ms, as in the node)
     paired_at_ns: int
+    #: REP 117 +Inf/-Inf of a 32FC1 depth, restored after completion (None when it has none)
+    infinities: Infinities | None = None
 
 
 class FrameAssembler:
@@ -109,6 +111,7 @@ class FrameAssembler:
         self.completion_mode = completion_mode
         self.without_camera_info = 0
         self.distortion_warning = ""
+        self._unregistered_said = False
 
     def assemble(self, pair: Pair) -> AssembledFrame:
         """Raises the node's input errors (EncodingError, ShapeMismatchError, ...)."""
@@ -119,7 +122,10 @@ class FrameAssembler:
             if received.msgtype == IMAGE and received.msg.encoding not in allowed:
                 raise EncodingError(f"encoding '{received.msg.encoding}' is not one of "
                                     f"{', '.join(allowed)}")
+        self._check_registered(color.msg.header.frame_id, depth.msg.header.frame_id)
         rgb = decode_color(color.msg, color.msgtype)
+        infinities = (Infinities.of(decode_fields(image_fields(depth.msg)), depth.msg.encoding)
+                      if depth.msgtype == IMAGE else None)  # compressedDepth has no infinities
         metres = decode_depth(depth.msg, depth.msgtype, self.config.depth_scale,
                               self.config.valid_range)
         if metres.shape != rgb.shape[:2]:
@@ -134,7 +140,16 @@ class FrameAssembler:
                           stamp_ns=stamp_ns(color.msg.header), frame_id=color.msg.header.frame_id)
         received = image_fields(color.msg) if color.msgtype == IMAGE else None
         return AssembledFrame(frame, info, received, max(color.log_time_ns, depth.log_time_ns),
-                              pair.paired_at_ns)
+                              pair.paired_at_ns, infinities)
+
+    def _check_registered(self, color_frame_id: str, depth_frame_id: str) -> None:
+        try:
+            check_registered(color_frame_id, depth_frame_id, self.config.assume_registered)
+        except UnregisteredError as exc:
+            if not self._unregistered_said:  # once, as the node does
+                self._unregistered_said = True
+                log.error("dropping every pair: %s", exc)
+            raise
 
     def _camera_info(self, msg, height: int, width: int) -> CameraInfoFields | None:
         problem = "no camera info before this frame"

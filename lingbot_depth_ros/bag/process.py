@@ -180,7 +180,9 @@ class _Pipeline:
         """The engine's result for `frame`, None when the frame is dropped."""
         t0 = time.perf_counter()
         try:
-            return self.engine.complete(frame.frame)
+            result = self.engine.complete(frame.frame)
+            # REP 117 too far / too close are kept, not filled, as in the node
+            return frame.infinities.restore(result) if frame.infinities is not None else result
         except LingbotDepthError as exc:
             self._drop(exc)
         except Exception as exc:  # as in the node: a bug costs one frame, not the run

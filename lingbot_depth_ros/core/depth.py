@@ -1,4 +1,5 @@
-"""Depth validation: raw sensor units -> float32 metres with NaN for no data (REP 117/118)."""
+"""Depth validation: raw sensor units -> float32 metres with NaN for no data (REP 117/118),
+the colour/depth registration check, and REP 117's +Inf/-Inf kept through completion."""
 
 from __future__ import annotations
 
@@ -6,7 +7,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .errors import EncodingError, InvalidDepthError
+from .errors import EncodingError, InvalidDepthError, UnregisteredError
+from .frame import CompletionResult, SourceMask
 
 #: metres per raw unit for integer depth, by REP 118 (16UC1 is millimetres)
 DEFAULT_DEPTH_SCALE = 0.001
@@ -68,3 +70,49 @@ def require_some_valid(depth_m: np.ndarray, min_fraction: float = 0.0) -> float:
             f"depth has {valid} valid pixels ({100 * share:.2f}%), need at least "
             f"{max(1, int(np.ceil(min_fraction * depth_m.size)))}")
     return share
+
+
+def check_registered(color_frame_id: str, depth_frame_id: str, assume_registered: bool) -> None:
+    """Raise UnregisteredError when depth is not in the colour image's optical frame.
+
+    Same-size images with different frame ids (e.g. RealSense `depth/image_rect_raw` beside
+    `color/image_raw`) are not pixel-aligned; `assume_registered` is for drivers that
+    register depth but keep the depth camera's frame id."""
+    if not assume_registered and color_frame_id != depth_frame_id:
+        raise UnregisteredError(
+            f"depth frame '{depth_frame_id}' is not the colour frame '{color_frame_id}': "
+            "subscribe to depth registered to colour, or set assume_registered if it is")
+
+
+@dataclass(frozen=True)
+class Infinities:
+    """Where a 32FC1 depth image said +Inf ("too far") or -Inf ("too close"), REP 117.
+
+    depth_to_metres turns them into NaN so engines treat them as no measurement; `restore`
+    puts them back after completion, so they are neither filled nor lost: the output keeps
+    their meaning and no engine surface is invented there."""
+
+    too_far: np.ndarray
+    too_close: np.ndarray
+
+    @classmethod
+    def of(cls, raw: np.ndarray, encoding: str) -> "Infinities | None":
+        """The infinities of a decoded depth image, None when it has none (integer depth
+        cannot hold any: REP 118 has only 0 = no data)."""
+        if encoding != "32FC1":
+            return None
+        infinite = np.isinf(raw)
+        if not infinite.any():
+            return None
+        positive = raw > 0
+        return cls(too_far=infinite & positive, too_close=infinite & ~positive)
+
+    def restore(self, result: CompletionResult) -> CompletionResult:
+        """`result` with +Inf/-Inf where the input had them and the source mask INVALID there."""
+        depth = result.depth if result.depth.flags.writeable else result.depth.copy()
+        source = result.source if result.source.flags.writeable else result.source.copy()
+        np.copyto(depth, np.float32(np.inf), where=self.too_far)
+        np.copyto(depth, np.float32(-np.inf), where=self.too_close)
+        np.copyto(source, np.uint8(SourceMask.INVALID), where=self.too_far | self.too_close)
+        result.depth, result.source, result.infinite = depth, source, True
+        return result

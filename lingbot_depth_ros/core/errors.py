@@ -26,6 +26,12 @@ class ShapeMismatchError(LingbotDepthError, ValueError):
     reason = "size_mismatch"
 
 
+class UnregisteredError(LingbotDepthError, ValueError):
+    """Colour and depth come from different optical frames (depth not registered to colour)."""
+
+    reason = "unregistered"
+
+
 class InvalidDepthError(LingbotDepthError, ValueError):
     """The depth image holds no usable measurement at all."""
 
@@ -54,3 +60,9 @@ class EngineOptionError(LingbotDepthError, ValueError):
     """An engine was given an option it does not take (a typo, or a file for another engine)."""
 
     reason = "bad_engine_option"
+
+
+class EngineFailedError(LingbotDepthError, ValueError):
+    """The configured engine cannot run and `fallback: none` forbids replacing it."""
+
+    reason = "engine_failed"

@@ -77,7 +77,8 @@ def validate_intrinsics(K) -> np.ndarray:
 class CompletionResult:
     """What an engine returns for one frame.
 
-    depth: float32 (H, W) metres, NaN where still unknown. source: uint8 (H, W) SourceMask
+    depth: float32 (H, W) metres, NaN where still unknown (+Inf/-Inf where `infinite` says the
+    input said too far/too close). source: uint8 (H, W) SourceMask
     values. timings_ms: stage name -> milliseconds (e.g. preprocess, inference, postprocess).
     """
 
@@ -85,6 +86,9 @@ class CompletionResult:
     source: np.ndarray
     engine: str
     timings_ms: dict[str, float] = field(default_factory=dict)
+    #: depth holds +Inf/-Inf kept from the input (REP 117 too far / too close, see
+    #: core.depth.Infinities); consumers must treat them as no surface
+    infinite: bool = False
 
     @property
     def filled_fraction(self) -> float:

@@ -213,7 +213,8 @@ class OutputBuilder:
         return ImageFields(height=height, width=width, encoding=encoding, is_bigendian=0,
                            step=pixels.nbytes // height, data=data)
 
-    def cloud(self, depth_m: np.ndarray, rgb: np.ndarray, K: np.ndarray) -> CloudFields:
+    def cloud(self, depth_m: np.ndarray, rgb: np.ndarray, K: np.ndarray,
+              positive_or_nan: bool = True) -> CloudFields:
         """XYZRGB PointCloud2 fields of the completed depth, coloured by the input image.
 
         An organised cloud is unprojected straight into an `array.array('B')`: rclpy's
@@ -231,9 +232,11 @@ class OutputBuilder:
         step = pointcloud.XYZRGB_DTYPE.itemsize
         data = self._buffer("cloud", height * width * step)
         points = np.frombuffer(data, dtype=pointcloud.XYZRGB_DTYPE).reshape(height, width)
-        # Engine.complete returns positive finite depth or NaN: no need to enforce it again.
+        # Engine.complete returns positive finite depth or NaN: no need to enforce it again,
+        # unless kept REP 117 infinities (CompletionResult.infinite) must become NaN points.
         pointcloud.organised_points(depth_m, K, rgb, stride=self._stride,
-                                    max_depth=self._max_depth, out=points, positive_or_nan=True)
+                                    max_depth=self._max_depth, out=points,
+                                    positive_or_nan=positive_or_nan)
         return CloudFields(height=height, width=width, fields=pointcloud.XYZRGB_FIELDS,
                            point_step=step, row_step=step * width, data=data, is_dense=False)
 
@@ -261,7 +264,7 @@ class OutputBuilder:
             depth_32 = (depth_out if options.depth_encoding == "32FC1"
                         else self._image("depth_32fc1", depth_pixels(depth, "32FC1"), "32FC1"))
             rgb_fields = color if color is not None else encode_image(frame.rgb, "rgb8")
-        cloud = (self.cloud(depth, frame.rgb, frame.K)
+        cloud = (self.cloud(depth, frame.rgb, frame.K, positive_or_nan=not result.infinite)
                  if options.cloud and with_cloud and info is not None else None)
         inference_ms = result.total_ms
         latency_ms = (inference_ms if paired_at_ns is None

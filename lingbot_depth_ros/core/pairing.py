@@ -3,7 +3,9 @@
 Policy: a colour and a depth image pair when their stamps differ by at most `slop`. Camera
 info is the one stamped nearest the colour image within `slop`, else the newest one seen
 (it rarely changes); a pair without any camera info is still emitted and flagged. Unpaired
-images older than the newest pair are dropped with the reason "unpaired". When the consumer
+images older than the newest pair are dropped with the reason "unpaired", and so are images that
+waited longer than a timeout for a partner (`expire`, which the live node calls: a stream that
+stops would otherwise leave its partner queued for ever). When the consumer
 is slower than the camera, only the newest pair is kept ("latest wins"); the pairs it
 replaces are dropped with the reason "superseded".
 A stamp that jumps backwards (a looping bag) resets the queues, counted as "time_jump".
@@ -66,8 +68,9 @@ class StampPairer:
         self.queue_size = max(1, int(queue_size))
         self.drops = drops if drops is not None else DropCounter()
         self._clock_ns = clock_ns
-        self._colors: list[tuple[int, Any]] = []
-        self._depths: list[tuple[int, Any]] = []
+        #: waiting images: (stamp ns, message, arrival ns by clock_ns or 0)
+        self._colors: list[tuple[int, Any, int]] = []
+        self._depths: list[tuple[int, Any, int]] = []
         self._info: Any | None = None
         #: recent (stamp, info) with stamps, to give a pair the info of its own instant
         self._infos: list[tuple[int, Any]] = []
@@ -97,6 +100,21 @@ class StampPairer:
         """Images waiting for a partner (neither paired nor dropped yet)."""
         return len(self._colors) + len(self._depths)
 
+    def expire(self, max_wait_ns: int) -> int:
+        """Drop as "unpaired" every image that has waited more than `max_wait_ns` (by
+        clock_ns) for a partner; returns how many. Needs the pairer's clock_ns."""
+        if self._clock_ns is None:
+            raise ValueError("expire needs a StampPairer built with clock_ns")
+        oldest = self._clock_ns() - int(max_wait_ns)
+        expired = 0
+        for queue in (self._colors, self._depths):
+            kept = [e for e in queue if e[2] >= oldest]
+            expired += len(queue) - len(kept)
+            queue[:] = kept
+        if expired:
+            self.drops.add("unpaired", expired)
+        return expired
+
     def flush(self) -> None:
         """Count everything still queued as unpaired (end of a bag, shutdown)."""
         n = len(self._colors) + len(self._depths)
@@ -120,17 +138,17 @@ class StampPairer:
             self.drops.add("late")  # arrives after a newer pair was already emitted
             return None
         best = None
-        for i, (s, _) in enumerate(other):
+        for i, (s, _, _) in enumerate(other):
             d = abs(s - stamp_ns)
             if d <= self.slop_ns and (best is None or d < best[0]):
                 best = (d, i)
         if best is None:
-            own.append((stamp_ns, msg))
+            own.append((stamp_ns, msg, self._clock_ns() if self._clock_ns else 0))
             if len(own) > self.queue_size:
                 own.pop(0)
                 self.drops.add("unpaired")
             return None
-        other_stamp, other_msg = other.pop(best[1])
+        other_stamp, other_msg, _ = other.pop(best[1])
         pair_stamp = max(stamp_ns, other_stamp)
         # Anything older than this pair can no longer be matched by a newer partner.
         for queue in (own, other):

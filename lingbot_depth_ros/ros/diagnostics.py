@@ -3,6 +3,11 @@
 Accounting invariant (checked by the tests): every received colour or depth image is in a
 published pair, counted in `drops` under one reason, or still `queued`:
     color_received + depth_received == 2 * published + sum(drops) + queued
+
+Level (the worst that applies; see `health`): STALE when input stopped for `health_timeout`
+seconds; ERROR while input arrives but nothing was published for that long (the message
+names the drop reason that dominated meanwhile), or when the engine failed with fallback
+none; WARN on a fallback engine, distortion, frames without camera info, or no input yet.
 """
 
 from __future__ import annotations
@@ -39,6 +44,13 @@ class NodeStats:
     #: why the configured engine is not in use ("" while it is)
     fallback_reason: str = ""
     distortion_warning: str = ""
+    #: why the engine stopped for good (fallback none); "" while it runs
+    failure: str = ""
+    #: time.monotonic() of the first and the latest colour/depth image, and of the latest
+    #: published frame (None before any)
+    first_input_at: float | None = None
+    last_input_at: float | None = None
+    last_published_at: float | None = None
     #: malloc_trim calls (allocator.HeapTrimmer) and the last one's duration
     heap_trims: int = 0
     heap_trim_last_ms: float = 0.0
@@ -48,8 +60,13 @@ class NodeStats:
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def count_received(self, stream: str) -> None:
+        now = time.monotonic()
         with self._lock:
             self.received[stream] += 1
+            if stream in ("color", "depth"):
+                self.last_input_at = now
+                if self.first_input_at is None:
+                    self.first_input_at = now
 
     def count_without_camera_info(self) -> None:
         with self._lock:
@@ -75,6 +92,7 @@ class NodeStats:
                 self._samples[key].append(stage_ms.get(key, 0.0))
                 self._samples[f"{key}_cpu"].append(stage_cpu_ms.get(key, 0.0))
             self._publish_times.append(now)
+            self.last_published_at = now
 
     def rate_hz(self) -> float:
         """Published frames per second over the last `window_s` seconds."""
@@ -101,9 +119,80 @@ def _without_engine(stage_ms: dict[str, float]) -> float:
     return sum(stage_ms.get(k, 0.0) for k in OVERHEAD_STAGES)
 
 
+class RecentDrops:
+    """Drops per reason over the last `window_s` seconds, from the snapshots it is given."""
+
+    def __init__(self, window_s: float) -> None:
+        self.window_s = window_s
+        self._snapshots: deque = deque()
+
+    def update(self, snapshot: dict[str, int], now: float | None = None) -> dict[str, int]:
+        """Record `snapshot` (cumulative counts) and return the counts added within the window."""
+        now = time.monotonic() if now is None else now
+        self._snapshots.append((now, snapshot))
+        while len(self._snapshots) > 1 and self._snapshots[1][0] <= now - self.window_s:
+            self._snapshots.popleft()
+        oldest = self._snapshots[0][1] if self._snapshots[0][0] <= now - self.window_s else {}
+        added = {k: n - oldest.get(k, 0) for k, n in snapshot.items()}
+        return {k: n for k, n in added.items() if n > 0}
+
+
+@dataclass(frozen=True)
+class Health:
+    """What /diagnostics says beyond the counters: the inputs' freshness and the worst problem."""
+
+    level: bytes
+    problems: list[str]
+    input_age_s: float  # NaN before any input
+    output_age_s: float  # NaN before any output
+
+
+def health(stats: NodeStats, recent_drops: dict[str, int], queued: int, timeout_s: float,
+           now: float | None = None) -> Health:
+    """The status level and its reasons, worst first."""
+    now = time.monotonic() if now is None else now
+    with stats._lock:
+        first, last_in, last_out = stats.first_input_at, stats.last_input_at, stats.last_published_at
+        received = stats.received["color"] + stats.received["depth"]
+        without_info = stats.without_camera_info
+    nan = float("nan")
+    input_age = now - last_in if last_in is not None else nan
+    output_age = now - last_out if last_out is not None else nan
+    found: list[tuple[bytes, str]] = []
+    if stats.failure:
+        found.append((DiagnosticStatus.ERROR, f"engine stopped: {stats.failure}"))
+    if last_in is not None and input_age > timeout_s:
+        found.append((DiagnosticStatus.STALE, f"no input for {input_age:.1f} s"))
+    elif first is not None and now - max(first, last_out or first) > timeout_s:
+        silent = now - (last_out if last_out is not None else first)
+        found.append((DiagnosticStatus.ERROR, f"nothing published for {silent:.1f} s while "
+                      f"input arrives; {_dominant(recent_drops, queued)}"))
+    if stats.fallback_reason:
+        found.append((DiagnosticStatus.WARN, f"fell back to {stats.engine}: {stats.fallback_reason}"))
+    if stats.distortion_warning:
+        found.append((DiagnosticStatus.WARN, stats.distortion_warning))
+    if without_info:
+        found.append((DiagnosticStatus.WARN, f"{without_info} frame(s) without camera info (no cloud)"))
+    if not received:
+        found.append((DiagnosticStatus.WARN, "no input received yet"))
+    found.sort(key=lambda item: -ord(item[0]))
+    level = found[0][0] if found else DiagnosticStatus.OK
+    return Health(level, [text for _, text in found], input_age, output_age)
+
+
+def _dominant(recent_drops: dict[str, int], queued: int) -> str:
+    if not recent_drops:
+        return f"no drops, {queued} image(s) queued or in the engine"
+    reason, n = max(recent_drops.items(), key=lambda item: item[1])
+    return f"most dropped: {reason} ({n} of {sum(recent_drops.values())} images)"
+
+
 def diagnostic_array(stats: NodeStats, drops: dict[str, int], queued: int, stamp,
-                     hardware_id: str = "") -> DiagnosticArray:
-    """One DiagnosticStatus with every counter as a key/value, level by what needs attention."""
+                     hardware_id: str = "", status: Health | None = None,
+                     extra: dict[str, str] | None = None) -> DiagnosticArray:
+    """One DiagnosticStatus with every counter as a key/value; level and message from `status`
+    (by default `health` with a 3 s timeout and no recent drops known)."""
+    status = status if status is not None else health(stats, {}, queued, 3.0)
     pct = stats.percentiles()
     with stats._lock:
         received = dict(stats.received)
@@ -123,6 +212,9 @@ def diagnostic_array(stats: NodeStats, drops: dict[str, int], queued: int, stamp
         "engine": stats.engine,
         "model": stats.model,
         "fallback": stats.fallback_reason or "none",
+        "engine_failure": stats.failure or "none",
+        "last_input_age_s": f"{status.input_age_s:.2f}",
+        "last_output_age_s": f"{status.output_age_s:.2f}",
         "color_received": str(received.get("color", 0)),
         "depth_received": str(received.get("depth", 0)),
         "camera_info_received": str(received.get("camera_info", 0)),
@@ -136,23 +228,15 @@ def diagnostic_array(stats: NodeStats, drops: dict[str, int], queued: int, stamp
         "heap_trim_last_ms": f"{trim_ms:.2f}",
         "heap_in_use_mb": f"{heap[0] / 2**20:.1f}",
         "heap_free_mb": f"{heap[1] / 2**20:.1f}",
+        **(extra or {}),
     }
     values.update({f"dropped.{reason}": str(n) for reason, n in sorted(drops.items())})
-    problems = []
-    if stats.fallback_reason:
-        problems.append(f"fell back to {stats.engine}: {stats.fallback_reason}")
-    if stats.distortion_warning:
-        problems.append(stats.distortion_warning)
-    if without_info:
-        problems.append(f"{without_info} frame(s) without camera info (no cloud)")
-    if not received.get("color") and not received.get("depth"):
-        problems.append("no input received yet")
-    level = DiagnosticStatus.WARN if problems else DiagnosticStatus.OK
-    message = "; ".join(problems) if problems else f"{values['rate_hz']} Hz with {stats.engine}"
-    status = DiagnosticStatus(level=level, name=STATUS_NAME, message=message,
-                              hardware_id=hardware_id,
-                              values=[KeyValue(key=k, value=v) for k, v in values.items()])
-    return DiagnosticArray(header=Header(stamp=stamp), status=[status])
+    message = ("; ".join(status.problems) if status.problems
+               else f"{values['rate_hz']} Hz with {stats.engine}")
+    diag = DiagnosticStatus(level=status.level, name=STATUS_NAME, message=message,
+                            hardware_id=hardware_id,
+                            values=[KeyValue(key=k, value=v) for k, v in values.items()])
+    return DiagnosticArray(header=Header(stamp=stamp), status=[diag])
 
 
 def parse_values(array: DiagnosticArray, hardware_id: str | None = None) -> dict[str, str]:

@@ -11,33 +11,32 @@ published, counted as dropped under a reason, or still queued (see ros/diagnosti
 Topics (relative, so a namespace or remap moves them; resolved names for the root namespace):
   in:  color/image_raw, depth/image_raw, color/camera_info (names set by parameters)
   out: depth_completed, depth_completed/camera_info, depth_completed/points,
-       depth_completed/source_mask, depth_completed/rgbd, /diagnostics
+       depth_completed/source_mask, depth_completed/rgbd, depth_completed/engine (latched),
+       /diagnostics
 """
 
 from __future__ import annotations
 
-import inspect
 import logging
 import os
 import sys
 import threading
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.exceptions import ParameterException
 from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
-from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 
 from ..core import serialized
 from ..core.codec import COLOR_ENCODINGS, DEPTH_ENCODINGS, decode_fields, to_rgb8
-from ..core.depth import depth_to_metres, require_some_valid
+from ..core.depth import Infinities, check_registered, depth_to_metres, require_some_valid
 from ..core.errors import (BufferSizeError, EncodingError, IntrinsicsError, InvalidDepthError,
-                           LingbotDepthError, ShapeMismatchError)
+                           LingbotDepthError, ShapeMismatchError, UnregisteredError)
 from ..core.frame import CompletionResult, RGBDFrame
 from ..core.allocator import HeapTrimmer, tune_for_frame_buffers
 from ..core.outputs import CameraInfoFields, FrameOutputs, OutputBuilder, nominal_intrinsics
@@ -45,17 +44,19 @@ from ..core.pairing import DropCounter, LatestSlot, Pair, StampPairer
 from ..core.serialized import StampedImage, StampedInfo
 from ..core.threads import set_math_threads
 from ..engines.base import Engine
-from ..engines.registry import CLASSICAL_ENGINES, create_engine, engine_class
+from ..engines.registry import CLASSICAL_ENGINES
 from . import messages
 from .dds_profile import configure_fastdds
-from .diagnostics import NodeStats, diagnostic_array
+from .diagnostics import NodeStats, RecentDrops, diagnostic_array, health
+from .engine_keeper import EngineKeeper
+from .input_qos import REFRESH_PERIOD_S, InputSpec, InputSubscriptions
 from .params import NODE_NAME, NodeConfig, declare_parameters
 from .serialized_publisher import SerializedPublisher
 from .worker import CompletionWorkers, StageClock
 
 #: errors caused by the input frame: drop it, never blame (or replace) the engine
 INPUT_ERRORS = (EncodingError, BufferSizeError, ShapeMismatchError, InvalidDepthError,
-                IntrinsicsError)
+                IntrinsicsError, UnregisteredError)
 #: parameters any rclpy node accepts besides ours
 _BUILTIN_PARAMS = ("use_sim_time", "start_type_description_service")
 _WARN_EVERY_S = 5.0
@@ -79,12 +80,18 @@ class LingbotDepthNode(Node):
         self.pairer = StampPairer(self.config.slop, self.config.pair_queue_size, self.drops,
                                   clock_ns=time.monotonic_ns)
         self.slot = LatestSlot(self.drops)
-        self.engine, self.model_id = self._load_engine()
+        self.recent_drops = RecentDrops(self.config.health_timeout)
+        self.fatal_error = ""  # set when the engine failed with fallback none (see _stop)
+        self._unregistered_said = False
+        self._stop_guard = self.create_guard_condition(lambda: self.context.try_shutdown())
+        self.keeper = EngineKeeper(self, self.config, self.stats, self._stop)
         # Reusing the cloud buffer is safe here: _process publishes (copies) before the next build.
         self.builder = OutputBuilder(self.config.output_options, reuse_buffers=True)
         self._make_publishers()
-        self._make_subscriptions()
+        self.inputs = self._make_subscriptions()
         self._timer = self.create_timer(self.config.diagnostics_period, self.publish_diagnostics)
+        # Images whose partner never comes leave the queue as counted "unpaired" drops.
+        self._expiry_timer = self.create_timer(min(self.config.pair_timeout, 0.5), self._expire_unpaired)
         self.workers = CompletionWorkers(self.slot, self.drops, self._complete_pair,
                                          self._publish_completed, self._warn_throttled)
         self.get_logger().info(
@@ -102,39 +109,23 @@ class LingbotDepthNode(Node):
             self.get_logger().warning(f"parameter '{name}' is not a parameter of {NODE_NAME}; ignored")
         return unknown
 
-    def _engine_options(self, name: str) -> dict:
-        options = self.config.engine_options()
-        if name == "auto" or name in CLASSICAL_ENGINES:
-            return options  # auto and the registry pick what each engine accepts
-        accepted = inspect.signature(engine_class(name).__init__).parameters
-        return {k: v for k, v in options.items() if k in accepted}
+    @property
+    def engine(self) -> Engine:
+        return self.keeper.engine
 
-    def _load_engine(self) -> tuple[Engine, str]:
-        name = self.config.engine
-        try:
-            engine = create_engine(name, **self._engine_options(name))
-        except Exception as exc:  # any load failure: keep publishing with the fallback
-            engine = self._fall_back(f"engine '{name}' failed to load: {type(exc).__name__}: {exc}")
-        else:
-            self.stats.engine = engine.name
-            for line in getattr(engine, "selection_log", ()):
-                self.get_logger().info(f"engine auto: {line}")
-        if self.config.mode == "monocular" and engine.name in CLASSICAL_ENGINES:
-            self.get_logger().warning(
-                f"mode 'monocular' needs a neural engine; {engine.name} completes measured depth")
-        model = ""
-        if engine.name not in CLASSICAL_ENGINES:
-            path = {"torch": self.config.checkpoint, "onnxruntime": self.config.onnx,
-                    "tensorrt": self.config.engine_file or self.config.onnx}.get(engine.name, "")
-            model = getattr(engine, "model_id", "") or (Path(path).name if path else "")
-        self.stats.model = model
-        return engine, model
+    @engine.setter
+    def engine(self, engine: Engine) -> None:  # tests swap in engines that fail
+        self.keeper.engine = engine
 
-    def _fall_back(self, reason: str) -> Engine:
-        self.get_logger().error(f"{reason}; falling back to the guided engine")
-        engine = create_engine("guided", refine_measured=self.config.refine_measured)
-        self.stats.engine, self.stats.fallback_reason, self.stats.model = engine.name, reason, ""
-        return engine
+    @property
+    def model_id(self) -> str:
+        return self.keeper.model_id
+
+    def _stop(self, reason: str) -> None:
+        """The engine failed with fallback none (a worker thread): stop the node's context
+        from the executor thread, so spinning ends and the process exits."""
+        self.fatal_error = reason
+        self._stop_guard.trigger()
 
     def _make_publishers(self) -> None:
         c = self.config
@@ -162,22 +153,20 @@ class LingbotDepthNode(Node):
         self.get_logger().warning(f"{problem}: depth_completed/rgbd is disabled")
         return None
 
-    def _make_subscriptions(self) -> None:
+    def _make_subscriptions(self) -> InputSubscriptions | None:
         c = self.config
         if self.camera is not None:  # frames come from the camera thread instead of topics
             self.camera.start(on_frame=self._on_camera_frame)
-            return
-        if c.qos == "reliable":
-            qos = QoSProfile(depth=c.queue_depth, reliability=ReliabilityPolicy.RELIABLE)
-        else:
-            qos = QoSProfile(depth=c.queue_depth, reliability=qos_profile_sensor_data.reliability,
-                             durability=qos_profile_sensor_data.durability)
+            return None
         # Info first: when messages of all three are ready at once, the executor takes them in
-        # creation order, so a pair then finds the camera info of its own stamp. raw=True:
-        # the callbacks get the serialized bytes and read them in place (core.serialized).
-        self.create_subscription(CameraInfo, c.camera_info_topic, self._on_info_cdr, qos, raw=True)
-        self.create_subscription(Image, c.color_topic, self._on_color_cdr, qos, raw=True)
-        self.create_subscription(Image, c.depth_topic, self._on_depth_cdr, qos, raw=True)
+        # creation order, so a pair then finds the camera info of its own stamp.
+        inputs = InputSubscriptions(self, c.qos, c.queue_depth, [
+            InputSpec(CameraInfo, c.camera_info_topic, self._on_info_cdr),
+            InputSpec(Image, c.color_topic, self._on_color_cdr),
+            InputSpec(Image, c.depth_topic, self._on_depth_cdr)])
+        if c.qos == "auto":
+            self._qos_timer = self.create_timer(REFRESH_PERIOD_S, inputs.refresh)
+        return inputs
 
     # -- executor thread: read and pair only ----------------------------------------------
     def _on_color_cdr(self, data: bytes) -> None:
@@ -226,15 +215,21 @@ class LingbotDepthNode(Node):
         if pair is not None:
             self.slot.put(pair)
 
+    def _expire_unpaired(self) -> None:
+        with self._pair_lock:
+            self.pairer.expire(int(self.config.pair_timeout * 1e9))
+
     # -- worker threads (ros/worker.py) ---------------------------------------------------
     def _complete_pair(self, pair: Pair) -> _Completed:
         """Stage 1: decode, validate and complete one pair."""
         clock = StageClock()
         clock.add("receive", pair.color.receive_ms + pair.depth.receive_ms,
                   pair.color.receive_cpu_ms + pair.depth.receive_cpu_ms)
-        frame, info = self._frame_of(pair)
+        frame, info, infinities = self._frame_of(pair)
         clock.lap("decode")
-        result = self._complete(frame)
+        result = self.keeper.complete(frame, INPUT_ERRORS)
+        if infinities is not None:  # REP 117 too far / too close: kept, not filled
+            result = infinities.restore(result)
         clock.lap("engine")
         return _Completed(pair, frame, info, result, clock)
 
@@ -254,12 +249,9 @@ class LingbotDepthNode(Node):
 
     def _publish(self, outputs: FrameOutputs) -> None:
         """Publish one frame's outputs serialized (core.serialized); stamp and frame id are
-        the input colour image's.
-
-        Each buffer is copied once into the publisher's reused message buffer and once by
-        the DDS writer (ros/serialized_publisher.py). Measured CPU per 640x480 cloud: 1.08 ms
-        this way against 1.34 ms as bytes through rclpy; a generated rclpy message cost
-        1.58 ms where bytes cost 1.46 ms (separate runs)."""
+        the input colour image's. Each buffer is copied once into the publisher's reused
+        message buffer and once by the DDS writer (ros/serialized_publisher.py; costs in
+        docs/node.md)."""
         stamp, frame_id = outputs.stamp_ns, outputs.frame_id
         if self.depth_pub is not None:
             self.depth_pub.publish(serialized.image_parts(stamp, frame_id, outputs.depth))
@@ -277,9 +269,11 @@ class LingbotDepthNode(Node):
         """Classical engines always complete measured depth, whatever `mode` asks."""
         return "completion" if self.engine.name in CLASSICAL_ENGINES else self.config.mode
 
-    def _frame_of(self, pair: Pair) -> tuple[RGBDFrame, CameraInfoFields | None]:
+    def _frame_of(self, pair: Pair
+                  ) -> tuple[RGBDFrame, CameraInfoFields | None, Infinities | None]:
         """Decode and validate one pair; raises an INPUT_ERRORS exception for bad input."""
         color, depth_image = pair.color, pair.depth
+        self._check_registered(color.frame_id, depth_image.frame_id)
         # Check the encodings by name first: a depth encoding on the colour topic must read
         # as a wrong encoding, not as a buffer of the wrong size.
         for image, allowed in ((color, COLOR_ENCODINGS), (depth_image, DEPTH_ENCODINGS)):
@@ -291,6 +285,7 @@ class LingbotDepthNode(Node):
             raise ShapeMismatchError(
                 f"colour is {rgb.shape[1]}x{rgb.shape[0]} but depth is {raw.shape[1]}x{raw.shape[0]}:"
                 " subscribe to depth registered to colour")
+        infinities = Infinities.of(raw, depth_image.encoding)
         depth = depth_to_metres(raw, depth_image.encoding, self.config.depth_scale,
                                 self.config.valid_range)
         if self.effective_mode == "completion":
@@ -298,7 +293,16 @@ class LingbotDepthNode(Node):
         info = self._camera_info(pair.info, *rgb.shape[:2])
         K = info.K if info is not None else nominal_intrinsics(*rgb.shape[:2])
         frame = RGBDFrame(rgb=rgb, depth=depth, K=K, stamp_ns=color.stamp_ns, frame_id=color.frame_id)
-        return frame, info
+        return frame, info, infinities
+
+    def _check_registered(self, color_frame_id: str, depth_frame_id: str) -> None:
+        try:
+            check_registered(color_frame_id, depth_frame_id, self.config.assume_registered)
+        except UnregisteredError as exc:
+            if not self._unregistered_said:  # once; the drops are counted as "unregistered"
+                self._unregistered_said = True
+                self.get_logger().error(f"dropping every pair: {exc}")
+            raise
 
     def _camera_info(self, received: StampedInfo | None, height: int, width: int
                      ) -> CameraInfoFields | None:
@@ -317,19 +321,6 @@ class LingbotDepthNode(Node):
                                   throttle_duration_sec=_WARN_EVERY_S)
         return None
 
-    def _complete(self, frame: RGBDFrame) -> CompletionResult:
-        try:
-            return self.engine.complete(frame)
-        except INPUT_ERRORS:
-            raise
-        except Exception as exc:
-            if self.engine.name in CLASSICAL_ENGINES:
-                raise
-            self.engine = self._fall_back(
-                f"engine '{self.engine.name}' failed at run time: {type(exc).__name__}: {exc}")
-            self.model_id = ""
-            return self.engine.complete(frame)
-
     # -- diagnostics and shutdown ---------------------------------------------------------
     def _warn_throttled(self, message: str) -> None:
         self.get_logger().warning(message, throttle_duration_sec=_WARN_EVERY_S)
@@ -344,15 +335,20 @@ class LingbotDepthNode(Node):
         queued = self.queued()
         if queued == 0 and self.heap_trimmer.maybe_trim():  # idle: no stream, no frame
             self.stats.count_heap_trim(self.heap_trimmer.last_ms)
+        drops = self.drops.snapshot()
+        status = health(self.stats, self.recent_drops.update(drops), queued,
+                        self.config.health_timeout)
+        inputs = self.inputs.names() if self.inputs is not None else {}
+        extra = {f"qos.{self.resolve_topic_name(t)}": p for t, p in inputs.items()}
         self.diag_pub.publish(diagnostic_array(
-            self.stats, self.drops.snapshot(), queued, self.get_clock().now().to_msg(),
-            hardware_id=self.get_fully_qualified_name()))
+            self.stats, drops, queued, self.get_clock().now().to_msg(),
+            hardware_id=self.get_fully_qualified_name(), status=status, extra=extra))
 
     def destroy_node(self) -> None:
-        if self.camera is not None:
-            self.camera.close()
-        self.workers.close()
-        self.engine.close()
+        # Also called (by rclpy's shutdown) on a node whose constructor raised part-way.
+        for part in ("camera", "workers", "keeper"):
+            if getattr(self, part, None) is not None:
+                getattr(self, part).close()
         super().destroy_node()
 
 

@@ -18,7 +18,8 @@ from ..core.depth import DepthRange
 from ..core.outputs import DEPTH_OUTPUT_ENCODINGS, MODES, OutputOptions
 
 NODE_NAME = "lingbot_depth_node"
-QOS_CHOICES = ("sensor_data", "reliable")
+QOS_CHOICES = ("auto", "sensor_data", "reliable")
+FALLBACK_CHOICES = ("guided", "none")
 SOURCE_CHOICES = ("ros", "realsense")
 ENGINE_CHOICES = ("guided", "nearest", "telea", "torch", "onnxruntime", "tensorrt", "auto")
 
@@ -41,14 +42,23 @@ PARAMS: tuple[Param, ...] = (
     Param("depth_topic", "depth/image_raw",
           "Depth image topic, registered to the colour image (16UC1, mono16 or 32FC1)."),
     Param("camera_info_topic", "color/camera_info", "Camera info of the colour image."),
-    Param("qos", "sensor_data",
-          "Input QoS: sensor_data (best effort, matches any publisher) or reliable.",
+    Param("qos", "auto",
+          "Input reliability: auto (follow the publisher: best effort if it is, else reliable), "
+          "sensor_data (best effort) or reliable.",
           choices=QOS_CHOICES),
-    Param("queue_depth", 5, "Input subscription history depth.", range=(1, 100)),
+    Param("queue_depth", 30,
+          "Input subscription history depth: images the reader keeps while the executor is "
+          "busy; a full history overwrites its oldest image before the node sees it.",
+          range=(1, 100)),
     Param("slop", 0.02, "Largest colour/depth stamp difference that still pairs, seconds.",
           range=(0.0, 1.0)),
     Param("pair_queue_size", 10, "Unpaired images kept per stream while waiting for a partner.",
           range=(1, 100)),
+    Param("pair_timeout", 1.0,
+          "Seconds an image waits for its partner before it is dropped as unpaired.",
+          range=(0.01, 60.0)),
+    Param("assume_registered", False,
+          "Pair colour and depth even when their frame ids differ (else dropped as unregistered)."),
     Param("depth_scale", 0.001, "Metres per unit of integer depth (16UC1/mono16); 0.001 = mm.",
           range=(1e-6, 1.0)),
     Param("min_depth", 0.1, "Smallest valid input depth, metres; nearer readings are no data.",
@@ -56,8 +66,11 @@ PARAMS: tuple[Param, ...] = (
     Param("max_depth", 10.0, "Largest valid input depth, metres; farther readings are no data.",
           range=(0.01, 1000.0)),
     # engine
-    Param("engine", "guided", "Completion engine; falls back to guided if it fails.",
+    Param("engine", "guided", "Completion engine; see fallback for when it fails.",
           choices=ENGINE_CHOICES),
+    Param("fallback", "guided",
+          "When the engine fails to load or at run time: guided (switch to it, WARN) or none "
+          "(stop with an error).", choices=FALLBACK_CHOICES),
     Param("checkpoint", "", "LingBot-Depth checkpoint (model.pt) for torch/auto."),
     Param("onnx", "", "ONNX file for onnxruntime/tensorrt/auto."),
     Param("engine_file", "", "TensorRT engine file for tensorrt/auto."),
@@ -91,6 +104,9 @@ PARAMS: tuple[Param, ...] = (
           "malloc_trim), which keeps resident memory from creeping; 0 = never.",
           range=(0.0, 3600.0)),
     Param("diagnostics_period", 1.0, "Seconds between /diagnostics messages.", range=(0.1, 60.0)),
+    Param("health_timeout", 3.0,
+          "Seconds without input (STALE) or without output while input arrives (ERROR) before "
+          "/diagnostics says so.", range=(0.5, 600.0)),
 )
 PARAMS_BY_NAME = {p.name: p for p in PARAMS}
 
@@ -107,10 +123,13 @@ class NodeConfig:
     queue_depth: int
     slop: float
     pair_queue_size: int
+    pair_timeout: float
+    assume_registered: bool
     depth_scale: float
     min_depth: float
     max_depth: float
     engine: str
+    fallback: str
     checkpoint: str
     onnx: str
     engine_file: str
@@ -129,6 +148,7 @@ class NodeConfig:
     math_threads: int
     heap_trim_period: float
     diagnostics_period: float
+    health_timeout: float
 
     @classmethod
     def from_values(cls, values: dict[str, Any]) -> "NodeConfig":
