@@ -69,7 +69,7 @@ def measure(setup: Setup, **options) -> dict:
         rows, cols = engine.model.grid(*setup.size, level)
         tokens = {"tokens": rows * cols}
         if mode == "completion" and engine.attention == "gather":
-            kept = [setup.kept_depth_tokens(engine.model, f, level) for f in frames]
+            kept = [setup.kept_depth_tokens(f, level) for f in frames]
             flops = statistics.mean(setup.flops(level, mode, k) for k in kept)
             tokens["depth_tokens_kept"] = statistics.mean(kept)
         else:  # key masking runs every depth token; monocular none

@@ -10,12 +10,14 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from lingbot_depth_ros.core.captures import find_captures, load_capture
 from lingbot_depth_ros.engines import create_engine
-from lingbot_depth_ros.model import build_model, save_checkpoint
+from lingbot_depth_ros.model import build_model, save_checkpoint, token_grid, tokens_for_level
 from lingbot_depth_ros.model.flops import count_flops
-from lingbot_depth_ros.model.network import depth_patch_validity
+from lingbot_depth_ros.model.network import depth_patch_validity, remap_depth_input
+from lingbot_depth_ros.model.vit import PATCH_SIZE
 
 #: random mask heads sit below p = 0.5 everywhere; this logit shift puts about half of the
 #: pixels above it, so that the node publishes filled pixels as with trained weights
@@ -91,14 +93,16 @@ class Setup:
         options.setdefault("device", str(self.device))
         return create_engine("torch", checkpoint=self.checkpoint, **options)
 
-    def kept_depth_tokens(self, model, frame, level: int) -> int:
-        """Depth tokens the gathering path keeps for `frame` at `level` (cached)."""
+    def kept_depth_tokens(self, frame, level: int) -> int:
+        """Depth tokens the gathering path keeps for `frame` at `level` (cached), computed on
+        the CPU from the config alone, as the network's preprocess does it."""
         key = (id(frame), level)
         if key not in self._kept:
-            rows, cols = model.grid(frame.height, frame.width, level)
-            depth = torch.from_numpy(np.nan_to_num(frame.depth, nan=0.0, posinf=0.0))[None]
-            _, remapped = model.preprocess(torch.zeros(1, 3, frame.height, frame.width),
-                                           depth, rows, cols)
+            rows, cols = token_grid(frame.height, frame.width, tokens_for_level(
+                level, self.config.get("num_tokens_range", (1200, 3600))))
+            depth = torch.from_numpy(np.nan_to_num(frame.depth, nan=0.0, posinf=0.0))[None, None]
+            depth = F.interpolate(depth, (PATCH_SIZE * rows, PATCH_SIZE * cols), mode="nearest")
+            remapped = remap_depth_input(depth, self.config.get("remap_depth_in", "log"))
             self._kept[key] = int(depth_patch_validity(remapped, rows, cols).sum())
         return self._kept[key]
 

@@ -70,3 +70,27 @@ def test_accuracy_and_skipped_engines_are_reported(dry_run):
         assert node["engine"].startswith("torch") and node["published"] > 0
         accounted = 2 * node["published"] + sum(node["dropped"].values()) + node["queued"]
         assert accounted == 2 * node["frames"]
+
+
+def test_kept_depth_token_count_matches_the_networks_own(tmp_path):
+    """The FLOP floor of the gathered path counts the depth tokens the network keeps."""
+    import torch
+
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from gpu_setup import Budget, Setup
+
+    from lingbot_depth_ros.model import load_checkpoint, tiny_config
+    from lingbot_depth_ros.model.network import depth_patch_validity
+    from tiny_models import frame_tensors
+
+    setup = Setup.create(tiny_config(), torch.device("cpu"), [ROOT / "examples"], 1, 0, tmp_path,
+                         True, Budget(60), False)
+    model = load_checkpoint(setup.checkpoint)
+    rows, cols = model.grid(480, 640, 9)
+    counts = []
+    for _, frame in setup.frames:
+        image, depth = frame_tensors(frame)
+        _, remapped = model.preprocess(image, depth, rows, cols)
+        counts.append(setup.kept_depth_tokens(frame, 9))
+        assert counts[-1] == int(depth_patch_validity(remapped, rows, cols).sum())
+    assert min(counts) < rows * cols  # the captures' holes do empty some patches

@@ -9,6 +9,7 @@ specialise it and a CUDA graph replay it.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -52,6 +53,7 @@ class FrameIO:
         self.rgb = self.device_in[depth_bytes:].view(1, height, width, 3)
         self.host_out = torch.empty((outputs, 1, height, width), dtype=torch.float32,
                                     pin_memory=pinned)
+        self._device = device
         self._non_blocking = device.type == "cuda"
         self._done = torch.cuda.Event() if self._non_blocking else None
 
@@ -65,7 +67,7 @@ class FrameIO:
         """Device (outputs, 1, H, W) -> host float32 array; waits for the copy only."""
         self.host_out.copy_(outputs, non_blocking=self._non_blocking)
         if self._done is not None:
-            self._done.record()
+            self._done.record(torch.cuda.current_stream(self._device))
             self._done.synchronize()
         return self.host_out.numpy()
 
@@ -106,7 +108,9 @@ class FrameRunner:
     def __call__(self, rgb: np.ndarray, depth: np.ndarray, timings: dict, stage) -> np.ndarray:
         with stage(timings, "preprocess"):
             self.io.upload(rgb, depth)
-        with stage(timings, "inference"):
+        on_device = (torch.cuda.device(self.settings.device)
+                     if self.settings.device.type == "cuda" else contextlib.nullcontext())
+        with stage(timings, "inference"), on_device:
             with torch.inference_mode():
                 result = self._infer()
             out = self.io.download(result)  # waits for the GPU, so the stage is its time
