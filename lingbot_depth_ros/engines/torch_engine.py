@@ -88,8 +88,8 @@ class TorchEngine(Engine):
         self.precision = precision
         self.static_grid = _flag("static_grid", static_grid)
         self.compile = _flag("compile", compile)
-        self.attention, self.cuda_graph = resolve_attention(attention, cuda_graph, mode,
-                                                            self.device)
+        self.attention, self.cuda_graph = resolve_attention(attention, cuda_graph, self.compile,
+                                                            mode, self.device)
         self.pinned_io = _cuda_only("pinned_io", pinned_io, self.device)
         self.checkpoint = Path(checkpoint)
         self.model = load_checkpoint(self.checkpoint, map_location=self.device)
@@ -155,24 +155,25 @@ def _cuda_only(name: str, value, device: torch.device) -> bool:
     return value
 
 
-def resolve_attention(attention: str, cuda_graph, mode: str,
+def resolve_attention(attention: str, cuda_graph, compile: bool, mode: str,
                       device: torch.device) -> tuple[str, bool]:
     """(attention, cuda_graph) from the options. 'auto' attention gathers the kept depth tokens
-    (fewer tokens, no mask, so the flash kernels apply) unless a CUDA graph is asked for, which
-    needs the static shape of key masking; 'auto' cuda_graph is on wherever the forward has a
-    static shape on CUDA (key masking, or monocular without depth tokens)."""
+    (fewer tokens, no mask, so the flash kernels apply) unless a CUDA graph or torch.compile
+    is asked for: both need the static shape of key masking. 'auto' cuda_graph is on wherever
+    the forward has a static shape on CUDA (key masking, or monocular without depth tokens)."""
     if attention not in ("auto", *ATTENTIONS):
         raise EngineOptionError(
             f"torch: attention must be auto, {' or '.join(ATTENTIONS)}, got {attention!r}")
     graph_asked = cuda_graph is not None and cuda_graph != "auto"
     graph = _cuda_only("cuda_graph", cuda_graph, device)
     if attention == "auto":
-        attention = "key_mask" if graph_asked and graph else "gather"
-    static = mode == "monocular" or attention == "key_mask"
-    if graph and not static:
-        if graph_asked:
+        attention = "key_mask" if (graph_asked and graph) or compile else "gather"
+    if mode == "monocular" or attention == "key_mask":
+        return attention, graph
+    # gathered depth tokens: the sequence length changes with every frame
+    for name, asked in (("cuda_graph", graph_asked and graph), ("compile", compile)):
+        if asked:
             raise EngineOptionError(
-                "torch: cuda_graph needs a static shape: attention key_mask (or mode monocular); "
+                f"torch: {name} needs a static shape: attention key_mask (or mode monocular); "
                 "attention gather changes the sequence length with every frame")
-        graph = False
-    return attention, graph
+    return attention, False

@@ -83,10 +83,9 @@ class FrameRunner:
         self.io = FrameIO(height, width, self.outputs, settings.device, settings.pinned_io)
         forward = self._forward
         if settings.compile:
-            # One frame size per runner: a static forward compiles once. Gathered depth tokens
-            # change the sequence length with each frame, so that path compiles dynamic.
-            static = settings.masking == "key_mask" or settings.mode == "monocular"
-            forward = torch.compile(forward, dynamic=False if static else True)
+            # one frame size per runner and a static shape (the engine refuses compile with
+            # gathered tokens), so the forward compiles once
+            forward = torch.compile(forward, dynamic=False)
         self._run: Callable[[], torch.Tensor] = forward
         self._graph = None
         self._graph_out: torch.Tensor | None = None
