@@ -50,7 +50,6 @@ from lingbot_depth_ros.model import tiny_config  # noqa: E402
 
 #: issue 16's targets
 TARGET_FLOOR_RATIO = 2.0
-TARGET_NODE_HZ = 30.0
 TARGET_BF16_MEDIAN_REL = 0.01
 
 
@@ -153,9 +152,9 @@ def judge(results: dict) -> dict:
         "level9_bf16_over_floor": None if not main_row else main_row.get("over_floor"),
         "level9_bf16_over_floor_met": None if not main_row or main_row.get("over_floor") is None
         else main_row["over_floor"] <= TARGET_FLOOR_RATIO,
+        # the demo bag is a 30 Hz camera: the target is met when every frame came out
         "node_hz": node.get("rate_hz"),
-        "node_hz_met": None if node.get("rate_hz") is None
-        else node["rate_hz"] >= TARGET_NODE_HZ * 0.98 and not node.get("dropped"),
+        "node_30hz_met": node.get("kept_up_with_30hz"),
         "bf16_worst_median_rel": max(accuracy) if accuracy else None,
         "bf16_met": max(accuracy) <= TARGET_BF16_MEDIAN_REL if accuracy else None,
     }
@@ -196,7 +195,8 @@ def print_tables(results: dict) -> None:
         f"engine {node['engine']}, {node['published']}/{node['frames']} frames published, "
         f"{_fmt(node['rate_hz'], '.1f')} Hz, latency p50/p95 {_fmt(node['latency_p50_ms'], '.1f')}"
         f"/{_fmt(node['latency_p95_ms'], '.1f')} ms, engine p50 {_fmt(node['engine_p50_ms'], '.1f')}"
-        f" ms, dropped {node['dropped'] or 0}" if node.get("status") == "ok"
+        f" ms, dropped {node['dropped'] or 0}, kept up with 30 Hz: {node['kept_up_with_30hz']}"
+        if node.get("status") == "ok"
         else str(node.get("reason", node.get("error")))))
     for name, reason in results["skipped_engines"].items():
         print(f"{name}: skipped, {reason}")
