@@ -21,9 +21,10 @@ MEASUREMENT_S = 25.0
 COMPILE_S = 180.0
 #: engine options against the defaults (level 9, completion, bf16): name -> (options, note)
 OPTION_VARIANTS = {
-    "defaults": ({}, "gather, static grid, pinned I/O, no graph"),
+    "defaults": ({}, "gather, static grid, bf16 weights, pinned I/O, no graph"),
     "static_grid off": ({"static_grid": False}, "grid, positional embedding, UV every frame"),
     "pinned_io off": ({"pinned_io": False}, "pageable host buffers"),
+    "cast_weights off": ({"cast_weights": False}, "autocast casts the weights every frame"),
     "bf16 autocast off (fp32)": ({"precision": "fp32"}, ""),
     "attention key_mask": ({"attention": "key_mask", "cuda_graph": False},
                            "all depth tokens, aligned key bias"),

@@ -72,6 +72,21 @@ def test_without_static_grid_the_depth_is_the_same(model, checkpoint):
                       reference_depth(model, frame), 0.0)
 
 
+@pytest.mark.parametrize("precision", ["bf16", "fp16"])
+def test_weights_stored_in_the_autocast_dtype_give_the_same_depth(checkpoint, precision):
+    frame = capture("3")
+    cast = create_engine("torch", checkpoint=checkpoint, device="cpu", precision=precision)
+    assert cast.cast_weights and "cast_weights" in cast.describe()
+    layer = cast.model.encoder.backbone.blocks[0]
+    assert layer.attn.qkv.weight.dtype == getattr(torch, {"bf16": "bfloat16",
+                                                          "fp16": "float16"}[precision])
+    assert layer.norm1.weight.dtype == layer.ls1.gamma.dtype == torch.float32
+    got = engine_depth(checkpoint, frame, precision=precision)
+    want = engine_depth(checkpoint, frame, precision=precision, cast_weights=False)
+    assert np.isfinite(got).sum() > 1000
+    assert np.array_equal(got, want, equal_nan=True)  # autocast made the same casts
+
+
 def test_aligned_key_bias_has_kernel_friendly_strides_and_the_same_values():
     attend = torch.rand(2, 1 + 2 * 35) > 0.3
     plain = key_bias(attend, torch.float32)
@@ -127,6 +142,7 @@ def test_frames_of_several_sizes_get_their_own_runner(checkpoint):
     (dict(pinned_io=True), "pinned_io needs a CUDA device"),
     (dict(cuda_graph=True, attention="key_mask"), "cuda_graph needs a CUDA device"),
     (dict(cuda_graph="sometimes"), "cuda_graph must be true or false"),
+    (dict(cast_weights=True, precision="fp32"), "cast_weights needs precision bf16 or fp16"),
 ])
 def test_bad_or_cuda_only_options_are_refused_on_the_cpu(checkpoint, options, message):
     with pytest.raises(EngineOptionError, match=message):
@@ -163,7 +179,7 @@ def test_compiled_forward_gives_the_eager_depth(model, checkpoint):
 def test_defaults_on_the_cpu_are_described(checkpoint):
     engine = create_engine("torch", checkpoint=checkpoint, device="cpu", num_tokens=TOKENS)
     assert (engine.attention, engine.static_grid, engine.pinned_io, engine.cuda_graph,
-            engine.compile) == ("gather", True, False, False, False)
+            engine.compile, engine.cast_weights) == ("gather", True, False, False, False, False)
     assert "attention gather, static_grid" in engine.describe()
 
 

@@ -59,7 +59,7 @@ class TorchEngine(Engine):
     name = "torch"
     OPTIONS = ("checkpoint", "device", "mode", "resolution_level", "num_tokens",
                "refine_measured", "precision", "mask_threshold", "static_grid", "attention",
-               "pinned_io", "cuda_graph", "compile")
+               "pinned_io", "cuda_graph", "compile", "cast_weights")
 
     def __init__(self, checkpoint: str | Path | None = None, device: str | int = "auto",
                  mode: str = "completion", resolution_level: int = 9,
@@ -67,7 +67,7 @@ class TorchEngine(Engine):
                  precision: str = "auto", mask_threshold: float = DEFAULT_MASK_THRESHOLD,
                  static_grid: bool = True, attention: str = "auto",
                  pinned_io: bool | str | None = "auto", cuda_graph: bool | str | None = "auto",
-                 compile: bool = False) -> None:
+                 compile: bool = False, cast_weights: bool | str | None = "auto") -> None:
         super().__init__(refine_measured)
         if checkpoint is None:
             raise ModelFileError("torch: needs checkpoint=PATH (an official-format model.pt)")
@@ -91,15 +91,19 @@ class TorchEngine(Engine):
         self.attention, self.cuda_graph = resolve_attention(attention, cuda_graph, self.compile,
                                                             mode, self.device)
         self.pinned_io = _cuda_only("pinned_io", pinned_io, self.device)
+        self.cast_weights = _cast_weights(cast_weights, precision)
         self.checkpoint = Path(checkpoint)
         self.model = load_checkpoint(self.checkpoint, map_location=self.device)
+        if self.cast_weights:
+            self.model.cast_matmul_weights(_AUTOCAST[precision])
         self._runners: dict[tuple[int, int], FrameRunner] = {}
         log.info("%s", self.describe())
 
     def describe(self) -> str:
         tokens = (f"{self.num_tokens} tokens" if self.num_tokens is not None
                   else f"level {self.resolution_level}")
-        flags = [name for name in ("static_grid", "pinned_io", "cuda_graph", "compile")
+        flags = [name for name in ("static_grid", "cast_weights", "pinned_io", "cuda_graph",
+                                   "compile")
                  if getattr(self, name)]
         return (f"torch ({self.checkpoint.name}, {self.device}, {self.precision}, {self.mode}, "
                 f"{tokens}, attention {self.attention}"
@@ -143,6 +147,15 @@ class TorchEngine(Engine):
 def _flag(name: str, value) -> bool:
     if not isinstance(value, bool):
         raise EngineOptionError(f"torch: {name} must be true or false, got {value!r}")
+    return value
+
+
+def _cast_weights(value, precision: str) -> bool:
+    """'auto'/None -> on for bf16/fp16 autocast; true with fp32 is an error."""
+    if value is None or value == "auto":
+        return precision != "fp32"
+    if _flag("cast_weights", value) and precision == "fp32":
+        raise EngineOptionError("torch: cast_weights needs precision bf16 or fp16 (it is fp32)")
     return value
 
 

@@ -264,6 +264,16 @@ class LingBotDepth(nn.Module):
                                      device=device) for k in range(self.neck.levels))
         return GridPlan(height, width, rows, cols, patch_pos, uv, aligned_key_bias)
 
+    def cast_matmul_weights(self, dtype: torch.dtype) -> LingBotDepth:
+        """Store the weights of every linear and convolution layer in `dtype`, for inference
+        under autocast to that dtype: autocast would cast them to it in every forward pass
+        anyway, so the numbers are the same without the per-frame casts. Norms, LayerScale,
+        positional embedding and class token stay float32, as autocast keeps them."""
+        for module in self.modules():
+            if isinstance(module, (nn.Linear, nn.Conv2d, nn.ConvTranspose2d)):
+                module.to(dtype)
+        return self
+
     def decode(self, feats: torch.Tensor, cls: torch.Tensor, aspect: float,
                uv_levels: tuple[torch.Tensor, ...] | None = None):
         """Encoder output -> (depth, mask) head outputs (B,1,h,w) at the head's resolution.
