@@ -1,7 +1,9 @@
 """The `torch` engine: our PyTorch LingBot-Depth on the CPU or a CUDA GPU.
 
 Any input size works (the token grid follows the frame). On CUDA the network runs under
-bf16 autocast by default, like the reference; outputs are float32.
+bf16 autocast by default, like the reference; outputs are float32. Each frame size gets a
+FrameRunner (engines/torch_runner.py) that keeps what only the size decides; the options
+below choose how it runs (docs/gpu.md says what each is for and how it is measured).
 """
 
 from __future__ import annotations
@@ -12,18 +14,23 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..core.errors import EngineUnavailableError, ModelFileError
+from ..core.errors import EngineOptionError, EngineUnavailableError, ModelFileError
 from ..core.frame import RGBDFrame
 from ..model import load_checkpoint, tokens_for_level
 from ..model.network import MODES
 from .base import Engine, stage
 from .neural_common import (DEFAULT_MASK_THRESHOLD, check_mask_threshold, frame_to_model_inputs,
                             prediction_from_outputs)
+from .torch_runner import FrameRunner, RunnerSettings
 
 log = logging.getLogger(__name__)
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 _AUTOCAST = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+#: attention option -> the network's masking path
+ATTENTIONS = {"gather": "drop", "key_mask": "key_mask"}
+#: frame sizes whose runners (and CUDA graphs) are kept; the least recently used goes first
+MAX_RUNNERS = 4
 
 
 def resolve_device(device: str | int | None) -> torch.device:
@@ -51,12 +58,16 @@ def resolve_device(device: str | int | None) -> torch.device:
 class TorchEngine(Engine):
     name = "torch"
     OPTIONS = ("checkpoint", "device", "mode", "resolution_level", "num_tokens",
-               "refine_measured", "precision", "mask_threshold")
+               "refine_measured", "precision", "mask_threshold", "static_grid", "attention",
+               "pinned_io", "cuda_graph", "compile", "cast_weights")
 
     def __init__(self, checkpoint: str | Path | None = None, device: str | int = "auto",
                  mode: str = "completion", resolution_level: int = 9,
                  num_tokens: int | None = None, refine_measured: bool = False,
-                 precision: str = "auto", mask_threshold: float = DEFAULT_MASK_THRESHOLD) -> None:
+                 precision: str = "auto", mask_threshold: float = DEFAULT_MASK_THRESHOLD,
+                 static_grid: bool = True, attention: str = "auto",
+                 pinned_io: bool | str | None = "auto", cuda_graph: bool | str | None = "auto",
+                 compile: bool = False, cast_weights: bool | str | None = "auto") -> None:
         super().__init__(refine_measured)
         if checkpoint is None:
             raise ModelFileError("torch: needs checkpoint=PATH (an official-format model.pt)")
@@ -75,36 +86,107 @@ class TorchEngine(Engine):
         if precision == "auto":
             precision = "bf16" if self.device.type == "cuda" else "fp32"
         self.precision = precision
+        self.static_grid = _flag("static_grid", static_grid)
+        self.compile = _flag("compile", compile)
+        self.attention, self.cuda_graph = resolve_attention(attention, cuda_graph, self.compile,
+                                                            mode, self.device)
+        self.pinned_io = _cuda_only("pinned_io", pinned_io, self.device)
+        self.cast_weights = _cast_weights(cast_weights, precision)
         self.checkpoint = Path(checkpoint)
         self.model = load_checkpoint(self.checkpoint, map_location=self.device)
+        if self.cast_weights:
+            self.model.cast_matmul_weights(_AUTOCAST[precision])
+        self._runners: dict[tuple[int, int], FrameRunner] = {}
         log.info("%s", self.describe())
 
     def describe(self) -> str:
         tokens = (f"{self.num_tokens} tokens" if self.num_tokens is not None
                   else f"level {self.resolution_level}")
-        return (f"torch ({self.checkpoint.name}, {self.device}, "
-                f"{self.precision}, {self.mode}, {tokens})")
+        flags = [name for name in ("static_grid", "cast_weights", "pinned_io", "cuda_graph",
+                                   "compile")
+                 if getattr(self, name)]
+        return (f"torch ({self.checkpoint.name}, {self.device}, {self.precision}, {self.mode}, "
+                f"{tokens}, attention {self.attention}"
+                + (f", {' '.join(flags)}" if flags else "") + ")")
+
+    def runner(self, height: int, width: int) -> FrameRunner:
+        """The runner of one frame size (made on its first frame; at most MAX_RUNNERS kept)."""
+        key = (height, width)
+        runner = self._runners.pop(key, None)
+        if runner is None:
+            if len(self._runners) >= MAX_RUNNERS:
+                self._runners.pop(next(iter(self._runners)))
+            runner = FrameRunner(self.model, height, width, self._plan(height, width),
+                                 RunnerSettings(self.device, _AUTOCAST[self.precision],
+                                                ATTENTIONS[self.attention], self.mode,
+                                                self.resolution_level, self.num_tokens,
+                                                self.pinned_io, self.cuda_graph, self.compile))
+        self._runners[key] = runner  # re-inserted last: the dict's order is recency
+        return runner
+
+    def _plan(self, height: int, width: int):
+        if self.static_grid:
+            return self.model.plan(height, width, self.resolution_level, self.num_tokens)
+        return None
 
     def _predict(self, frame: RGBDFrame, timings: dict[str, float]) -> np.ndarray:
         with stage(timings, "preprocess"):
             rgb, depth = frame_to_model_inputs(frame)
-            image = torch.from_numpy(rgb).to(self.device).permute(0, 3, 1, 2).float() / 255.0
-            depth_t = torch.from_numpy(depth).to(self.device)
-        with stage(timings, "inference"):
-            dtype = _AUTOCAST[self.precision]
-            with torch.inference_mode(), torch.autocast(self.device.type, dtype=dtype,
-                                                        enabled=dtype is not None):
-                out = self.model(image, depth_t, resolution_level=self.resolution_level,
-                                 num_tokens=self.num_tokens, mode=self.mode)
-            if self.device.type == "cuda":
-                torch.cuda.synchronize(self.device)  # so the stage time is the GPU's time
+        out = self.runner(frame.height, frame.width)(rgb, depth, timings, stage)
         with stage(timings, "postprocess"):
-            mask = out.get("mask")
-            return prediction_from_outputs(out["depth"].cpu().numpy(),
-                                           None if mask is None else mask.cpu().numpy(),
+            return prediction_from_outputs(out[0], out[1] if len(out) > 1 else None,
                                            self.mask_threshold)
 
     def close(self) -> None:
+        self._runners.clear()
         self.model = None
         if self.device.type == "cuda":
             torch.cuda.empty_cache()
+
+
+def _flag(name: str, value) -> bool:
+    if not isinstance(value, bool):
+        raise EngineOptionError(f"torch: {name} must be true or false, got {value!r}")
+    return value
+
+
+def _cast_weights(value, precision: str) -> bool:
+    """'auto'/None -> on for bf16/fp16 autocast; true with fp32 is an error."""
+    if value is None or value == "auto":
+        return precision != "fp32"
+    if _flag("cast_weights", value) and precision == "fp32":
+        raise EngineOptionError("torch: cast_weights needs precision bf16 or fp16 (it is fp32)")
+    return value
+
+
+def _cuda_only(name: str, value, device: torch.device) -> bool:
+    """'auto'/None -> on with CUDA, off on the CPU; true on the CPU is an error."""
+    if value is None or value == "auto":
+        return device.type == "cuda"
+    if _flag(name, value) and device.type != "cuda":
+        raise EngineOptionError(f"torch: {name} needs a CUDA device (device is {device})")
+    return value
+
+
+def resolve_attention(attention: str, cuda_graph, compile: bool, mode: str,
+                      device: torch.device) -> tuple[str, bool]:
+    """(attention, cuda_graph) from the options. 'auto' attention gathers the kept depth tokens
+    (fewer tokens, no mask, so the flash kernels apply) unless a CUDA graph or torch.compile
+    is asked for: both need the static shape of key masking. 'auto' cuda_graph is on wherever
+    the forward has a static shape on CUDA (key masking, or monocular without depth tokens)."""
+    if attention not in ("auto", *ATTENTIONS):
+        raise EngineOptionError(
+            f"torch: attention must be auto, {' or '.join(ATTENTIONS)}, got {attention!r}")
+    graph_asked = cuda_graph is not None and cuda_graph != "auto"
+    graph = _cuda_only("cuda_graph", cuda_graph, device)
+    if attention == "auto":
+        attention = "key_mask" if (graph_asked and graph) or compile else "gather"
+    if mode == "monocular" or attention == "key_mask":
+        return attention, graph
+    # gathered depth tokens: the sequence length changes with every frame
+    for name, asked in (("cuda_graph", graph_asked and graph), ("compile", compile)):
+        if asked:
+            raise EngineOptionError(
+                f"torch: {name} needs a static shape: attention key_mask (or mode monocular); "
+                "attention gather changes the sequence length with every frame")
+    return attention, False

@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import logging
 import math
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -18,7 +19,7 @@ from torch import nn
 
 from ..core.errors import ModelFileError
 from .convstack import ConvStack
-from .vit import MASKED_KEY_BIAS, PATCH_SIZE, RGBDViT, backbone_spec
+from .vit import PATCH_SIZE, RGBDViT, backbone_spec, key_bias
 
 log = logging.getLogger(__name__)
 
@@ -99,6 +100,21 @@ def depth_to_points(depth: torch.Tensor, K: torch.Tensor) -> torch.Tensor:
     return torch.stack([(u - cx) * depth / fx, (v - cy) * depth / fy, depth], dim=-1)
 
 
+@dataclass(frozen=True)
+class GridPlan:
+    """What a forward pass computes from the frame size and token budget alone, computed once
+    per size by LingBotDepth.plan: a static token grid for a stream of same-size frames."""
+
+    height: int
+    width: int
+    rows: int
+    cols: int
+    patch_pos: torch.Tensor  # (1, rows*cols, D) resized positional embedding
+    uv: tuple[torch.Tensor, ...]  # float32 (1, 2, rows*2^k, cols*2^k), one per decoder level
+    #: key bias padded for the memory-efficient attention kernel (see vit.key_bias)
+    aligned_key_bias: bool = True
+
+
 class RGBDEncoder(nn.Module):
     """Backbone + per-layer 1x1 projections; returns a (B, dim_out, rows, cols) map and the
     normed class token of the last selected layer."""
@@ -122,7 +138,8 @@ class RGBDEncoder(nn.Module):
         self.register_buffer("image_std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1))
 
     def forward(self, image: torch.Tensor, depth: torch.Tensor | None, rows: int, cols: int,
-                masking: str = "drop", patch_pos: torch.Tensor | None = None):
+                masking: str = "drop", patch_pos: torch.Tensor | None = None,
+                aligned_bias: bool = False):
         """image: normalised (B,3,14*rows,14*cols); depth: remapped (B,1,..) or None (no depth
         tokens, monocular). patch_pos: a precomputed grid_pos_embed(rows, cols)."""
         vit = self.backbone
@@ -140,9 +157,9 @@ class RGBDEncoder(nn.Module):
             keep = depth_patch_validity(depth, rows, cols)
             if masking == "key_mask":
                 attend = torch.cat([torch.ones_like(keep[:, :1]).expand(-1, 1 + n), keep], dim=1)
-                bias = torch.where(attend, 0.0, MASKED_KEY_BIAS).to(dep.dtype)
+                bias = key_bias(attend, dep.dtype, aligned_bias)
                 outputs = vit.run_blocks(torch.cat([cls, img, dep], dim=1), self.take,
-                                         key_bias=bias[:, None, None, :], keep_tokens=1 + n)
+                                         key_bias=bias, keep_tokens=1 + n)
             else:
                 outputs = self._run_dropping(cls, img, dep, keep, n)
         feats = torch.stack([
@@ -236,15 +253,42 @@ class LingBotDepth(nn.Module):
     def normalise_image(self, image: torch.Tensor) -> torch.Tensor:
         return (image - self.encoder.image_mean) / self.encoder.image_std
 
-    def decode(self, feats: torch.Tensor, cls: torch.Tensor, aspect: float):
-        """Encoder output -> (depth, mask) head outputs (B,1,h,w) at the head's resolution."""
+    def plan(self, height: int, width: int, resolution_level: int = 9,
+             num_tokens: int | None = None, aligned_key_bias: bool = True) -> GridPlan:
+        """The size-only constants of a height x width forward pass (see GridPlan)."""
+        rows, cols = self.grid(height, width, resolution_level, num_tokens)
+        device = self.encoder.image_mean.device
+        with torch.no_grad():
+            patch_pos = self.encoder.backbone.grid_pos_embed(rows, cols).detach()
+            uv = tuple(view_plane_uv(rows * 2 ** k, cols * 2 ** k, width / height,
+                                     device=device) for k in range(self.neck.levels))
+        return GridPlan(height, width, rows, cols, patch_pos, uv, aligned_key_bias)
+
+    def cast_matmul_weights(self, dtype: torch.dtype) -> LingBotDepth:
+        """Store the weights of every linear and convolution layer in `dtype`, for inference
+        under autocast to that dtype: autocast would cast them to it in every forward pass
+        anyway, so the numbers are the same without the per-frame casts. Norms, LayerScale,
+        positional embedding and class token stay float32, as autocast keeps them."""
+        for module in self.modules():
+            if isinstance(module, (nn.Linear, nn.Conv2d, nn.ConvTranspose2d)):
+                module.to(dtype)
+        return self
+
+    def decode(self, feats: torch.Tensor, cls: torch.Tensor, aspect: float,
+               uv_levels: tuple[torch.Tensor, ...] | None = None):
+        """Encoder output -> (depth, mask) head outputs (B,1,h,w) at the head's resolution.
+        uv_levels: precomputed view-plane UV per decoder level (GridPlan.uv)."""
         rows, cols = feats.shape[-2:]
         b = feats.shape[0]
         feats = feats + cls[..., None, None]
         levels = []
         for level in range(self.neck.levels):
-            uv = view_plane_uv(rows * 2 ** level, cols * 2 ** level, aspect, feats.dtype,
-                               feats.device).expand(b, -1, -1, -1)
+            if uv_levels is None:
+                uv = view_plane_uv(rows * 2 ** level, cols * 2 ** level, aspect, feats.dtype,
+                                   feats.device)
+            else:
+                uv = uv_levels[level].to(feats.dtype)
+            uv = uv.expand(b, -1, -1, -1)
             levels.append(torch.cat([feats, uv], dim=1) if level == 0 else uv)
         neck_out = self.neck(levels)
         depth = self.depth_head(neck_out)[-1]
@@ -259,20 +303,29 @@ class LingBotDepth(nn.Module):
 
     def forward(self, image: torch.Tensor, depth: torch.Tensor, resolution_level: int = 9,
                 num_tokens: int | None = None, mode: str = "completion", masking: str = "drop",
-                K: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+                K: torch.Tensor | None = None, plan: GridPlan | None = None
+                ) -> dict[str, torch.Tensor]:
         """image (B,3,H,W) RGB in [0,1]; depth (B,H,W) metres, 0/NaN/inf = none.
 
         Returns depth (B,H,W) metres, mask (B,H,W) probability (when the checkpoint has a
-        mask head) and, given pixel intrinsics K, points (B,H,W,3).
+        mask head) and, given pixel intrinsics K, points (B,H,W,3). A `plan` (from
+        self.plan for this frame size) replaces resolution_level and num_tokens.
         """
         if mode not in MODES or masking not in MASKINGS:
             raise ValueError(f"mode must be one of {MODES} and masking one of {MASKINGS}")
         h, w = image.shape[-2:]
-        rows, cols = self.grid(h, w, resolution_level, num_tokens)
+        if plan is None:
+            rows, cols = self.grid(h, w, resolution_level, num_tokens)
+        elif (plan.height, plan.width) != (h, w):
+            raise ValueError(f"grid plan is for {plan.width}x{plan.height} frames, got {w}x{h}")
+        else:
+            rows, cols = plan.rows, plan.cols
         image_n, depth_n = self.preprocess(image, depth, rows, cols)
         feats, cls = self.encoder(image_n, depth_n if mode == "completion" else None,
-                                  rows, cols, masking)
-        depth_out, mask_out = self.decode(feats, cls, w / h)
+                                  rows, cols, masking,
+                                  patch_pos=None if plan is None else plan.patch_pos,
+                                  aligned_bias=plan is not None and plan.aligned_key_bias)
+        depth_out, mask_out = self.decode(feats, cls, w / h, None if plan is None else plan.uv)
         resize = dict(size=(h, w), mode="bilinear", align_corners=False)
         depth_out = F.interpolate(depth_out, **resize)
         mask_out = F.interpolate(mask_out, **resize) if mask_out is not None else None

@@ -23,6 +23,10 @@ INTERPOLATE_OFFSET = 0.1
 #: attention score bias of a masked key: exp() of it is exactly 0 in fp32, bf16 and fp16,
 #: and unlike -inf it stays finite, so no runtime can turn a masked row into NaN
 MASKED_KEY_BIAS = -30000.0
+#: row stride, in elements, of the key bias handed to scaled_dot_product_attention: PyTorch's
+#: memory-efficient kernel takes an additive mask as is only when its strides are multiples of
+#: 8; otherwise it pads a copy in every call (24 times per ViT-L forward)
+KEY_BIAS_ALIGNMENT = 16
 #: backbone name -> width, blocks, heads, FFN kind
 BACKBONES = {
     "dinov2_vits14": dict(embed_dim=384, depth=12, num_heads=6, ffn="mlp"),
@@ -51,6 +55,23 @@ def backbone_spec(name: str, overrides: dict | None = None) -> dict:
             f"model_config: width {spec['embed_dim']} is not divisible by "
             f"{spec['num_heads']} heads")
     return spec
+
+
+def key_bias(attend: torch.Tensor, dtype: torch.dtype, aligned: bool = False) -> torch.Tensor:
+    """bool (B, S) keys to attend -> additive (B, 1, 1, S) bias, 0 or MASKED_KEY_BIAS.
+
+    aligned: the bias is a view into a buffer whose rows are padded to KEY_BIAS_ALIGNMENT
+    elements, the layout the memory-efficient attention kernel reads without a copy. The
+    unaligned form is Where(keep, 0, bias), the pattern the ONNX Runtime rewrite looks for.
+    """
+    bias = torch.where(attend, 0.0, MASKED_KEY_BIAS).to(dtype)
+    if aligned:
+        batch, length = attend.shape
+        padded = -(-length // KEY_BIAS_ALIGNMENT) * KEY_BIAS_ALIGNMENT
+        buffer = torch.zeros((batch, 1, 1, padded), dtype=dtype, device=attend.device)
+        buffer[:, 0, 0, :length] = bias
+        return buffer[..., :length]
+    return bias[:, None, None, :]
 
 
 class PatchEmbed(nn.Module):
@@ -110,7 +131,7 @@ class Attention(nn.Module):
         b, n, c = x.shape
         qkv = self.qkv(x).reshape(b, n, 3, self.num_heads, c // self.num_heads)
         q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # each (B, heads, S, head_dim)
-        if key_bias is not None:
+        if key_bias is not None and key_bias.dtype != q.dtype:
             key_bias = key_bias.to(q.dtype)
         x = F.scaled_dot_product_attention(q, k, v, attn_mask=key_bias)
         return self.proj(x.transpose(1, 2).reshape(b, n, c))
