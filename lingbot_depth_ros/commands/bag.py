@@ -8,7 +8,6 @@ override it. Without --params or topic flags, input topics are found by looking 
 from __future__ import annotations
 
 import argparse
-import inspect
 import json
 import math
 from pathlib import Path
@@ -172,23 +171,9 @@ def _parse_overrides(items: list[str]) -> dict:
 def make_engine(name: str, config, args: argparse.Namespace):
     """The engine and its model id, with the node's options; load failures are errors here
     (offline there is no reason to fall back silently)."""
-    from ..core.errors import LingbotDepthError
-    from ..engines.registry import CLASSICAL_ENGINES, create_engine, engine_class
+    from ..engines.registry import load_engine
 
-    options = {**config.engine_options(), **model_file_options(args)}
-    if name not in CLASSICAL_ENGINES and name != "auto":
-        accepted = inspect.signature(engine_class(name).__init__).parameters
-        options = {k: v for k, v in options.items() if k in accepted}
-    try:
-        engine = create_engine(name, **options)
-    except (ValueError, TypeError, OSError) as exc:
-        raise LingbotDepthError(f"engine '{name}' cannot be created: {exc}") from exc
-    model = ""
-    if engine.name not in CLASSICAL_ENGINES:
-        path = {"torch": options.get("checkpoint"), "onnxruntime": options.get("onnx"),
-                "tensorrt": options.get("engine_file") or options.get("onnx")}.get(engine.name)
-        model = getattr(engine, "model_id", "") or (Path(path).name if path else "")
-    return engine, model
+    return load_engine(config, name, **model_file_options(args))
 
 
 # -- commands -----------------------------------------------------------------------------

@@ -78,31 +78,31 @@ def register(subparsers) -> None:
     parser.set_defaults(func=run)
 
 
-def engine_options(args: argparse.Namespace) -> dict[str, dict]:
-    """Constructor options per engine in args.engines.
+def engine_options(args: argparse.Namespace) -> dict[str, tuple[dict, dict]]:
+    """(explicit, offered) constructor options per engine in args.engines.
 
-    Model files and un-prefixed options go to each engine that declares them in OPTIONS
-    (``auto`` takes them all); ENGINE.KEY options go to that engine unfiltered, so a typo
-    there fails loudly. An un-prefixed option no engine accepts is an error.
+    ENGINE.KEY options are explicit: that engine must take them (a typo fails with a hint).
+    Model files and un-prefixed options are offered to every engine that takes them; an
+    un-prefixed option that no evaluated engine takes is an error.
     """
-    from ..core.errors import LingbotDepthError
-    from ..engines.registry import engine_class
+    from ..core.errors import EngineOptionError
+    from ..engines.registry import MODEL_FILE_OPTIONS, engine_parameters
+    from ..engines.registry import engine_options as checked_options
 
     shared = model_file_options(args)
     shared.update({key: value for engine, key, value in args.engine_options if not engine})
-    used: set[str] = set()
-    out: dict[str, dict] = {}
+    used: set[str] = set(MODEL_FILE_OPTIONS)
+    out: dict[str, tuple[dict, dict]] = {}
     for name in args.engines:
-        accepted = None if name == "auto" else getattr(engine_class(name), "OPTIONS", None)
-        opts = {k: v for k, v in shared.items() if accepted is None or k in accepted}
-        used.update(opts)
-        opts.update({key: value for engine, key, value in args.engine_options if engine == name})
-        out[name] = opts
-    stray = [e for e, _, _ in args.engine_options if e and e not in args.engines]
-    unused = sorted(k for k, _ in shared.items() if k not in used
-                    and k not in ("checkpoint", "onnx", "engine_file"))
+        used.update(shared if name == "auto" else engine_parameters(name))
+        explicit = {key: value for engine, key, value in args.engine_options if engine == name}
+        if name != "auto":
+            checked_options(name, explicit, shared)  # names and values, before any work
+        out[name] = (explicit, shared)
+    stray = [f"{e}.{k}" for e, k, _ in args.engine_options if e and e not in args.engines]
+    unused = sorted(k for k in shared if k not in used)
     if stray or unused:
-        raise LingbotDepthError(
+        raise EngineOptionError(
             "engine options for no evaluated engine: " + ", ".join(stray + unused))
     return out
 
@@ -123,7 +123,8 @@ def run(args: argparse.Namespace) -> int:
     report = {"engines": {}, "per_capture": {f.frame_id: {} for f in frames},
               "protocol": protocol_summary(args, get_level(args.level), frames, seeds)}
     for name in args.engines:
-        engine = create_engine(name, **options[name])
+        explicit, offered = options[name]
+        engine = create_engine(name, offered=offered, **explicit)
         try:
             scores = evaluate_engine(engine, trials)
         finally:

@@ -16,14 +16,12 @@ Topics (relative, so a namespace or remap moves them; resolved names for the roo
 
 from __future__ import annotations
 
-import inspect
 import logging
 import os
 import sys
 import threading
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
@@ -45,7 +43,7 @@ from ..core.pairing import DropCounter, LatestSlot, Pair, StampPairer
 from ..core.serialized import StampedImage, StampedInfo
 from ..core.threads import set_math_threads
 from ..engines.base import Engine
-from ..engines.registry import CLASSICAL_ENGINES, create_engine, engine_class
+from ..engines.registry import CLASSICAL_ENGINES, create_engine, load_engine
 from . import messages
 from .dds_profile import configure_fastdds
 from .diagnostics import NodeStats, diagnostic_array
@@ -102,19 +100,12 @@ class LingbotDepthNode(Node):
             self.get_logger().warning(f"parameter '{name}' is not a parameter of {NODE_NAME}; ignored")
         return unknown
 
-    def _engine_options(self, name: str) -> dict:
-        options = self.config.engine_options()
-        if name == "auto" or name in CLASSICAL_ENGINES:
-            return options  # auto and the registry pick what each engine accepts
-        accepted = inspect.signature(engine_class(name).__init__).parameters
-        return {k: v for k, v in options.items() if k in accepted}
-
     def _load_engine(self) -> tuple[Engine, str]:
         name = self.config.engine
         try:
-            engine = create_engine(name, **self._engine_options(name))
+            engine, model = load_engine(self.config)
         except Exception as exc:  # any load failure: keep publishing with the fallback
-            engine = self._fall_back(f"engine '{name}' failed to load: {type(exc).__name__}: {exc}")
+            engine, model = self._fall_back(f"engine '{name}' failed to load: {type(exc).__name__}: {exc}"), ""
         else:
             self.stats.engine = engine.name
             for line in getattr(engine, "selection_log", ()):
@@ -122,11 +113,6 @@ class LingbotDepthNode(Node):
         if self.config.mode == "monocular" and engine.name in CLASSICAL_ENGINES:
             self.get_logger().warning(
                 f"mode 'monocular' needs a neural engine; {engine.name} completes measured depth")
-        model = ""
-        if engine.name not in CLASSICAL_ENGINES:
-            path = {"torch": self.config.checkpoint, "onnxruntime": self.config.onnx,
-                    "tensorrt": self.config.engine_file or self.config.onnx}.get(engine.name, "")
-            model = getattr(engine, "model_id", "") or (Path(path).name if path else "")
         self.stats.model = model
         return engine, model
 
