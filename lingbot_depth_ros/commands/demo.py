@@ -11,6 +11,7 @@ import argparse
 from pathlib import Path
 
 from ..paths import data_path
+from .argtypes import fps, output_dir, repeat
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -21,10 +22,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--engine", default="guided", help="completion engine (default: guided)")
     p.add_argument("--params", type=Path, default=None,
                    help="node parameter file (default: config/realsense_d435i.yaml)")
-    p.add_argument("--repeat", type=int, default=15,
+    p.add_argument("--repeat", type=repeat, default=15,
                    help="times the captures are repeated in the bag (default 15: 60 frames, 2 s)")
-    p.add_argument("--fps", type=float, default=30.0, help="camera rate of the demo bag")
-    p.add_argument("--out", type=Path, default=Path("out/demo"), help="output folder")
+    p.add_argument("--fps", type=fps, default=30.0, help="camera rate of the demo bag")
+    p.add_argument("--out", type=output_dir, default=Path("out/demo"), help="output folder")
     p.set_defaults(func=run)
 
 

@@ -8,7 +8,8 @@ import math
 from pathlib import Path
 
 from ..core.depth import DEFAULT_DEPTH_SCALE, DepthRange
-from .argtypes import add_model_file_args, model_file_options, positive_float, positive_int
+from .argtypes import (MAX_SEED, add_model_file_args, count, depth_m, depth_scale,
+                       model_file_options, output_file, seed)
 
 _DEFAULT_RANGE = DepthRange()
 #: columns of the printed table: (metric, heading, format)
@@ -60,20 +61,20 @@ def register(subparsers) -> None:
                         help="corruption level (default: medium)")
     parser.add_argument("--engines", default=["guided", "nearest", "telea"], type=_engine_list,
                         help="comma-separated engines (default: guided,nearest,telea)")
-    parser.add_argument("--seed", type=int, default=0, help="first random seed (default: 0)")
-    parser.add_argument("--trials", type=positive_int, default=1,
+    parser.add_argument("--seed", type=seed, default=0, help="first random seed (default: 0)")
+    parser.add_argument("--trials", type=count, default=1,
                         help="corruptions per capture, seeds SEED..SEED+TRIALS-1 (default: 1)")
-    parser.add_argument("--json", type=Path, help="write the results as JSON to this file")
+    parser.add_argument("--json", type=output_file, help="write the results as JSON to this file")
     add_model_file_args(parser)
     parser.add_argument("--engine-options", nargs="+", type=_option, default=[], action="extend",
                         metavar="[ENGINE.]KEY=VALUE",
                         help="engine constructor options, e.g. telea.radius=10 device=cpu; "
                              "without ENGINE. an option goes to every engine that accepts it")
-    parser.add_argument("--depth-scale", type=positive_float, default=DEFAULT_DEPTH_SCALE,
+    parser.add_argument("--depth-scale", type=depth_scale, default=DEFAULT_DEPTH_SCALE,
                         help="metres per depth unit (default: %(default)s, millimetres)")
-    parser.add_argument("--min-depth", type=float, default=_DEFAULT_RANGE.min_m,
+    parser.add_argument("--min-depth", type=depth_m, default=_DEFAULT_RANGE.min_m,
                         help="readings below this many metres are no data (default: %(default)s)")
-    parser.add_argument("--max-depth", type=positive_float, default=_DEFAULT_RANGE.max_m,
+    parser.add_argument("--max-depth", type=depth_m, default=_DEFAULT_RANGE.max_m,
                         help="readings beyond this many metres are no data (default: %(default)s)")
     parser.set_defaults(func=run)
 
@@ -110,11 +111,15 @@ def engine_options(args: argparse.Namespace) -> dict[str, tuple[dict, dict]]:
 def run(args: argparse.Namespace) -> int:
     from ..core.captures import find_captures, load_capture
     from ..core.errors import LingbotDepthError
+    from ..core.io import write_text
     from ..core.protocol import evaluate_engine, get_level, make_trials
     from ..engines import create_engine
 
     if not args.min_depth < args.max_depth:
         raise LingbotDepthError(f"--min-depth {args.min_depth} must be below --max-depth")
+    if args.seed + args.trials - 1 > MAX_SEED:
+        raise LingbotDepthError(f"--seed {args.seed} + --trials {args.trials} runs past the "
+                                f"largest seed {MAX_SEED}")
     options = engine_options(args)
     valid_range = DepthRange(args.min_depth, args.max_depth)
     frames = [load_capture(p, args.depth_scale, valid_range) for p in find_captures(args.data)]
@@ -134,8 +139,7 @@ def run(args: argparse.Namespace) -> int:
         report["engines"][name] = scores | {"description": engine.describe()}
     print(format_table(report))
     if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(_finite_or_null(report), indent=2) + "\n")
+        write_text(args.json, json.dumps(_finite_or_null(report), indent=2) + "\n")
         print(f"wrote {args.json}")
     return 0
 
