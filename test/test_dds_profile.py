@@ -48,6 +48,14 @@ def test_other_profile_files_and_explicit_settings_are_left_alone(tmp_path):
     assert "as set in the environment" in note
 
 
+def _drain(stream, lines: list, seen, marker: str = "Fast DDS:") -> None:
+    for line in stream:
+        lines.append(line)
+        if marker in line:
+            seen.set()
+    seen.set()  # the node exited: let the waiter look at what it said
+
+
 def test_node_process_with_the_shipped_profile_publishes_full_outputs():
     """The node as `ros2 launch` starts it (profile file set): its log says the XML's DYNAMIC
     memory policy is in use, and depth and 640x480 clouds (4.9 MB, beyond one shared-memory
@@ -66,10 +74,12 @@ def test_node_process_with_the_shipped_profile_publishes_full_outputs():
     threading.Thread(target=executor.spin, daemon=True).start()
     try:
         log = []
-        for line in proc.stderr:  # the DDS line comes right after the start-up line
-            log.append(line)
-            if "Fast DDS:" in line:
-                break
+        dds_line = threading.Event()
+        # Read the node's log to the end, not only to the DDS line: a pipe nobody reads
+        # fills up (64 KiB) and the node then blocks in its next log call, publishing
+        # nothing (the "no cloud within 60 s, 0.00 Hz" seen once in a loaded full run).
+        threading.Thread(target=_drain, args=(proc.stderr, log, dds_line), daemon=True).start()
+        assert dds_line.wait(60), "".join(log)
         assert "history memory DYNAMIC" in "".join(log), "".join(log)
         deadline = time.monotonic() + 30
         while any(p.get_subscription_count() == 0 for p in (probe.color_pub, probe.depth_pub)):
