@@ -105,14 +105,14 @@ def write_demo_bag(captures_dir: str | Path, out: str | Path, fps: float = 30.0,
         raise LingbotDepthError(
             f"{len(captures) * int(repeat)} frames at {fps:g} Hz do not fit ROS time stamps "
             f"(int32 seconds): lower --repeat or raise --fps")
+    encoded = [_encode_capture(c, transport) for c in captures]
+    _check_free_space(out, encoded, int(repeat))  # before anything is created
     n = 0
     with BagWriter(out, storage, typestore) as writer:
         for topic, msgtype in ((topics.color_info, "sensor_msgs/msg/CameraInfo"),
                                (topics.depth_info, "sensor_msgs/msg/CameraInfo"),
                                (color_topic, image_type), (depth_topic, image_type)):
             writer.add_topic(topic, msgtype)
-        encoded = [_encode_capture(c, transport) for c in captures]
-        _check_free_space(out, encoded, int(repeat))
         for _ in range(int(repeat)):
             for capture, (color_payload, depth_payload) in zip(captures, encoded):
                 stamp = DEMO_START_NS + n * period_ns
