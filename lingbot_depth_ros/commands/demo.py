@@ -84,7 +84,7 @@ def _write_preview(output_bag: Path, path: Path) -> Path | None:
     from ..bag.reader import build_typestore
     from ..core.codec import decode_fields, to_rgb8
     from ..core.frame import SourceMask
-    from ..core.io import side_by_side, write_png
+    from ..core.io import OutputCommit, side_by_side, write_png
 
     store = build_typestore("kilted")
     last = None
@@ -99,4 +99,6 @@ def _write_preview(output_bag: Path, path: Path) -> Path | None:
     # Measured pixels pass through unchanged, so the mask recovers the sensor's own depth.
     measured = np.where(source == SourceMask.MEASURED, depth, np.float32(np.nan))
     rgb = to_rgb8(decode_fields(last.rgb), last.rgb.encoding)
-    return write_png(path, side_by_side(rgb, measured, depth))
+    with OutputCommit() as commit:
+        write_png(commit.stage(path), side_by_side(rgb, measured, depth))
+    return path
