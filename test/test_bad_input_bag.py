@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from bad_input_helpers import EXAMPLES, ROOT, assert_nothing_at, assert_refused, cli, error_lines
+from bad_input_helpers import EXAMPLES, ROOT, assert_refused, cli, error_lines
 from bag_helpers import make_demo, read_bag
 
 
