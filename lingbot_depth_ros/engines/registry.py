@@ -157,7 +157,7 @@ def create_engine(name: str = "guided", offered: dict | None = None, **options) 
 def _check_auto_options(options: dict) -> None:
     """An option given to auto must be one some candidate engine takes (a typo is an error
     here too); engines whose runtime is missing cannot be asked and do not count."""
-    taken = {"providers"}
+    taken = {"providers", *MODEL_FILE_OPTIONS}
     for name in _ENGINES:
         try:
             taken.update(engine_parameters(name))
