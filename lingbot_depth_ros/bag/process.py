@@ -65,7 +65,8 @@ class ProcessSummary:
     def lines(self) -> list[str]:
         rec = self.received
         out = [f"input  {self.input} ({self.storage}{', TRUNCATED' if self.truncated_input else ''})",
-               f"output {self.output}{' (INTERRUPTED: partial)' if self.interrupted else ''}",
+               f"output {self.output or '(none written: no frame completed)'}"
+               f"{' (INTERRUPTED: partial)' if self.interrupted else ''}",
                f"engine {self.engine}",
                f"frames in: {rec.get('color', 0)} colour, {rec.get('depth', 0)} depth, "
                f"{rec.get('camera_info', 0)} camera info",
@@ -253,7 +254,10 @@ def process_bag(in_path: str | Path, out_path: str | Path, engine: Engine, confi
                 storage: str | None = None, distro: str = "auto", model_id: str = "",
                 topics: dict | None = None, limit: int | None = None,
                 show_progress: bool = True) -> ProcessSummary:
-    """Complete every colour/depth pair of `in_path` into a new bag at `out_path`."""
+    """Complete every colour/depth pair of `in_path` into a new bag at `out_path`.
+
+    A run that completes no frame (every pair dropped) writes no bag: `summary.output` is
+    empty and the drops say why."""
     started = time.perf_counter()
     with BagReader(in_path, distro=distro) as reader:
         if reader.message_count == 0:
@@ -278,6 +282,9 @@ def process_bag(in_path: str | Path, out_path: str | Path, engine: Engine, confi
             finally:
                 summary.copied_messages = out.copied
                 summary.written = out.written
+            if summary.processed == 0 and not summary.interrupted:
+                writer.abort()  # nothing completed: no bag that looks like a result
+                summary.output = ""
         summary.wall_s = time.perf_counter() - started
     return summary
 
