@@ -97,3 +97,14 @@ def test_complete_writes_nothing_when_an_input_is_missing(tmp_path):
                "--intrinsics", EXAMPLES / "3" / "intrinsics.txt", "--out", tmp_path / "o")
     assert_refused(proc, "cannot read depth image")
     assert_nothing_at(tmp_path / "o")
+
+
+def test_demo_checks_its_engine_and_params_before_writing(tmp_path):
+    assert_refused(cli("demo", "--engine", "bogus", "--out", tmp_path / "d1"), "--engine")
+    flat = tmp_path / "flat.yaml"
+    flat.write_text("engine: nearest\n")
+    for params, words in ((tmp_path / "none.yaml", "cannot read parameter file"),
+                          (flat, "no section for lingbot_depth_node")):
+        proc = cli("demo", "--params", params, "--out", tmp_path / "d2")
+        assert_refused(proc, "node parameters", words, nothing_at=tmp_path / "d2")
+    assert_nothing_at(tmp_path / "d1")
