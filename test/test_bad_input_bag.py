@@ -62,6 +62,16 @@ def test_disk_full_during_bag_process(demo_bag, small_disk, out_name):
     assert list(small_disk.iterdir()) == []  # the staged bag is gone too: the space is back
 
 
+@pytest.mark.parametrize("out_name", ["clip.mp4", "frames"])
+def test_disk_full_during_bag_viz(demo_bag, small_disk, out_name):
+    # VideoWriter only warns when a frame cannot be written: the video is read back
+    fill(small_disk, leave=200_000)  # room for a frame or two, not for the clip
+    proc = cli("bag", "viz", demo_bag, small_disk / out_name, "--engine", "nearest",
+               "--no-progress")
+    assert_refused(proc, "no space left on the device", nothing_at=small_disk / out_name)
+    assert [p.name for p in small_disk.iterdir()] == ["filler"]
+
+
 def test_disk_full_for_complete_eval_json_and_make_demo(small_disk):
     ex = EXAMPLES / "3"
     proc = cli("complete", "--rgb", ex / "rgb.jpg", "--depth", ex / "raw_depth.png",

@@ -57,8 +57,8 @@ class OutputCommit:
     """
 
     def __init__(self) -> None:
-        #: (partial, final, partial is a folder whose files go next to final)
-        self._staged: list[tuple[Path, Path, bool]] = []
+        #: (partial, final, "file" | "beside" | "into": see stage_folder)
+        self._staged: list[tuple[Path, Path, str]] = []
         self._made_dirs: list[Path] = []
 
     def stage(self, final: str | Path) -> Path:
@@ -69,16 +69,16 @@ class OutputCommit:
         self.make_dir(final.parent)
         partial = final.with_name(final.name + ".partial")
         _remove_path(partial)  # left by a run that was killed
-        self._staged.append((partial, final, False))
+        self._staged.append((partial, final, "file"))
         return partial
 
-    def stage_folder(self, final: str | Path) -> Path:
-        """A folder ``<final>.partial/`` to write `final` and its side files into, under
-        their final names (files that refer to each other by name); on commit they move
-        next to `final`, `final` itself last."""
+    def stage_folder(self, final: str | Path, into: bool = False) -> Path:
+        """A folder ``<final>.partial/`` to write into. Its files keep their final names:
+        on commit they move next to `final` (a file with side files that refer to it by
+        name; `final` itself last), or with `into` into the folder `final` (created)."""
         partial = self.stage(final)
         partial.mkdir()
-        self._staged[-1] = (partial, Path(final), True)
+        self._staged[-1] = (partial, Path(final), "into" if into else "beside")
         return partial
 
     def make_dir(self, folder: str | Path) -> Path:
@@ -94,12 +94,14 @@ class OutputCommit:
         return folder
 
     def commit(self) -> None:
-        for partial, final, is_folder in self._staged:
-            if not is_folder:
+        for partial, final, kind in self._staged:
+            if kind == "file":
                 os.replace(partial, final)
                 continue
+            folder = final if kind == "into" else final.parent
+            folder.mkdir(parents=True, exist_ok=True)
             for file in sorted(partial.iterdir(), key=lambda p: p.name == final.name):
-                os.replace(file, final.parent / file.name)
+                os.replace(file, folder / file.name)
             partial.rmdir()
         self._staged.clear()
 
