@@ -334,4 +334,4 @@ def test_build_engine_command_without_tensorrt(onnx_file, tmp_path, capsys):
     out = tmp_path / "m.engine"
     assert main(["build-engine", "--onnx", str(onnx_file), "--fp16", "--out", str(out)]) == 2
     assert "build-engine: error: tensorrt: not installed" in capsys.readouterr().err
-    assert not out.exists()
+    assert not out.exists() and not (tmp_path / "m.engine.partial").exists()

@@ -112,11 +112,15 @@ def _register_build_engine(subparsers) -> None:
 
 
 def _run_build_engine(args: argparse.Namespace) -> int:
+    from ..core.io import OutputCommit
     from ..engines.trt_build import build_engine
 
-    key = build_engine(args.onnx, args.out, precision=args.precision,
-                       workspace_gb=args.workspace_gb, timing_cache=args.timing_cache,
-                       device=args.device)
+    with OutputCommit() as commit:
+        # the plan and its OUT.json sidecar are built in OUT.partial/, then moved out
+        staging = commit.stage_folder(args.out)
+        key = build_engine(args.onnx, staging / args.out.name, precision=args.precision,
+                           workspace_gb=args.workspace_gb, timing_cache=args.timing_cache,
+                           device=args.device)
     print(f"wrote {args.out} ({args.out.stat().st_size / 1e6:.1f} MB): {key.precision}, "
           f"{key.width}x{key.height} frames, {key.cols}x{key.rows} tokens, {key.mode}, "
           f"TensorRT {key.tensorrt_version} on {key.gpu_name}")
