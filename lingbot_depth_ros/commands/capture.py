@@ -55,19 +55,19 @@ def register(subparsers) -> None:
 
 
 def write_capture(folder: Path, capture) -> None:
-    """The capture in the examples layout: rgb.png, raw_depth.png (mm), intrinsics.txt."""
+    """The capture in the examples layout: rgb.png, raw_depth.png (mm), intrinsics.txt;
+    all three appear, or none (the commit path)."""
     import numpy as np
 
     from ..core.depth import metres_to_16uc1
-    from ..core.io import OutputWriteError, write_png
+    from ..core.io import OutputCommit, write_png
 
-    write_png(folder / "rgb.png", capture.frame.rgb)
     raw_m = capture.depth_raw.astype(np.float32) * np.float32(capture.depth_scale)
-    write_png(folder / "raw_depth.png", metres_to_16uc1(raw_m))
-    try:
-        np.savetxt(folder / "intrinsics.txt", capture.frame.K, fmt="%.6f")
-    except OSError as exc:
-        raise OutputWriteError(f"cannot write {folder / 'intrinsics.txt'}: {exc}") from exc
+    intrinsics = "\n".join(" ".join(f"{v:.6f}" for v in row) for row in capture.frame.K) + "\n"
+    with OutputCommit() as commit:
+        write_png(commit.stage(folder / "rgb.png"), capture.frame.rgb)
+        write_png(commit.stage(folder / "raw_depth.png"), metres_to_16uc1(raw_m))
+        commit.stage(folder / "intrinsics.txt").write_text(intrinsics)
 
 
 def settings_from_args(args: argparse.Namespace):
