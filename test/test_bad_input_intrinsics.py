@@ -64,3 +64,31 @@ def test_complete_refuses_a_bad_intrinsics_file(tmp_path, text, words):
     proc = cli("complete", "--rgb", ex / "rgb.jpg", "--depth", ex / "raw_depth.png",
                "--intrinsics", k, "--engine", "nearest", "--out", tmp_path / "o")
     assert_refused(proc, words, nothing_at=tmp_path / "o")
+
+
+@pytest.mark.parametrize("cell, value", [((2, 0), 0.5), ((0, 0), 1e-300)])
+def test_node_publishes_depth_without_a_cloud_for_an_unusable_camera_matrix(cell, value):
+    rclpy = pytest.importorskip("rclpy", reason="rclpy (ROS 2 wheels) not installed")
+    from node_harness import Running, accounting, load_captures, make_context
+
+    context = make_context(f"{__name__}_{cell[0]}{cell[1]}")
+    capture = load_captures()[0]
+    running = Running(context, {"engine": "nearest"}, namespace="/badk")
+    try:
+        stamp = 600 * 10**9
+        info = capture.info_msg(stamp)
+        k = list(info.k)
+        k[3 * cell[0] + cell[1]] = value
+        info.k = k
+        running.send_info(info)
+        running.probe.send(capture.color_msg(stamp), capture.depth_msg(stamp))
+        running.probe.wait_outputs("depth_completed", 1)
+        running.wait_idle()
+        values = running.diagnostics()
+        received, accounted = accounting(values)
+        assert received == accounted and values["published"] == "1"
+        assert values["frames_without_camera_info"] == "1", values
+        assert not running.probe.received["depth_completed/points"]
+    finally:
+        running.close()
+        rclpy.shutdown(context=context)
