@@ -108,3 +108,12 @@ def test_demo_checks_its_engine_and_params_before_writing(tmp_path):
         proc = cli("demo", "--params", params, "--out", tmp_path / "d2")
         assert_refused(proc, "node parameters", words, nothing_at=tmp_path / "d2")
     assert_nothing_at(tmp_path / "d1")
+
+
+def test_an_existing_output_bag_is_refused_before_any_work(tmp_path):
+    existing = tmp_path / "out.mcap"
+    existing.write_bytes(b"keep me")
+    for args in (["bag", "process", tmp_path / "in.mcap", existing],
+                 ["bag", "make-demo", EXAMPLES, existing]):
+        assert_refused(cli(*args), "exists already")
+    assert existing.read_bytes() == b"keep me"

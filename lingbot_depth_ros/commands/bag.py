@@ -286,7 +286,8 @@ def run_make_demo(args: argparse.Namespace) -> int:
 
 
 def _check_storage(output: Path, storage: str | None) -> None:
-    """OUT.mcap with --storage sqlite3 and the like, before any work is done."""
+    """OUT.mcap with --storage sqlite3, an OUT that exists, and the like: before any work
+    (the bag writer checks the same again when it opens)."""
     from ..bag.writer import storage_for
     from ..core.errors import LingbotDepthError
 
@@ -294,6 +295,8 @@ def _check_storage(output: Path, storage: str | None) -> None:
         storage_for(output, storage)
     except ValueError as exc:
         raise LingbotDepthError(str(exc)) from exc
+    if output.exists():
+        raise LingbotDepthError(f"output {output} exists already; remove it or choose another name")
 
 
 def _json_safe(value):
