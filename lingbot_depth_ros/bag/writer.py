@@ -9,7 +9,6 @@ purpose (Ctrl-C, SIGTERM) still closes (index, metadata) and commits a readable 
 
 from __future__ import annotations
 
-import errno
 import logging
 import shutil
 import sqlite3
@@ -19,6 +18,7 @@ from rosbags.interfaces import Connection, Qos
 from rosbags.rosbag2 import StoragePlugin, WriterError
 from rosbags.typesys.store import Typestore
 
+from ..core.io import os_error_reason
 from .mcap_writer import LeanWriter
 from .messages import serialize_parts
 from .reader import BagError
@@ -165,11 +165,9 @@ _WRITE_ERRORS = (OSError, sqlite3.Error, WriterError)
 
 
 def _reason(exc: BaseException) -> str:
-    if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
-        return "no space left on the device"
     if isinstance(exc, sqlite3.Error) and "full" in str(exc):
         return "no space left on the device (sqlite3: database or disk is full)"
-    return " ".join(str(exc).split()) or type(exc).__name__
+    return os_error_reason(exc)
 
 
 def _remove(path: Path) -> None:
