@@ -13,7 +13,7 @@ import sys
 
 from .commands.argtypes import OneLineParser
 from .core.allocator import tune_for_frame_buffers
-from .core.errors import LingbotDepthError
+from .core.errors import LingbotDepthError, one_line_reason
 
 #: exit codes (docs/bad-input.md): 2 bad input or a failed write, 130 stopped by Ctrl-C or
 #: SIGTERM after a clean stop (summary printed, outputs closed)
@@ -59,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except (LingbotDepthError, OSError) as exc:  # bad input, or an output that cannot be written
-        print(f"lingbot-depth {args.command}: error: {one_line(exc)}", file=sys.stderr)
+        print(f"lingbot-depth {args.command}: error: {one_line_reason(exc)}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         print(f"lingbot-depth {args.command}: interrupted", file=sys.stderr)
@@ -67,13 +67,6 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if previous_term is not None:
             signal.signal(signal.SIGTERM, previous_term)
-
-
-def one_line(exc: BaseException) -> str:
-    """An error's text on one line (parser messages such as YAML's span several)."""
-    from .core.io import os_error_reason
-
-    return os_error_reason(exc)
 
 
 def _term_as_interrupt():

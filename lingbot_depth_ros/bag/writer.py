@@ -18,7 +18,7 @@ from rosbags.interfaces import Connection, Qos
 from rosbags.rosbag2 import StoragePlugin, WriterError
 from rosbags.typesys.store import Typestore
 
-from ..core.io import os_error_reason
+from ..core.errors import one_line_reason
 from .mcap_writer import LeanWriter
 from .messages import serialize_parts
 from .reader import BagError
@@ -167,7 +167,7 @@ _WRITE_ERRORS = (OSError, sqlite3.Error, WriterError)
 def _reason(exc: BaseException) -> str:
     if isinstance(exc, sqlite3.Error) and "full" in str(exc):
         return "no space left on the device (sqlite3: database or disk is full)"
-    return os_error_reason(exc)
+    return one_line_reason(exc)
 
 
 def _remove(path: Path) -> None:

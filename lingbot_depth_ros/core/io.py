@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import errno
 import os
 import shutil
 from pathlib import Path
@@ -11,7 +10,7 @@ import cv2
 import numpy as np
 
 from .depth import metres_to_16uc1
-from .errors import LingbotDepthError
+from .errors import LingbotDepthError, one_line_reason
 from .frame import CompletionResult, RGBDFrame, SourceMask
 from .pointcloud import finite_points, organised_points, unpack_rgb
 
@@ -38,13 +37,6 @@ class OutputWriteError(LingbotDepthError, OSError):
     """An output file or folder cannot be written."""
 
     reason = "output_write"
-
-
-def os_error_reason(exc: BaseException) -> str:
-    """One line saying why a write failed (a full disk in plain words)."""
-    if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
-        return "no space left on the device"
-    return " ".join(str(exc).split()) or type(exc).__name__
 
 
 class OutputCommit:
@@ -89,7 +81,7 @@ class OutputCommit:
             folder.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise OutputWriteError(
-                f"cannot create output folder {folder}: {os_error_reason(exc)}") from exc
+                f"cannot create output folder {folder}: {one_line_reason(exc)}") from exc
         self._made_dirs.extend(missing)
         return folder
 
@@ -128,7 +120,7 @@ class OutputCommit:
         self.abort()
         if isinstance(exc, OSError) and not isinstance(exc, LingbotDepthError):
             where = getattr(exc, "filename", None) or "the output"
-            raise OutputWriteError(f"cannot write {where}: {os_error_reason(exc)}") from exc
+            raise OutputWriteError(f"cannot write {where}: {one_line_reason(exc)}") from exc
 
 
 def _remove_path(path: Path) -> None:
@@ -213,7 +205,7 @@ def write_png(path: str | Path, image: np.ndarray) -> Path:
     try:
         path.write_bytes(data.tobytes())
     except OSError as exc:
-        raise OutputWriteError(f"cannot write {path}: {os_error_reason(exc)}") from exc
+        raise OutputWriteError(f"cannot write {path}: {one_line_reason(exc)}") from exc
     return path
 
 
@@ -229,7 +221,7 @@ def write_depth_npy(path: str | Path, depth_m: np.ndarray) -> Path:
         with open(path, "wb") as f:  # a file object: np.save adds no .npy to a staged name
             np.save(f, np.asarray(depth_m, dtype=np.float32))
     except OSError as exc:
-        raise OutputWriteError(f"cannot write {path}: {os_error_reason(exc)}") from exc
+        raise OutputWriteError(f"cannot write {path}: {one_line_reason(exc)}") from exc
     return path
 
 
@@ -262,7 +254,7 @@ def write_ply(path: str | Path, xyz: np.ndarray, rgb: np.ndarray | None = None) 
             f.write(header.encode("ascii"))
             f.write(vertices.tobytes())
     except OSError as exc:
-        raise OutputWriteError(f"cannot write {path}: {os_error_reason(exc)}") from exc
+        raise OutputWriteError(f"cannot write {path}: {one_line_reason(exc)}") from exc
     return path
 
 
