@@ -13,7 +13,22 @@ cd "$repo"
 venv=${LINGBOT_VENV:-$repo/.venv}
 ws=${LINGBOT_WS:-$repo/.ws}
 
+# Debian libraries that wheels load at import time (pyrealsense2 needs libusb), installed as
+# .ci/run does when running as root; otherwise the tests that need them skip with the reason.
+system_libs() {
+  ldconfig -p 2>/dev/null | grep -q libusb-1.0 && return 0
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libusb-1.0-0 >/dev/null 2>&1 \
+      || { apt-get update -qq >/dev/null 2>&1 && \
+           DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libusb-1.0-0 >/dev/null 2>&1; } \
+      || echo "warning: could not install libusb-1.0-0; RealSense tests will skip" >&2
+  else
+    echo "note: libusb-1.0-0 missing (sudo apt-get install libusb-1.0-0); RealSense tests skip" >&2
+  fi
+}
+
 setup() {
+  system_libs
   if [ ! -x "$venv/bin/python" ]; then
     python3 -m venv "$venv"
   fi

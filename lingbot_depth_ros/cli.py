@@ -8,10 +8,16 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import signal
 import sys
 
+from .commands.argtypes import OneLineParser
 from .core.allocator import tune_for_frame_buffers
-from .core.errors import LingbotDepthError
+from .core.errors import LingbotDepthError, one_line_reason
+
+#: exit codes (docs/bad-input.md): 2 bad input or a failed write, 130 stopped by Ctrl-C or
+#: SIGTERM after a clean stop (summary printed, outputs closed)
+EXIT_BAD_INPUT, EXIT_INTERRUPTED = 2, 130
 
 #: subcommand modules, in --help order
 COMMAND_MODULES = (
@@ -26,7 +32,7 @@ COMMAND_MODULES = (
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="lingbot-depth",
         description="Complete RGB-D sensor depth with LingBot-Depth or a classical engine.")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -49,14 +55,35 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(levelname)s %(name)s: %(message)s")
     tune_for_frame_buffers()  # every command pushes frame-sized buffers through
+    previous_term = _term_as_interrupt()
     try:
         return int(args.func(args) or 0)
-    except LingbotDepthError as exc:
-        print(f"lingbot-depth {args.command}: error: {exc}", file=sys.stderr)
-        return 2
+    except (LingbotDepthError, OSError) as exc:  # bad input, or an output that cannot be written
+        print(f"lingbot-depth {args.command}: error: {one_line_reason(exc)}", file=sys.stderr)
+        return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         print(f"lingbot-depth {args.command}: interrupted", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
+    finally:
+        if previous_term is not None:
+            signal.signal(signal.SIGTERM, previous_term)
+
+
+def _term_as_interrupt():
+    """The one signal path: SIGTERM does what Ctrl-C does in whatever command runs (a bag
+    being processed is closed readable with its summary; elsewhere KeyboardInterrupt).
+    Returns the previous handler, None where signals cannot be set (not the main thread)."""
+    def on_term(signum, frame):
+        handler = signal.getsignal(signal.SIGINT)
+        if callable(handler):
+            handler(signal.SIGINT, frame)
+        else:
+            raise KeyboardInterrupt
+
+    try:
+        return signal.signal(signal.SIGTERM, on_term)
+    except ValueError:
+        return None
 
 
 if __name__ == "__main__":

@@ -81,6 +81,7 @@ def test_mismatched_sizes_are_counted_drops(tmp_path, capsys):
     all_bad = write_bag(tmp_path / "bad", [e for i in range(2) for e in frame_entries(i, raw=small)])
     rc, out, err = process([all_bad, tmp_path / "out2.mcap"], capsys)
     assert rc == 2 and "size_mismatch 4" in out and "no frame of" in err
+    assert not (tmp_path / "out2.mcap").exists()  # exit 2 leaves nothing at OUT
 
 
 def _truncate(src, dst, keep: float):

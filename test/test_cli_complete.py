@@ -143,4 +143,4 @@ def test_unwritable_output_exits_2(tmp_path, capsys):
     blocker = tmp_path / "file"
     blocker.write_text("not a folder")
     assert run_cli(blocker / "out", extra=["--engine", "nearest"]) == 2
-    assert "cannot create output folder" in capsys.readouterr().err
+    assert f"argument --out: {blocker} is a file, not a folder" in capsys.readouterr().err

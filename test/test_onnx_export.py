@@ -2,6 +2,7 @@
 
 import hashlib
 
+import cv2
 import numpy as np
 import onnx
 import onnxruntime as ort
@@ -9,7 +10,7 @@ import pytest
 import torch
 
 from lingbot_depth_ros.cli import main as cli_main
-from lingbot_depth_ros.core.errors import ModelFileError, ShapeMismatchError
+from lingbot_depth_ros.core.errors import ModelFileError
 from lingbot_depth_ros.core.frame import RGBDFrame, SourceMask
 from lingbot_depth_ros.engines import create_engine
 from lingbot_depth_ros.engines.neural_common import frame_to_model_inputs, prediction_from_outputs
@@ -105,12 +106,18 @@ def test_onnxruntime_engine_completes_and_keeps_measured_pixels(exported):
                               frame.depth[measured & (refined.source == SourceMask.FILLED)])
 
 
-def test_onnxruntime_engine_rejects_a_frame_of_another_size(exported):
+def test_onnxruntime_engine_completes_a_frame_of_another_size_through_the_graph_size(exported):
     engine = create_engine("onnxruntime", onnx=exported[2])
-    small = RGBDFrame(rgb=np.zeros((240, 320, 3), np.uint8), depth=np.ones((240, 320), np.float32),
-                      K=np.array([[200.0, 0, 160], [0, 200, 120], [0, 0, 1]]))
-    with pytest.raises(ShapeMismatchError, match="takes 640x480 frames, got 320x240"):
-        engine.complete(small)
+    full = capture("3")
+    half = cv2.resize(full.depth, (320, 240), interpolation=cv2.INTER_NEAREST)
+    small = RGBDFrame(rgb=cv2.resize(full.rgb, (320, 240), interpolation=cv2.INTER_AREA),
+                      depth=half, K=full.K / 2 + np.diag([0, 0, 0.5]))
+    result = engine.complete(small)
+    assert result.depth.shape == (240, 320)
+    measured = np.isfinite(half)
+    assert np.array_equal(result.depth[measured], half[measured])
+    filled = result.source == SourceMask.FILLED
+    assert filled.any() and np.isfinite(result.depth[filled]).all()
 
 
 def test_onnxruntime_engine_refuses_bad_files(tmp_path):

@@ -16,7 +16,15 @@ import pytest
 
 # rclpy first: see import_pyrealsense2 (loaded the other way round, the process crashes at exit)
 rclpy = pytest.importorskip("rclpy", reason="rclpy (ROS 2 wheels) not installed")
-pytest.importorskip("pyrealsense2", reason="pyrealsense2 (extra `realsense`) not installed")
+from lingbot_depth_ros.sources.realsense_streams import (  # noqa: E402
+    SourceUnavailableError, import_pyrealsense2)
+
+try:
+    # not importorskip: that lets an ImportError other than ModuleNotFoundError through
+    # (pyrealsense2 installed but Debian's libusb-1.0-0 missing errors at collection)
+    import_pyrealsense2()
+except SourceUnavailableError as exc:
+    pytest.skip(str(exc), allow_module_level=True)
 
 from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
 from rclpy.context import Context  # noqa: E402

@@ -290,8 +290,7 @@ def test_fp32_engine_matches_onnxruntime_and_caches(tiny_export, tmp_path):
 
 
 @needs_gpu
-def test_prebuilt_engine_file_runs_and_rejects_wrong_size(tiny_export, tmp_path):
-    from lingbot_depth_ros.core.errors import ShapeMismatchError
+def test_prebuilt_engine_file_runs_and_resizes_another_size(tiny_export, tmp_path):
     from lingbot_depth_ros.core.captures import load_capture
     from lingbot_depth_ros.core.frame import RGBDFrame
     from lingbot_depth_ros.engines.trt_build import build_engine
@@ -305,8 +304,11 @@ def test_prebuilt_engine_file_runs_and_rejects_wrong_size(tiny_export, tmp_path)
     assert result.depth.shape == (480, 640) and result.engine == "tensorrt"
     small = RGBDFrame(rgb=frame.rgb[:240, :320].copy(), depth=frame.depth[:240, :320].copy(),
                       K=frame.K)
-    with pytest.raises(ShapeMismatchError, match="takes 640x480 frames"):
-        engine.complete(small)
+    resized = engine.complete(small)  # through the plan's 640x480 and back
+    assert resized.depth.shape == (240, 320)
+    measured = np.isfinite(small.depth)
+    assert np.array_equal(resized.depth[measured], small.depth[measured])
+    assert np.isfinite(resized.depth[~measured]).any()
 
 
 # --- build-engine command -------------------------------------------------------------------
@@ -332,4 +334,4 @@ def test_build_engine_command_without_tensorrt(onnx_file, tmp_path, capsys):
     out = tmp_path / "m.engine"
     assert main(["build-engine", "--onnx", str(onnx_file), "--fp16", "--out", str(out)]) == 2
     assert "build-engine: error: tensorrt: not installed" in capsys.readouterr().err
-    assert not out.exists()
+    assert not out.exists() and not (tmp_path / "m.engine.partial").exists()

@@ -15,7 +15,7 @@ import numpy as np
 from ..core.captures import find_captures, read_intrinsics, read_raw_depth, read_rgb, rgb_path
 from ..core.captures import DEPTH_NAME, INTRINSICS_NAME
 from ..core.codec import encode_image
-from ..core.errors import ShapeMismatchError
+from ..core.errors import LingbotDepthError, ShapeMismatchError
 from ..core.outputs import CameraInfoFields
 from .decode import encode_compressed_color, encode_compressed_depth
 from .messages import MessageFactory
@@ -73,6 +73,10 @@ def load_demo_captures(folder: str | Path) -> list[Capture]:
     return captures
 
 
+#: builtin_interfaces/Time holds int32 seconds
+_MAX_STAMP_NS = 2**31 * 10**9
+
+
 def write_demo_bag(captures_dir: str | Path, out: str | Path, fps: float = 30.0, repeat: int = 1,
                    storage: str | None = None, camera: str = "realsense",
                    transport: str = "raw", depth_offset_ns: int = 0) -> dict:
@@ -96,13 +100,19 @@ def write_demo_bag(captures_dir: str | Path, out: str | Path, fps: float = 30.0,
     depth_topic = topics.depth + ("/compressedDepth" if transport == "compressed" else "")
     image_type = "sensor_msgs/msg/CompressedImage" if transport == "compressed" else "sensor_msgs/msg/Image"
     period_ns = int(round(1e9 / fps))
+    last_stamp_ns = DEMO_START_NS + len(captures) * int(repeat) * period_ns
+    if period_ns < 1 or last_stamp_ns >= _MAX_STAMP_NS:
+        raise LingbotDepthError(
+            f"{len(captures) * int(repeat)} frames at {fps:g} Hz do not fit ROS time stamps "
+            f"(int32 seconds): lower --repeat or raise --fps")
+    encoded = [_encode_capture(c, transport) for c in captures]
+    _check_free_space(out, encoded, int(repeat))  # before anything is created
     n = 0
     with BagWriter(out, storage, typestore) as writer:
         for topic, msgtype in ((topics.color_info, "sensor_msgs/msg/CameraInfo"),
                                (topics.depth_info, "sensor_msgs/msg/CameraInfo"),
                                (color_topic, image_type), (depth_topic, image_type)):
             writer.add_topic(topic, msgtype)
-        encoded = [_encode_capture(c, transport) for c in captures]
         for _ in range(int(repeat)):
             for capture, (color_payload, depth_payload) in zip(captures, encoded):
                 stamp = DEMO_START_NS + n * period_ns
@@ -119,6 +129,26 @@ def write_demo_bag(captures_dir: str | Path, out: str | Path, fps: float = 30.0,
                 n += 1
     return {"frames": n, "path": str(out), "storage": writer.storage,
             "topics": [topics.color_info, topics.depth_info, color_topic, depth_topic]}
+
+
+def _check_free_space(out: str | Path, encoded: list, repeat: int) -> None:
+    """Refuse up front a bag bigger than the free space (it would fill the disk, then fail)."""
+    import shutil
+
+    per_loop = sum(_payload_bytes(c) + _payload_bytes(d) for c, d in encoded)
+    need = per_loop * repeat
+    folder = next(p for p in Path(out).absolute().parents if p.exists())
+    free = shutil.disk_usage(folder).free
+    if need > free:
+        raise LingbotDepthError(f"{repeat} loops of these captures make a bag of about "
+                                f"{need / 1e9:,.1f} GB, but {folder} has {free / 1e9:,.1f} GB "
+                                f"free: lower --repeat")
+
+
+def _payload_bytes(payload) -> int:
+    """Bytes of an encoded image: ImageFields (raw) or (format, bytes) (compressed)."""
+    data = payload[1] if isinstance(payload, tuple) else payload.data
+    return len(data)
 
 
 def _encode_capture(capture: Capture, transport: str):

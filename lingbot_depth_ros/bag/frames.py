@@ -52,17 +52,30 @@ class PairStats:
 
 
 def iter_pairs(reader: BagReader, topics: InputTopics, config: NodeConfig, drops: DropCounter,
-               stats: PairStats, on_message: Callable | None = None) -> Iterator[Pair]:
-    """Yield every colour/depth pair of the bag; `pair.color`/`pair.depth` are Received.
+               stats: PairStats, on_message: Callable | None = None,
+               limit: int | None = None) -> Iterator[Pair]:
+    """Yield every colour/depth pair of the bag (the first `limit`); `pair.color`/
+    `pair.depth` are Received.
 
     `on_message(connection, log_time_ns, raw)` sees every message of the bag first (all
     topics when given, else only the input topics), e.g. to copy it to an output bag.
+    The last pair is yielded without reading on, so `limit` pairs are read, not one more;
+    images still waiting for a partner when the pairs stop are counted unpaired.
     """
+    if limit is not None and limit < 1:
+        return
     pairer = StampPairer(config.slop, config.pair_queue_size, drops, clock_ns=time.monotonic_ns)
     streams = {topics.color: "color", topics.depth: "depth"}
     if topics.info:
         streams[topics.info] = "camera_info"
     wanted = None if on_message is not None else topics.names()
+    try:
+        yield from _pairs(reader, streams, pairer, drops, stats, wanted, on_message, limit)
+    finally:
+        pairer.flush()
+
+
+def _pairs(reader, streams, pairer, drops, stats, wanted, on_message, limit) -> Iterator[Pair]:
     for conn, log_time, raw in reader.messages(wanted):
         if on_message is not None:
             on_message(conn, log_time, raw)
@@ -85,7 +98,8 @@ def iter_pairs(reader: BagReader, topics: InputTopics, config: NodeConfig, drops
         if pair is not None:
             stats.pairs += 1
             yield pair
-    pairer.flush()
+            if limit is not None and stats.pairs >= limit:
+                return
 
 
 @dataclass
@@ -172,9 +186,7 @@ def iter_frames(reader: BagReader, topics: InputTopics, config: NodeConfig, drop
                 limit: int | None = None) -> Iterator[AssembledFrame]:
     """Every pair that passes the node's input checks, decoded (at most `limit` pairs);
     the others are counted in `drops` (2 images per pair)."""
-    for n, pair in enumerate(iter_pairs(reader, topics, config, drops, stats)):
-        if limit is not None and n >= limit:
-            break
+    for pair in iter_pairs(reader, topics, config, drops, stats, limit=limit):
         try:
             yield assembler.assemble(pair)
         except LingbotDepthError as exc:

@@ -8,6 +8,7 @@ build+write); each stage is one thread, so message order and results are determi
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import queue
 import signal
@@ -64,7 +65,8 @@ class ProcessSummary:
     def lines(self) -> list[str]:
         rec = self.received
         out = [f"input  {self.input} ({self.storage}{', TRUNCATED' if self.truncated_input else ''})",
-               f"output {self.output}{' (INTERRUPTED: partial)' if self.interrupted else ''}",
+               f"output {self.output or '(none written: no frame completed)'}"
+               f"{' (INTERRUPTED: partial)' if self.interrupted else ''}",
                f"engine {self.engine}",
                f"frames in: {rec.get('color', 0)} colour, {rec.get('depth', 0)} depth, "
                f"{rec.get('camera_info', 0)} camera info",
@@ -105,6 +107,7 @@ class _Pipeline:
         self.to_writer: queue.Queue = queue.Queue(_QUEUE_DEPTH)
         self.stop = threading.Event()
         self.errors: list[BaseException] = []
+        self.pairs_dropped = 0
         #: input messages to copy, (topic, log time, bytes), read since the last frame
         self._raws: list[tuple[str, int, bytes]] = []
 
@@ -126,6 +129,7 @@ class _Pipeline:
                     return _END
 
     def _drop(self, exc: LingbotDepthError) -> None:
+        self.pairs_dropped += 1
         self.drops.add(exc.reason, 2)
         log.warning("dropped a frame pair (%s): %s", exc.reason, exc)
 
@@ -136,16 +140,17 @@ class _Pipeline:
     def _read(self) -> None:
         try:
             pairs = iter_pairs(self.reader, self.topics, self.config, self.drops, self.stats,
-                               on_message=self._copy)
-            for n, pair in enumerate(pairs):
-                if self.stop.is_set() or (self.limit is not None and n >= self.limit):
-                    break
-                try:
-                    item = self.assembler.assemble(pair)
-                except LingbotDepthError as exc:
-                    self._drop(exc)
-                    continue
-                self._put(self.to_engine, (item, self._take_raws()))
+                               on_message=self._copy, limit=self.limit)
+            with contextlib.closing(pairs):  # images left in the pairer are counted now
+                for pair in pairs:
+                    if self.stop.is_set():
+                        break  # counted by _account_unfinished once the threads are done
+                    try:
+                        item = self.assembler.assemble(pair)
+                    except LingbotDepthError as exc:
+                        self._drop(exc)
+                        continue
+                    self._put(self.to_engine, (item, self._take_raws()))
         except BaseException as exc:  # handed to the caller's thread, which re-raises it
             self.errors.append(exc)
         finally:
@@ -186,6 +191,7 @@ class _Pipeline:
         except LingbotDepthError as exc:
             self._drop(exc)
         except Exception as exc:  # as in the node: a bug costs one frame, not the run
+            self.pairs_dropped += 1
             self.drops.add("internal_error", 2)
             log.error("dropped a frame pair: %s: %s", type(exc).__name__, exc)
         finally:
@@ -214,12 +220,21 @@ class _Pipeline:
             self.stop.set()
             for thread in threads:
                 thread.join(timeout=5.0)
+            self._account_unfinished()
             self.summary.drops = self.drops.snapshot()
             self.summary.received = dict(self.stats.received)
             self.summary.pairs = self.stats.pairs
             self.summary.without_camera_info = self.assembler.without_camera_info
         if self.errors:
             raise self.errors[0]
+
+    def _account_unfinished(self) -> None:
+        """Pairs read but neither written nor dropped (a stopped run's queues) count as
+        dropped 'interrupted', so every pair read is accounted for exactly."""
+        unfinished = self.stats.pairs - self.summary.processed - self.pairs_dropped
+        if unfinished > 0:
+            self.pairs_dropped += unfinished
+            self.drops.add("interrupted", 2 * unfinished)
 
     def _on_sigint(self, signum, frame) -> None:
         """First Ctrl-C: finish the message being written, then close the bag. Second: quit."""
@@ -241,7 +256,10 @@ def process_bag(in_path: str | Path, out_path: str | Path, engine: Engine, confi
                 storage: str | None = None, distro: str = "auto", model_id: str = "",
                 topics: dict | None = None, limit: int | None = None,
                 show_progress: bool = True) -> ProcessSummary:
-    """Complete every colour/depth pair of `in_path` into a new bag at `out_path`."""
+    """Complete every colour/depth pair of `in_path` into a new bag at `out_path`.
+
+    A run that completes no frame (every pair dropped) writes no bag: `summary.output` is
+    empty and the drops say why."""
     started = time.perf_counter()
     with BagReader(in_path, distro=distro) as reader:
         if reader.message_count == 0:
@@ -266,6 +284,9 @@ def process_bag(in_path: str | Path, out_path: str | Path, engine: Engine, confi
             finally:
                 summary.copied_messages = out.copied
                 summary.written = out.written
+            if summary.processed == 0 and not summary.interrupted:
+                writer.abort()  # nothing completed: no bag that looks like a result
+                summary.output = ""
         summary.wall_s = time.perf_counter() - started
     return summary
 

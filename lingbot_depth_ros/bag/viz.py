@@ -9,6 +9,7 @@ it holds `bag process` output (matched by stamp), else from the chosen engine.
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 
 import cv2
@@ -16,7 +17,8 @@ import numpy as np
 
 from ..core.codec import decode_fields
 from ..core.depth import DepthRange, depth_to_metres
-from ..core.io import OutputWriteError, colourise_depth, colourise_source, robust_range, write_png
+from ..core.io import (OutputCommit, OutputWriteError, colourise_depth, colourise_source,
+                       robust_range, write_png)
 from ..core.pairing import DropCounter
 from ..engines.base import Engine
 from ..ros.params import NodeConfig
@@ -30,6 +32,8 @@ from .topics import select_topics
 log = logging.getLogger(__name__)
 #: frames sampled (evenly over the clip) to fix the shared colour scale
 _RANGE_SAMPLES = 60
+#: FFmpeg's AV_LOG_QUIET (OpenCV passes it on when it opens its FFmpeg backend)
+_FFMPEG_LOG_QUIET = "-8"
 #: recorded output depth is shown as written: no range filtering
 _UNBOUNDED = DepthRange(min_m=0.0, max_m=1e6)
 
@@ -55,33 +59,72 @@ def compose(rgb: np.ndarray, raw: np.ndarray, completed: np.ndarray, source: np.
 
 
 class _Sink:
-    """An mp4 file (cv2.VideoWriter, mp4v) or a folder of numbered PNGs."""
+    """An mp4 file (cv2.VideoWriter, mp4v) or a folder of numbered PNGs, written through the
+    commit path: staged in ``OUT.partial/`` and moved into place only when complete."""
 
     def __init__(self, out: Path, fps: float) -> None:
         self.out, self.fps, self.count = out, fps, 0
         self.video = out.suffix.lower() in (".mp4", ".m4v", ".mov")
         self._writer = None
-        try:
-            (out.parent if self.video else out).mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise OutputWriteError(f"cannot create {out}: {exc}") from exc
+        self._commit = OutputCommit()
+        self._staging = self._commit.stage_folder(out, into=not self.video)
 
     def add(self, image: np.ndarray) -> None:
         if not self.video:
-            write_png(self.out / f"frame_{self.count:06d}.png", image)
+            write_png(self._staging / f"frame_{self.count:06d}.png", image)
         else:
             if self._writer is None:
                 h, w = image.shape[:2]
-                self._writer = cv2.VideoWriter(str(self.out), cv2.VideoWriter_fourcc(*"mp4v"),
-                                               self.fps, (w, h))
+                self._writer = cv2.VideoWriter(str(self._staging / self.out.name),
+                                               cv2.VideoWriter_fourcc(*"mp4v"), self.fps, (w, h))
                 if not self._writer.isOpened():
                     raise OutputWriteError(f"cannot open video writer for {self.out} (mp4v)")
             self._writer.write(cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
         self.count += 1
 
-    def close(self) -> None:
+    def __enter__(self) -> "_Sink":
+        # A failed video write is found by _check_video and reported in one line; OpenCV's
+        # and FFmpeg's own per-frame warnings would only repeat it on stderr.
+        from cv2.utils import logging as cv_logging
+
+        self._log_level = cv_logging.getLogLevel()
+        cv_logging.setLogLevel(cv_logging.LOG_LEVEL_ERROR)
+        os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", _FFMPEG_LOG_QUIET)
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        from cv2.utils import logging as cv_logging
+
+        try:
+            self.close(failed=exc_type is not None)
+        finally:
+            cv_logging.setLogLevel(self._log_level)
+
+    def close(self, failed: bool) -> None:
+        """Finish and commit, or (`failed`) drop what was staged."""
         if self._writer is not None:
             self._writer.release()
+        if failed:
+            self._commit.abort()
+            return
+        try:
+            if self._writer is not None:
+                self._check_video()
+            self._commit.commit()
+        except BaseException:
+            self._commit.abort()
+            raise
+
+    def _check_video(self) -> None:
+        """VideoWriter only warns when a write fails (a full disk): read the file back."""
+        path = self._staging / self.out.name
+        capture = cv2.VideoCapture(str(path))
+        frames = int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) if capture.isOpened() else 0
+        capture.release()
+        if frames != self.count:
+            full = os.statvfs(path.parent).f_bavail == 0
+            why = "no space left on the device" if full else f"{frames} of {self.count} frames readable"
+            raise OutputWriteError(f"cannot write {self.out}: {why}")
 
 
 def _clip_range(reader: BagReader, chosen, config: NodeConfig, limit: int | None) -> tuple[float, float]:
@@ -126,11 +169,10 @@ def render_bag(path: str | Path, out: str | Path, config: NodeConfig, engine: En
             raise TopicError(f"bag {path} holds no {DEPTH} and {SOURCE_MASK} output of "
                              "`bag process`; give --engine to complete it here")
         low, high = _clip_range(reader, chosen, config, limit)
-        sink = _Sink(out, fps)
         frames = iter_frames(reader, chosen, config, DropCounter(), PairStats(),
                              FrameAssembler(config), limit)
         total = min(reader.topics[chosen.color].count, limit or 1 << 62)
-        try:
+        with _Sink(out, fps) as sink:
             with Progress(total, enabled=show_progress, desc="rendering") as progress:
                 for item in frames:
                     frame = item.frame
@@ -143,7 +185,5 @@ def render_bag(path: str | Path, out: str | Path, config: NodeConfig, engine: En
                         continue  # a frame the processing run dropped
                     sink.add(compose(frame.rgb, frame.depth, completed, source, low, high))
                     progress.update(sink.count)
-        finally:
-            sink.close()
     return {"frames": sink.count, "out": str(out), "range_m": [low, high],
             "source": engine.describe() if engine is not None else "recorded outputs"}

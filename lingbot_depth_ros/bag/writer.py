@@ -1,21 +1,24 @@
 """Write rosbag2 recordings with ``rosbags``: a bag directory, or a single ``.mcap``/``.db3``
 file when the output path ends so (what ``ros2 bag play FILE`` accepts).
 
-A single-file bag is assembled in ``<out>.partial/`` and moved into place on close, so a
-crashed run never leaves a half-written file under the final name. An interrupted run still
-closes (index, metadata) and leaves a readable bag.
+Every bag is assembled in ``<out>.partial/`` and moved to its final name only when it was
+closed cleanly, so a failed run (disk full, a crash) never leaves a finished-looking bag
+there: the staging folder is removed and the error is one BagError line. A run stopped on
+purpose (Ctrl-C, SIGTERM) still closes (index, metadata) and commits a readable bag.
 """
 
 from __future__ import annotations
 
 import logging
 import shutil
+import sqlite3
 from pathlib import Path
 
 from rosbags.interfaces import Connection, Qos
 from rosbags.rosbag2 import StoragePlugin, WriterError
 from rosbags.typesys.store import Typestore
 
+from ..core.errors import one_line_reason
 from .mcap_writer import LeanWriter
 from .messages import serialize_parts
 from .reader import BagError
@@ -42,7 +45,8 @@ def storage_for(path: str | Path, storage: str | None, default: str = "mcap") ->
 
 
 class BagWriter:
-    """A rosbag2 being written. Use as a context manager; close() always finalises."""
+    """A rosbag2 being written. Use as a context manager: a clean exit (or an interrupt)
+    commits the bag to its final name, an exception removes what was staged."""
 
     def __init__(self, path: str | Path, storage: str, typestore: Typestore) -> None:
         self.path = Path(path)
@@ -51,10 +55,12 @@ class BagWriter:
         self.typestore = typestore
         if self.path.exists():
             raise BagError(f"output {self.path} exists already; remove it or choose another name")
-        self._staging = self.path.with_name(self.path.name + ".partial") if self.single_file else self.path
-        if self.single_file and self._staging.exists():
-            shutil.rmtree(self._staging) if self._staging.is_dir() else self._staging.unlink()
-        self._writer = LeanWriter(self._staging, version=BAG_VERSION, storage_plugin=_PLUGIN[self.storage])
+        #: everything is written under here; a bag directory is OUT.partial/OUT (so its
+        #: storage file already has its final name), a single file comes out of its bag folder
+        self._staging = self.path.with_name(self.path.name + ".partial")
+        self._bag_dir = self._staging if self.single_file else self._staging / self.path.name
+        self._writer = LeanWriter(self._bag_dir, version=BAG_VERSION,
+                                  storage_plugin=_PLUGIN[self.storage])
         self._connections: dict[str, Connection] = {}
         self.count = 0
 
@@ -62,15 +68,23 @@ class BagWriter:
         self.open()
         return self
 
-    def __exit__(self, *exc) -> None:
-        self.close()
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None or issubclass(exc_type, KeyboardInterrupt):
+            self.close()
+        else:
+            self.abort()
 
     def open(self) -> None:
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
+            _remove(self._staging)  # left by a run that was killed
+            if not self.single_file:
+                self._staging.mkdir()
             self._writer.open()
         except (WriterError, OSError) as exc:
-            raise BagError(f"cannot create output bag {self.path}: {exc}") from exc
+            self._writer = None
+            _remove(self._staging)
+            raise BagError(f"cannot create output bag {self.path}: {_reason(exc)}") from exc
 
     def add_topic(self, topic: str, msgtype: str, qos: list[Qos] | tuple = (),
                   msgdef: str | None = None, rihs01: str | None = None) -> Connection:
@@ -83,6 +97,8 @@ class BagWriter:
                 rihs01=rihs01 or None, offered_qos_profiles=list(qos))
         except (WriterError, KeyError) as exc:
             raise BagError(f"cannot add topic {topic} ({msgtype}) to {self.path}: {exc}") from exc
+        except _WRITE_ERRORS as exc:
+            raise BagError(f"cannot write output bag {self.path}: {_reason(exc)}") from exc
         self._connections[topic] = conn
         return conn
 
@@ -92,7 +108,10 @@ class BagWriter:
         referring to them until flush(): change them only after that."""
         if isinstance(data, list) and self.storage != "mcap":
             data = b"".join(data)
-        self._writer.write(self._connections[topic], int(log_time_ns), data)
+        try:
+            self._writer.write(self._connections[topic], int(log_time_ns), data)
+        except _WRITE_ERRORS as exc:
+            raise BagError(f"cannot write output bag {self.path}: {_reason(exc)}") from exc
         self.count += 1
 
     def write(self, topic: str, log_time_ns: int, msg) -> None:
@@ -104,18 +123,55 @@ class BagWriter:
         """Hand every message written so far to the file (MCAP storage gathers them)."""
         flush = getattr(self._writer.storage, "flush", None) if self._writer else None
         if flush is not None:
-            flush()
+            try:
+                flush()
+            except _WRITE_ERRORS as exc:
+                raise BagError(f"cannot write output bag {self.path}: {_reason(exc)}") from exc
 
     def close(self) -> None:
-        """Write the index and metadata and move the bag to its final name (idempotent)."""
+        """Write the index and metadata and move the bag to its final name (idempotent);
+        when that fails, nothing is left at the final name and BagError says why."""
         if self._writer is None:
             return
         writer, self._writer = self._writer, None
         if writer.storage is None:  # never opened
             return
-        writer.close()
-        if self.single_file:
-            inner = next(p for p in self._staging.iterdir() if p.name != "metadata.yaml")
-            inner.replace(self.path)
-            shutil.rmtree(self._staging)
+        try:
+            writer.close()
+            if self.single_file:
+                inner = next(p for p in self._staging.iterdir() if p.name != "metadata.yaml")
+                inner.replace(self.path)
+            else:
+                self._bag_dir.replace(self.path)
+        except _WRITE_ERRORS as exc:
+            _remove(self._staging)
+            raise BagError(f"cannot finish output bag {self.path}: {_reason(exc)}") from exc
+        _remove(self._staging)
         log.debug("wrote %d messages to %s", self.count, self.path)
+
+    def abort(self) -> None:
+        """Drop what was staged (after an error): nothing appears at the final name."""
+        writer, self._writer = self._writer, None
+        if writer is not None and writer.storage is not None:
+            try:
+                writer.abort()
+            except Exception as exc:  # a full disk can fail this too; the files go anyway
+                log.debug("aborting %s: %s", self.path, exc)
+        _remove(self._staging)
+
+
+#: what storage writes raise on a full disk or a vanished folder (sqlite3 has its own class)
+_WRITE_ERRORS = (OSError, sqlite3.Error, WriterError)
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, sqlite3.Error) and "full" in str(exc):
+        return "no space left on the device (sqlite3: database or disk is full)"
+    return one_line_reason(exc)
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    elif path.exists() or path.is_symlink():
+        path.unlink()

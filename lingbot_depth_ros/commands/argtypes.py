@@ -1,33 +1,127 @@
-"""Argument pieces shared by the subcommands: `type=` checkers (a bad number is a usage
-error, exit 2 with the option named, never a traceback further in) and the model-file
-options every engine-running command takes."""
+"""The one argument-validation path of the subcommands.
+
+`type=` checkers bound every number (a bad one is a usage error naming the option, exit 2,
+before any work) and check output paths (not empty, not a folder where a file is wanted and
+the reverse); the parser prints one line, never the usage block, so every bad argument reads
+the same way. Also the model-file options every engine-running command takes.
+"""
 
 from __future__ import annotations
 
 import argparse
 import math
+import sys
 from pathlib import Path
 
-
-def positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
-    return value
-
-
-def positive_float(text: str) -> float:
-    value = float(text)
-    if not (value > 0 and math.isfinite(value)):
-        raise argparse.ArgumentTypeError(f"must be a positive finite number, got {text}")
-    return value
+#: bounds shared by the commands (why each: see docs/bad-input.md)
+MAX_SIDE_PX = 8192          # a frame side; 8K video is 7680 wide
+MAX_FPS = 1000.0            # a camera or video rate
+MIN_FPS = 0.01
+MAX_REPEAT = 100_000        # loops over captures in a generated bag
+MAX_SEED = 2**32 - 1        # numpy's seed range
+MAX_COUNT = 1_000_000       # trials, frames and the like
 
 
-def non_negative_float(text: str) -> float:
-    value = float(text)
-    if not (value >= 0 and math.isfinite(value)):
-        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text}")
-    return value
+class OneLineParser(argparse.ArgumentParser):
+    """An ArgumentParser whose errors are one line on stderr and exit code 2."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {' '.join(message.split())}\n")
+
+
+def bounded_int(low: int, high: int, what: str = "an integer"):
+    def check(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be {what}, got '{text}'") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"must be {what} in {low}..{high}, got {text}")
+        return value
+    check.__name__ = "integer"  # argparse names the type in "invalid <name> value"
+    return check
+
+
+def bounded_float(low: float, high: float, what: str = "a number", low_open: bool = False):
+    def check(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be {what}, got '{text}'") from None
+        above = value > low if low_open else value >= low
+        if not (math.isfinite(value) and above and value <= high):
+            interval = f"{'(' if low_open else '['}{low:g}, {high:g}]"
+            raise argparse.ArgumentTypeError(f"must be {what} in {interval}, got {text}")
+        return value
+    check.__name__ = "number"
+    return check
+
+
+positive_int = bounded_int(1, sys.maxsize, "a positive integer")
+count = bounded_int(1, MAX_COUNT, "a positive count")
+seed = bounded_int(0, MAX_SEED, "a seed")
+_side_px = bounded_int(16, MAX_SIDE_PX, "a frame side in pixels")
+#: colour in (3) + depth in (4) + depth and mask out (4 + 4) bytes per pixel
+_BYTES_PER_PIXEL = 15
+
+
+def side_px(text: str) -> int:
+    """A frame height or width; the error for a huge one says what that would cost."""
+    try:
+        return _side_px(text)
+    except argparse.ArgumentTypeError as exc:
+        value = int(text) if text.strip().lstrip("+-").isdigit() else 0
+        if value <= MAX_SIDE_PX:
+            raise
+        gb = value * value * _BYTES_PER_PIXEL / 1e9
+        raise argparse.ArgumentTypeError(
+            f"{exc}: a {value}x{value} frame would take {gb:,.1f} GB of colour, depth and "
+            f"output buffers") from None
+fps = bounded_float(MIN_FPS, MAX_FPS, "a rate in Hz")
+repeat = bounded_int(1, MAX_REPEAT, "a repeat count")
+positive_float = bounded_float(0.0, math.inf, "a positive finite number", low_open=True)
+non_negative_float = bounded_float(0.0, math.inf, "a finite number >= 0")
+depth_scale = bounded_float(1e-9, 1e3, "metres per depth unit", low_open=True)
+depth_m = bounded_float(0.0, 1e4, "a depth in metres")
+
+
+def _path_text(text: str) -> Path:
+    if not text.strip():
+        raise argparse.ArgumentTypeError("is empty; give a path")
+    return Path(text)
+
+
+def output_file(text: str) -> Path:
+    """A file to be written: not an existing folder, and its parent is not a file."""
+    path = _path_text(text)
+    if path.is_dir() or text.endswith(("/", "\\")):
+        raise argparse.ArgumentTypeError(f"{text} is a folder; give a file name")
+    _check_parent(path, text)
+    return path
+
+
+def output_dir(text: str) -> Path:
+    """A folder to be written into (created): not an existing file."""
+    path = _path_text(text)
+    if path.exists() and not path.is_dir():
+        raise argparse.ArgumentTypeError(f"{text} is a file; give a folder")
+    _check_parent(path, text)
+    return path
+
+
+def output_path(text: str) -> Path:
+    """A file or a folder, as the command decides from the name (bags, videos)."""
+    path = _path_text(text)
+    _check_parent(path, text)
+    return path
+
+
+def _check_parent(path: Path, text: str) -> None:
+    for parent in path.absolute().parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise argparse.ArgumentTypeError(f"{parent} is a file, not a folder")
+            return
 
 
 def add_model_file_args(parser: argparse.ArgumentParser) -> None:

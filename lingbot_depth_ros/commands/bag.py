@@ -8,11 +8,11 @@ override it. Without --params or topic flags, input topics are found by looking 
 from __future__ import annotations
 
 import argparse
-import inspect
 import json
 import math
 from pathlib import Path
-from .argtypes import add_model_file_args, model_file_options, positive_float, positive_int
+from .argtypes import (add_model_file_args, count, fps, model_file_options, output_file,
+                       output_path, repeat, seed)
 
 _DISTROS = ("auto", "humble", "jazzy", "kilted")
 _TOPIC_PARAMS = {"color": "color_topic", "depth": "depth_topic", "info": "camera_info_topic"}
@@ -33,7 +33,7 @@ def _add_input_args(parser: argparse.ArgumentParser) -> None:
                         help="ROS 2 message definitions for types the bag does not define itself "
                              "(default: the bag's recorded distro, else humble for bags without "
                              "definitions)")
-    parser.add_argument("--limit", type=positive_int, help="stop after this many colour/depth pairs")
+    parser.add_argument("--limit", type=count, help="stop after this many colour/depth pairs")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -71,12 +71,12 @@ def _register_process(sub) -> None:
                     "/depth_completed/source_mask and /depth_completed/rgbd "
                     "(lingbot_depth_ros/msg/CompletedRGBD), as the node publishes them.")
     _add_input_args(p)
-    p.add_argument("output", type=Path, metavar="OUT",
+    p.add_argument("output", type=output_path, metavar="OUT",
                    help="output bag: a directory, or a single file ending in .mcap or .db3")
     _add_engine_args(p)
     p.add_argument("--storage", choices=("mcap", "sqlite3"),
                    help="output storage (default: from OUT's suffix, else the input's)")
-    p.add_argument("--summary-json", type=Path, help="also write the run summary as JSON")
+    p.add_argument("--summary-json", type=output_file, help="also write the run summary as JSON")
     p.set_defaults(func=run_process)
 
 
@@ -93,10 +93,10 @@ def _register_eval(sub) -> None:
     p.add_argument("--protocol", choices=("blocks",), default="blocks", help="(default: blocks)")
     p.add_argument("--level", choices=LEVEL_NAMES, default="medium",
                    help="corruption level (default: medium)")
-    p.add_argument("--seed", type=int, default=0, help="corruption seed (default: 0)")
+    p.add_argument("--seed", type=seed, default=0, help="corruption seed (default: 0)")
     p.add_argument("--no-temporal", action="store_true",
                    help="skip temporal stability (halves the engine work)")
-    p.add_argument("--json", type=Path, required=True, metavar="OUT", help="write the report here")
+    p.add_argument("--json", type=output_file, required=True, metavar="OUT", help="write the report here")
     p.set_defaults(func=run_eval)
 
 
@@ -107,9 +107,9 @@ def _register_viz(sub) -> None:
                     "depth colour scale for the whole clip. Uses the bag's own /depth_completed "
                     "output (from `bag process`) unless --engine is given.")
     _add_input_args(p)
-    p.add_argument("output", type=Path, metavar="OUT", help="OUT.mp4 (mp4v) or a folder for PNGs")
+    p.add_argument("output", type=output_path, metavar="OUT", help="OUT.mp4 (mp4v) or a folder for PNGs")
     _add_engine_args(p)
-    p.add_argument("--fps", type=positive_float, default=15.0, help="video rate (default: 15)")
+    p.add_argument("--fps", type=fps, default=15.0, help="video rate (default: 15)")
     p.set_defaults(func=run_viz)
 
 
@@ -119,10 +119,10 @@ def _register_make_demo(sub) -> None:
         description="Write a bag from capture folders (rgb.png|jpg, raw_depth.png, intrinsics.txt) "
                     "with realsense2_camera topic names, encodings, frame ids and camera info.")
     p.add_argument("captures", type=Path, metavar="DIR", help="a capture folder or a folder of them")
-    p.add_argument("output", type=Path, metavar="OUT",
+    p.add_argument("output", type=output_path, metavar="OUT",
                    help="OUT.mcap / OUT.db3 (single file) or a bag directory")
-    p.add_argument("--fps", type=positive_float, default=30.0, help="stamp rate (default: 30)")
-    p.add_argument("--repeat", type=positive_int, default=1, help="loops over the captures (default: 1)")
+    p.add_argument("--fps", type=fps, default=30.0, help="stamp rate (default: 30)")
+    p.add_argument("--repeat", type=repeat, default=1, help="loops over the captures (default: 1)")
     p.add_argument("--storage", choices=("mcap", "sqlite3"),
                    help="storage (default: from OUT's suffix, else mcap)")
     p.add_argument("--camera", choices=("realsense",), default="realsense", help="(default: realsense)")
@@ -135,12 +135,12 @@ def _register_make_demo(sub) -> None:
 def load_config(args: argparse.Namespace):
     """(NodeConfig, topic overrides for select_topics) from --params and the topic flags."""
     from ..core.errors import LingbotDepthError
-    from ..ros.params import NodeConfig, load_params_file
+    from ..ros.params import NodeConfig
 
     values = {}
     try:
         if args.params is not None:
-            values = load_params_file(args.params)
+            values = read_node_params(args.params)
         values.update(_parse_overrides(args.param))
         config = NodeConfig.from_values(values)
     except ValueError as exc:
@@ -151,6 +151,27 @@ def load_config(args: argparse.Namespace):
         if flag:
             topics[key] = flag
     return config, topics
+
+
+def read_node_params(path: Path) -> dict:
+    """The node's parameters from a params file (ValueError when it cannot be read). A file
+    with no section for the node (e.g. flat `name: value` lines) would set nothing: that is
+    an error, as in the node, not a run on defaults."""
+    import yaml
+
+    from ..ros.params import NODE_NAME, load_params_file
+
+    values = load_params_file(path)
+    if values:
+        return values
+    document = yaml.safe_load(path.read_text())  # load_params_file read it already
+    wanted = {"/**", f"/**/{NODE_NAME}", NODE_NAME, f"/{NODE_NAME}"}
+    if isinstance(document, dict) and document and not wanted & set(document):
+        keys = ", ".join(map(str, list(document)[:4]))
+        raise ValueError(f"{path} has no section for {NODE_NAME} (top-level keys: {keys}); "
+                         f"put the parameters under '{NODE_NAME}:' or '/**:', then "
+                         f"'ros__parameters:'")
+    return values
 
 
 def _parse_overrides(items: list[str]) -> dict:
@@ -172,23 +193,9 @@ def _parse_overrides(items: list[str]) -> dict:
 def make_engine(name: str, config, args: argparse.Namespace):
     """The engine and its model id, with the node's options; load failures are errors here
     (offline there is no reason to fall back silently)."""
-    from ..core.errors import LingbotDepthError
-    from ..engines.registry import CLASSICAL_ENGINES, create_engine, engine_class
+    from ..engines.registry import load_engine
 
-    options = {**config.engine_options(), **model_file_options(args)}
-    if name not in CLASSICAL_ENGINES and name != "auto":
-        accepted = inspect.signature(engine_class(name).__init__).parameters
-        options = {k: v for k, v in options.items() if k in accepted}
-    try:
-        engine = create_engine(name, **options)
-    except (ValueError, TypeError, OSError) as exc:
-        raise LingbotDepthError(f"engine '{name}' cannot be created: {exc}") from exc
-    model = ""
-    if engine.name not in CLASSICAL_ENGINES:
-        path = {"torch": options.get("checkpoint"), "onnxruntime": options.get("onnx"),
-                "tensorrt": options.get("engine_file") or options.get("onnx")}.get(engine.name)
-        model = getattr(engine, "model_id", "") or (Path(path).name if path else "")
-    return engine, model
+    return load_engine(config, name, **model_file_options(args))
 
 
 # -- commands -----------------------------------------------------------------------------
@@ -226,6 +233,7 @@ def summary_dict(summary) -> dict:
 
 def run_eval(args: argparse.Namespace) -> int:
     from ..bag.evaluate import evaluate_bag, format_report
+    from ..core.errors import LingbotDepthError
 
     config, topics = load_config(args)
     engines = {}
@@ -239,6 +247,11 @@ def run_eval(args: argparse.Namespace) -> int:
     finally:
         for engine in engines.values():
             engine.close()
+    if report["frames_scored"] == 0:
+        dropped = ", ".join(f"{k} {v}" for k, v in report["dropped"].items()) or "none"
+        raise LingbotDepthError(f"no frame of {args.input} could be scored ({report['pairs']} "
+                                f"colour/depth pairs, dropped images: {dropped}); "
+                                f"{args.json} not written")
     print("\n".join(format_report(report)))
     _write_json(args.json, report)
     return 0
@@ -273,7 +286,8 @@ def run_make_demo(args: argparse.Namespace) -> int:
 
 
 def _check_storage(output: Path, storage: str | None) -> None:
-    """OUT.mcap with --storage sqlite3 and the like, before any work is done."""
+    """OUT.mcap with --storage sqlite3, an OUT that exists, and the like: before any work
+    (the bag writer checks the same again when it opens)."""
     from ..bag.writer import storage_for
     from ..core.errors import LingbotDepthError
 
@@ -281,6 +295,8 @@ def _check_storage(output: Path, storage: str | None) -> None:
         storage_for(output, storage)
     except ValueError as exc:
         raise LingbotDepthError(str(exc)) from exc
+    if output.exists():
+        raise LingbotDepthError(f"output {output} exists already; remove it or choose another name")
 
 
 def _json_safe(value):
@@ -297,10 +313,6 @@ def _json_safe(value):
 
 
 def _write_json(path: Path, data: dict) -> None:
-    from ..core.errors import LingbotDepthError
+    from ..core.io import write_text
 
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(_json_safe(data), indent=2) + "\n")
-    except OSError as exc:
-        raise LingbotDepthError(f"cannot write {path}: {exc}") from exc
+    write_text(path, json.dumps(_json_safe(data), indent=2) + "\n")

@@ -12,7 +12,8 @@ import argparse
 from pathlib import Path
 
 from ..core.depth import DepthRange
-from .argtypes import add_model_file_args, model_file_options, non_negative_float, positive_int
+from .argtypes import (MAX_COUNT, MAX_FPS, add_model_file_args, bounded_int, count, depth_m,
+                       model_file_options, non_negative_float, output_dir, side_px)
 
 _DEFAULT_RANGE = DepthRange()
 #: frames skipped on a live camera while auto-exposure settles
@@ -30,43 +31,43 @@ def register(subparsers) -> None:
                     "--out/frame_NNNN/: rgb.png, raw_depth.png (mm), intrinsics.txt and the "
                     "files of `lingbot-depth complete` (preview.png, completed_depth.png, ...).")
     parser.add_argument("--serial", default="", help="camera serial number (default: first found)")
-    parser.add_argument("--width", type=positive_int, default=640)
-    parser.add_argument("--height", type=positive_int, default=480)
-    parser.add_argument("--fps", type=positive_int, default=30)
+    parser.add_argument("--width", type=side_px, default=640)
+    parser.add_argument("--height", type=side_px, default=480)
+    parser.add_argument("--fps", type=bounded_int(1, int(MAX_FPS), "a rate in Hz"), default=30)
     parser.add_argument("--from-file", type=Path, metavar="FILE",
                         help="play a RealSense recording (.bag, .db3) instead of a camera")
     parser.add_argument("--filters", default="",
                         help="comma-separated librealsense depth filters "
                              f"({', '.join(FILTER_NAMES)})")
-    parser.add_argument("--frames", type=positive_int, default=1, help="frames to complete")
-    parser.add_argument("--skip", type=int, default=None,
+    parser.add_argument("--frames", type=count, default=1, help="frames to complete")
+    parser.add_argument("--skip", type=bounded_int(0, MAX_COUNT, "a frame count"), default=None,
                         help=f"frames to discard first (default: {_LIVE_SKIP} live, 0 from a file)")
     parser.add_argument("--engine", default="guided", choices=ENGINE_NAMES,
                         help="completion engine (default: guided)")
     add_model_file_args(parser)
-    parser.add_argument("--min-depth", type=non_negative_float, default=_DEFAULT_RANGE.min_m)
-    parser.add_argument("--max-depth", type=non_negative_float, default=_DEFAULT_RANGE.max_m)
+    parser.add_argument("--min-depth", type=depth_m, default=_DEFAULT_RANGE.min_m)
+    parser.add_argument("--max-depth", type=depth_m, default=_DEFAULT_RANGE.max_m)
     parser.add_argument("--timeout", type=non_negative_float, default=5.0,
                         help="give up when no frame arrives for this many seconds")
-    parser.add_argument("--out", type=Path, default=Path("lingbot_capture"),
+    parser.add_argument("--out", type=output_dir, default=Path("lingbot_capture"),
                         help="output folder (default: %(default)s)")
     parser.set_defaults(func=run)
 
 
 def write_capture(folder: Path, capture) -> None:
-    """The capture in the examples layout: rgb.png, raw_depth.png (mm), intrinsics.txt."""
+    """The capture in the examples layout: rgb.png, raw_depth.png (mm), intrinsics.txt;
+    all three appear, or none (the commit path)."""
     import numpy as np
 
     from ..core.depth import metres_to_16uc1
-    from ..core.io import OutputWriteError, write_png
+    from ..core.io import OutputCommit, write_png
 
-    write_png(folder / "rgb.png", capture.frame.rgb)
     raw_m = capture.depth_raw.astype(np.float32) * np.float32(capture.depth_scale)
-    write_png(folder / "raw_depth.png", metres_to_16uc1(raw_m))
-    try:
-        np.savetxt(folder / "intrinsics.txt", capture.frame.K, fmt="%.6f")
-    except OSError as exc:
-        raise OutputWriteError(f"cannot write {folder / 'intrinsics.txt'}: {exc}") from exc
+    intrinsics = "\n".join(" ".join(f"{v:.6f}" for v in row) for row in capture.frame.K) + "\n"
+    with OutputCommit() as commit:
+        write_png(commit.stage(folder / "rgb.png"), capture.frame.rgb)
+        write_png(commit.stage(folder / "raw_depth.png"), metres_to_16uc1(raw_m))
+        commit.stage(folder / "intrinsics.txt").write_text(intrinsics)
 
 
 def settings_from_args(args: argparse.Namespace):

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from ..core.depth import DEFAULT_DEPTH_SCALE, DepthRange
-from .argtypes import add_model_file_args, model_file_options, non_negative_float, positive_float
+from .argtypes import add_model_file_args, depth_m, depth_scale, model_file_options, output_dir
 
 _DEFAULT_RANGE = DepthRange()
 
@@ -28,13 +28,13 @@ def register(subparsers) -> None:
     parser.add_argument("--engine", default="guided", choices=ENGINE_NAMES,
                         help="completion engine (default: guided)")
     add_model_file_args(parser)
-    parser.add_argument("--depth-scale", type=positive_float, default=DEFAULT_DEPTH_SCALE,
+    parser.add_argument("--depth-scale", type=depth_scale, default=DEFAULT_DEPTH_SCALE,
                         help="metres per depth unit (default: %(default)s, millimetres)")
-    parser.add_argument("--min-depth", type=non_negative_float, default=_DEFAULT_RANGE.min_m,
+    parser.add_argument("--min-depth", type=depth_m, default=_DEFAULT_RANGE.min_m,
                         help="readings below this many metres are no data (default: %(default)s)")
-    parser.add_argument("--max-depth", type=positive_float, default=_DEFAULT_RANGE.max_m,
+    parser.add_argument("--max-depth", type=depth_m, default=_DEFAULT_RANGE.max_m,
                         help="readings beyond this many metres are no data (default: %(default)s)")
-    parser.add_argument("--out", required=True, type=Path, help="output folder (created)")
+    parser.add_argument("--out", required=True, type=output_dir, help="output folder (created)")
     parser.set_defaults(func=run)
 
 

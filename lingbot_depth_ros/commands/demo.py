@@ -11,20 +11,24 @@ import argparse
 from pathlib import Path
 
 from ..paths import data_path
+from .argtypes import fps, output_dir, repeat
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    from ..engines.registry import ENGINE_NAMES
+
     p = sub.add_parser("demo", help="run the node on a demo bag built from the shipped captures",
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--captures", type=Path, default=None,
                    help="folder of capture folders (default: the shipped examples/)")
-    p.add_argument("--engine", default="guided", help="completion engine (default: guided)")
+    p.add_argument("--engine", default="guided", choices=ENGINE_NAMES,
+                   help="completion engine (default: guided)")
     p.add_argument("--params", type=Path, default=None,
                    help="node parameter file (default: config/realsense_d435i.yaml)")
-    p.add_argument("--repeat", type=int, default=15,
+    p.add_argument("--repeat", type=repeat, default=15,
                    help="times the captures are repeated in the bag (default 15: 60 frames, 2 s)")
-    p.add_argument("--fps", type=float, default=30.0, help="camera rate of the demo bag")
-    p.add_argument("--out", type=Path, default=Path("out/demo"), help="output folder")
+    p.add_argument("--fps", type=fps, default=30.0, help="camera rate of the demo bag")
+    p.add_argument("--out", type=output_dir, default=Path("out/demo"), help="output folder")
     p.set_defaults(func=run)
 
 
@@ -34,6 +38,8 @@ def run(args: argparse.Namespace) -> int:
 
     captures = args.captures or data_path("examples")
     params = args.params or data_path("config/realsense_d435i.yaml")
+    overrides = {"engine": args.engine, "qos": "reliable", "queue_depth": 30}
+    _check_node_params(params, overrides)  # before anything is written
     out = args.out
     out.mkdir(parents=True, exist_ok=True)
     for old in ("input", "output"):
@@ -42,8 +48,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"demo bag: {made['frames']} frames at {args.fps:g} Hz -> {out / 'input'}")
     # Reliable input inside one process: the node then sees every image the bag holds, and
     # the only way to lose a frame is for the engine to be slower than the camera.
-    summary = replay(out / "input", out / "output", params_file=params,
-                     overrides={"engine": args.engine, "qos": "reliable", "queue_depth": 30})
+    summary = replay(out / "input", out / "output", params_file=params, overrides=overrides)
     _print_summary(summary, made["frames"])
     preview = _write_preview(out / "output", out / "preview.png")
     print(f"outputs: {out / 'output'} (MCAP)" + (f", preview: {preview}" if preview else ""))
@@ -53,6 +58,18 @@ def run(args: argparse.Namespace) -> int:
         print(f"demo FAILED: {received} images in, {accounted} accounted for")
         return 1
     return 0
+
+
+def _check_node_params(params: Path, overrides: dict) -> None:
+    """The params file and overrides as the node will read them: LingbotDepthError if not."""
+    from ..core.errors import LingbotDepthError
+    from ..ros.params import NodeConfig
+    from .bag import read_node_params
+
+    try:
+        NodeConfig.from_values({**read_node_params(params), **overrides})
+    except ValueError as exc:
+        raise LingbotDepthError(f"node parameters: {exc}") from exc
 
 
 def _remove_bag(path: Path) -> None:
@@ -83,7 +100,7 @@ def _write_preview(output_bag: Path, path: Path) -> Path | None:
     from ..bag.reader import build_typestore
     from ..core.codec import decode_fields, to_rgb8
     from ..core.frame import SourceMask
-    from ..core.io import side_by_side, write_png
+    from ..core.io import OutputCommit, side_by_side, write_png
 
     store = build_typestore("kilted")
     last = None
@@ -98,4 +115,6 @@ def _write_preview(output_bag: Path, path: Path) -> Path | None:
     # Measured pixels pass through unchanged, so the mask recovers the sensor's own depth.
     measured = np.where(source == SourceMask.MEASURED, depth, np.float32(np.nan))
     rgb = to_rgb8(decode_fields(last.rgb), last.rgb.encoding)
-    return write_png(path, side_by_side(rgb, measured, depth))
+    with OutputCommit() as commit:
+        write_png(commit.stage(path), side_by_side(rgb, measured, depth))
+    return path

@@ -8,7 +8,8 @@ import math
 from pathlib import Path
 
 from ..core.depth import DEFAULT_DEPTH_SCALE, DepthRange
-from .argtypes import add_model_file_args, model_file_options, positive_float, positive_int
+from .argtypes import (MAX_SEED, add_model_file_args, count, depth_m, depth_scale,
+                       model_file_options, output_file, seed)
 
 _DEFAULT_RANGE = DepthRange()
 #: columns of the printed table: (metric, heading, format)
@@ -60,49 +61,49 @@ def register(subparsers) -> None:
                         help="corruption level (default: medium)")
     parser.add_argument("--engines", default=["guided", "nearest", "telea"], type=_engine_list,
                         help="comma-separated engines (default: guided,nearest,telea)")
-    parser.add_argument("--seed", type=int, default=0, help="first random seed (default: 0)")
-    parser.add_argument("--trials", type=positive_int, default=1,
+    parser.add_argument("--seed", type=seed, default=0, help="first random seed (default: 0)")
+    parser.add_argument("--trials", type=count, default=1,
                         help="corruptions per capture, seeds SEED..SEED+TRIALS-1 (default: 1)")
-    parser.add_argument("--json", type=Path, help="write the results as JSON to this file")
+    parser.add_argument("--json", type=output_file, help="write the results as JSON to this file")
     add_model_file_args(parser)
     parser.add_argument("--engine-options", nargs="+", type=_option, default=[], action="extend",
                         metavar="[ENGINE.]KEY=VALUE",
                         help="engine constructor options, e.g. telea.radius=10 device=cpu; "
                              "without ENGINE. an option goes to every engine that accepts it")
-    parser.add_argument("--depth-scale", type=positive_float, default=DEFAULT_DEPTH_SCALE,
+    parser.add_argument("--depth-scale", type=depth_scale, default=DEFAULT_DEPTH_SCALE,
                         help="metres per depth unit (default: %(default)s, millimetres)")
-    parser.add_argument("--min-depth", type=float, default=_DEFAULT_RANGE.min_m,
+    parser.add_argument("--min-depth", type=depth_m, default=_DEFAULT_RANGE.min_m,
                         help="readings below this many metres are no data (default: %(default)s)")
-    parser.add_argument("--max-depth", type=positive_float, default=_DEFAULT_RANGE.max_m,
+    parser.add_argument("--max-depth", type=depth_m, default=_DEFAULT_RANGE.max_m,
                         help="readings beyond this many metres are no data (default: %(default)s)")
     parser.set_defaults(func=run)
 
 
-def engine_options(args: argparse.Namespace) -> dict[str, dict]:
-    """Constructor options per engine in args.engines.
+def engine_options(args: argparse.Namespace) -> dict[str, tuple[dict, dict]]:
+    """(explicit, offered) constructor options per engine in args.engines.
 
-    Model files and un-prefixed options go to each engine that declares them in OPTIONS
-    (``auto`` takes them all); ENGINE.KEY options go to that engine unfiltered, so a typo
-    there fails loudly. An un-prefixed option no engine accepts is an error.
+    ENGINE.KEY options are explicit: that engine must take them (a typo fails with a hint).
+    Model files and un-prefixed options are offered to every engine that takes them; an
+    un-prefixed option that no evaluated engine takes is an error.
     """
-    from ..core.errors import LingbotDepthError
-    from ..engines.registry import engine_class
+    from ..core.errors import EngineOptionError
+    from ..engines.registry import MODEL_FILE_OPTIONS, engine_parameters
+    from ..engines.registry import engine_options as checked_options
 
     shared = model_file_options(args)
     shared.update({key: value for engine, key, value in args.engine_options if not engine})
-    used: set[str] = set()
-    out: dict[str, dict] = {}
+    used: set[str] = set(MODEL_FILE_OPTIONS)
+    out: dict[str, tuple[dict, dict]] = {}
     for name in args.engines:
-        accepted = None if name == "auto" else getattr(engine_class(name), "OPTIONS", None)
-        opts = {k: v for k, v in shared.items() if accepted is None or k in accepted}
-        used.update(opts)
-        opts.update({key: value for engine, key, value in args.engine_options if engine == name})
-        out[name] = opts
-    stray = [e for e, _, _ in args.engine_options if e and e not in args.engines]
-    unused = sorted(k for k, _ in shared.items() if k not in used
-                    and k not in ("checkpoint", "onnx", "engine_file"))
+        used.update(shared if name == "auto" else engine_parameters(name))
+        explicit = {key: value for engine, key, value in args.engine_options if engine == name}
+        if name != "auto":
+            checked_options(name, explicit, shared)  # names and values, before any work
+        out[name] = (explicit, shared)
+    stray = [f"{e}.{k}" for e, k, _ in args.engine_options if e and e not in args.engines]
+    unused = sorted(k for k in shared if k not in used)
     if stray or unused:
-        raise LingbotDepthError(
+        raise EngineOptionError(
             "engine options for no evaluated engine: " + ", ".join(stray + unused))
     return out
 
@@ -110,11 +111,15 @@ def engine_options(args: argparse.Namespace) -> dict[str, dict]:
 def run(args: argparse.Namespace) -> int:
     from ..core.captures import find_captures, load_capture
     from ..core.errors import LingbotDepthError
+    from ..core.io import write_text
     from ..core.protocol import evaluate_engine, get_level, make_trials
     from ..engines import create_engine
 
     if not args.min_depth < args.max_depth:
         raise LingbotDepthError(f"--min-depth {args.min_depth} must be below --max-depth")
+    if args.seed + args.trials - 1 > MAX_SEED:
+        raise LingbotDepthError(f"--seed {args.seed} + --trials {args.trials} runs past the "
+                                f"largest seed {MAX_SEED}")
     options = engine_options(args)
     valid_range = DepthRange(args.min_depth, args.max_depth)
     frames = [load_capture(p, args.depth_scale, valid_range) for p in find_captures(args.data)]
@@ -123,7 +128,8 @@ def run(args: argparse.Namespace) -> int:
     report = {"engines": {}, "per_capture": {f.frame_id: {} for f in frames},
               "protocol": protocol_summary(args, get_level(args.level), frames, seeds)}
     for name in args.engines:
-        engine = create_engine(name, **options[name])
+        explicit, offered = options[name]
+        engine = create_engine(name, offered=offered, **explicit)
         try:
             scores = evaluate_engine(engine, trials)
         finally:
@@ -133,8 +139,7 @@ def run(args: argparse.Namespace) -> int:
         report["engines"][name] = scores | {"description": engine.describe()}
     print(format_table(report))
     if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(_finite_or_null(report), indent=2) + "\n")
+        write_text(args.json, json.dumps(_finite_or_null(report), indent=2) + "\n")
         print(f"wrote {args.json}")
     return 0
 

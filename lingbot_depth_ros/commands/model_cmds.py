@@ -5,7 +5,15 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from .argtypes import positive_float, positive_int
+
+from .argtypes import (bounded_float, bounded_int, output_dir, output_file, positive_int,
+                       side_px)
+
+#: --num-tokens limit: under 3x the official finest budget (3600), and what a big machine
+#: can still hold (attention memory grows with the square of the token count)
+MAX_NUM_TOKENS = 10_000
+#: ViT-L's heads, for the attention memory estimate in the --num-tokens error
+_ESTIMATE_HEADS = 16
 
 
 def register(subparsers) -> None:
@@ -24,38 +32,54 @@ def _register_export_onnx(subparsers) -> None:
                     "and returns 'depth_out' (1,H,W) metres and 'mask' (1,H,W) probability; "
                     "resizing, normalisation and token masking are inside the graph.")
     parser.add_argument("--checkpoint", required=True, type=Path, help="official-format model.pt")
-    parser.add_argument("--height", required=True, type=positive_int, help="frame height (px)")
-    parser.add_argument("--width", required=True, type=positive_int, help="frame width (px)")
+    parser.add_argument("--height", required=True, type=side_px, help="frame height (px)")
+    parser.add_argument("--width", required=True, type=side_px, help="frame width (px)")
     parser.add_argument("--resolution-level", type=int, default=9, choices=range(10),
                         metavar="0..9", help="token budget, 9 = finest (default: %(default)s)")
-    parser.add_argument("--num-tokens", type=positive_int,
+    parser.add_argument("--num-tokens", type=_num_tokens,
                         help="explicit token budget (overrides --resolution-level)")
     parser.add_argument("--mode", default="completion", choices=("completion", "monocular"),
                         help="completion uses the depth input; monocular ignores it")
     parser.add_argument("--opset", type=_opset, default=18, help="ONNX opset, >= 17 (default: 18)")
-    parser.add_argument("--out", required=True, type=Path, help="output .onnx file")
+    parser.add_argument("--out", required=True, type=output_file, help="output .onnx file")
     parser.set_defaults(func=_run_export_onnx)
 
 
-def _opset(text: str) -> int:
-    value = int(text)
-    if value < 17:
-        raise argparse.ArgumentTypeError(f"must be 17 or newer, got {text}")
+def _num_tokens(text: str) -> int:
+    value = positive_int(text)
+    if value > MAX_NUM_TOKENS:
+        gb = value ** 2 * _ESTIMATE_HEADS * 4 / 1e9
+        raise argparse.ArgumentTypeError(
+            f"must be at most {MAX_NUM_TOKENS}, got {text}: attention over {value} tokens "
+            f"needs at least {gb:,.0f} GB per layer ({_ESTIMATE_HEADS} heads, float32)")
     return value
+
+
+def _opset(text: str) -> int:
+    from torch.onnx._constants import ONNX_MAX_OPSET  # the newest this torch can write
+
+    return bounded_int(17, ONNX_MAX_OPSET, "an ONNX opset this torch writes")(text)
 
 
 def _run_export_onnx(args: argparse.Namespace) -> int:
     import onnx
 
+    from ..core.io import OutputCommit
     from ..model import load_checkpoint
     from ..model.export import export_onnx
 
     model = load_checkpoint(args.checkpoint)
-    path = export_onnx(model, args.out, args.height, args.width,
-                       resolution_level=args.resolution_level, num_tokens=args.num_tokens,
-                       mode=args.mode, opset=args.opset)
-    onnx.checker.check_model(str(path))
-    meta = {p.key: p.value for p in onnx.load(str(path), load_external_data=False).metadata_props}
+    with OutputCommit() as commit:
+        # exported into OUT.partial/ under its final name (an external weights file refers
+        # to it by name), checked, then moved into place
+        staging = commit.stage_folder(args.out)
+        staged = export_onnx(model, staging / args.out.name, args.height, args.width,
+                             resolution_level=args.resolution_level, num_tokens=args.num_tokens,
+                             mode=args.mode, opset=args.opset)
+        onnx.checker.check_model(str(staged))
+        meta = {p.key: p.value
+                for p in onnx.load(str(staged), load_external_data=False).metadata_props}
+    path = args.out
     print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB): {args.width}x{args.height} "
           f"frames, {meta['lingbot.cols']}x{meta['lingbot.rows']} tokens, {args.mode}, "
           f"opset {args.opset}, checkpoint sha256 {meta['lingbot.checkpoint_sha256'][:12]}")
@@ -76,21 +100,27 @@ def _register_build_engine(subparsers) -> None:
                        "reference runs); Ampere or newer"), ("fp32", "FP32 only, no TF32")):
         precision.add_argument(f"--{name}", dest="precision", action="store_const", const=name,
                                help=text)
-    parser.add_argument("--out", required=True, type=Path, help="output .engine file")
-    parser.add_argument("--workspace-gb", type=positive_float, default=4.0,
+    parser.add_argument("--out", required=True, type=output_file, help="output .engine file")
+    parser.add_argument("--workspace-gb", type=bounded_float(0.0, 1024.0, "GiB", low_open=True),
+                        default=4.0,
                         help="builder scratch memory limit in GiB (default: %(default)s)")
     parser.add_argument("--timing-cache", type=Path,
                         help="tactic timing cache to load and update (speeds up rebuilds)")
-    parser.add_argument("--device", type=int, default=0, help="CUDA device index (default: 0)")
+    parser.add_argument("--device", type=bounded_int(0, 1023, "a CUDA device index"), default=0,
+                        help="CUDA device index (default: 0)")
     parser.set_defaults(func=_run_build_engine)
 
 
 def _run_build_engine(args: argparse.Namespace) -> int:
+    from ..core.io import OutputCommit
     from ..engines.trt_build import build_engine
 
-    key = build_engine(args.onnx, args.out, precision=args.precision,
-                       workspace_gb=args.workspace_gb, timing_cache=args.timing_cache,
-                       device=args.device)
+    with OutputCommit() as commit:
+        # the plan and its OUT.json sidecar are built in OUT.partial/, then moved out
+        staging = commit.stage_folder(args.out)
+        key = build_engine(args.onnx, staging / args.out.name, precision=args.precision,
+                           workspace_gb=args.workspace_gb, timing_cache=args.timing_cache,
+                           device=args.device)
     print(f"wrote {args.out} ({args.out.stat().st_size / 1e6:.1f} MB): {key.precision}, "
           f"{key.width}x{key.height} frames, {key.cols}x{key.rows} tokens, {key.mode}, "
           f"TensorRT {key.tensorrt_version} on {key.gpu_name}")
@@ -111,7 +141,7 @@ def _register_download(subparsers) -> None:
                     "and configuration.")
     parser.add_argument("--model", required=True, choices=OFFICIAL_MODELS,
                         help="pretrain (general) or postrain-dc (depth completion fine-tune)")
-    parser.add_argument("--out", required=True, type=Path, help="directory for model.pt")
+    parser.add_argument("--out", required=True, type=output_dir, help="directory for model.pt")
     parser.set_defaults(func=_run_download)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
-from .argtypes import positive_int
+from .argtypes import output_dir, positive_int
 
 
 def register(subparsers) -> None:
@@ -22,7 +22,7 @@ def register(subparsers) -> None:
                         help="continue the run in out_dir from its last trainer state")
     parser.add_argument("--steps", type=positive_int,
                         help="override the config's total steps (e.g. to extend a resumed run)")
-    parser.add_argument("--out-dir", type=Path, help="override the config's out_dir")
+    parser.add_argument("--out-dir", type=output_dir, help="override the config's out_dir")
     parser.set_defaults(func=run)
 
 

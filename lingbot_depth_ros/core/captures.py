@@ -41,19 +41,28 @@ def read_intrinsics(path: str | Path) -> np.ndarray:
     return validate_intrinsics(values.reshape(3, 3))
 
 
+def _decode_image(path: str | Path, flags: int, what: str) -> np.ndarray:
+    """Read and decode an image file ourselves: cv2.imread prints its own warnings on
+    stderr for a missing or undecodable file, beside the one error line."""
+    try:
+        data = np.fromfile(str(path), dtype=np.uint8)
+    except OSError as exc:
+        raise CaptureError(f"cannot read {what} {path}: {exc.strerror or exc}") from None
+    image = cv2.imdecode(data, flags) if data.size else None
+    if image is None:
+        raise CaptureError(f"cannot read {what} {path}: not an image OpenCV can decode")
+    return image
+
+
 def read_rgb(path: str | Path) -> np.ndarray:
     """Read an 8-bit colour image as uint8 (H, W, 3) in RGB order."""
-    image = cv2.imread(str(path), cv2.IMREAD_COLOR)  # decodes to BGR, drops alpha
-    if image is None:
-        raise CaptureError(f"cannot read colour image {path}")
+    image = _decode_image(path, cv2.IMREAD_COLOR, "colour image")  # BGR, alpha dropped
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 
 def read_raw_depth(path: str | Path) -> np.ndarray:
     """Read a single-channel 16-bit depth PNG as uint16 (H, W) raw sensor units."""
-    raw = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-    if raw is None:
-        raise CaptureError(f"cannot read depth image {path}")
+    raw = _decode_image(path, cv2.IMREAD_UNCHANGED, "depth image")
     if raw.dtype != np.uint16 or raw.ndim != 2:
         raise CaptureError(f"{path} must be single-channel 16-bit, got {raw.dtype} {raw.shape}")
     return raw

@@ -1,5 +1,7 @@
 """Specific exceptions, so callers can count a drop by its reason instead of crashing."""
 
+import errno
+
 
 class LingbotDepthError(Exception):
     """Base class of every error this package raises on purpose."""
@@ -66,3 +68,11 @@ class EngineFailedError(LingbotDepthError, ValueError):
     """The configured engine cannot run and `fallback: none` forbids replacing it."""
 
     reason = "engine_failed"
+
+
+def one_line_reason(exc: BaseException) -> str:
+    """An error's text on one line (a full disk in plain words; parser messages such as
+    YAML's span several lines)."""
+    if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
+        return "no space left on the device"
+    return " ".join(str(exc).split()) or type(exc).__name__

@@ -59,17 +59,41 @@ class RGBDFrame:
         return np.isfinite(self.depth)
 
 
+#: focal lengths (pixels) a real camera can have; outside, unprojection gives absurd or
+#: infinite points (fx = 1e-300 turns every pixel into inf)
+FOCAL_RANGE_PX = (1.0, 1e6)
+#: how far the principal point may lie outside the image, in pixels (crops shift it out)
+_MAX_PRINCIPAL_PX = 1e6
+
+
 def validate_intrinsics(K) -> np.ndarray:
-    """Return K as float64 (3, 3) or raise IntrinsicsError with what is wrong."""
+    """Return K as float64 (3, 3) or raise IntrinsicsError with what is wrong.
+
+    The one check of every camera matrix (files, camera info, the node's and the bag's
+    inputs): a pinhole K is [[fx, s, cx], [0, fy, cy], [0, 0, 1]] with finite values and
+    focal lengths of a real camera.
+    """
     if K is None:
         raise IntrinsicsError("no camera intrinsics given")
-    K = np.asarray(K, dtype=np.float64)
+    try:
+        K = np.asarray(K, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise IntrinsicsError(f"K is not numeric: {exc}") from None
     if K.shape != (3, 3):
         raise IntrinsicsError(f"K must be 3x3, got shape {K.shape}")
     if not np.all(np.isfinite(K)):
         raise IntrinsicsError("K holds NaN or inf")
-    if K[0, 0] <= 0 or K[1, 1] <= 0:
-        raise IntrinsicsError(f"focal lengths must be positive, got fx={K[0, 0]} fy={K[1, 1]}")
+    if K[2, 0] != 0 or K[2, 1] != 0 or K[2, 2] != 1 or K[1, 0] != 0:
+        raise IntrinsicsError(f"K is not a pinhole camera matrix: last row must be 0 0 1 and "
+                              f"K[1][0] 0, got rows {K[1].tolist()}, {K[2].tolist()}")
+    low, high = FOCAL_RANGE_PX
+    fx, fy = K[0, 0], K[1, 1]
+    if not (low <= fx <= high and low <= fy <= high):
+        raise IntrinsicsError(f"focal lengths must be {low:g}..{high:g} pixels, got fx={fx:g} "
+                              f"fy={fy:g}")
+    if max(abs(K[0, 2]), abs(K[1, 2]), abs(K[0, 1])) > _MAX_PRINCIPAL_PX:
+        raise IntrinsicsError(f"principal point or skew out of range: cx={K[0, 2]:g} "
+                              f"cy={K[1, 2]:g} skew={K[0, 1]:g}")
     return K
 
 

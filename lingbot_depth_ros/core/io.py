@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 from pathlib import Path
 
 import cv2
 import numpy as np
 
 from .depth import metres_to_16uc1
-from .errors import LingbotDepthError
+from .errors import LingbotDepthError, one_line_reason
 from .frame import CompletionResult, RGBDFrame, SourceMask
 from .pointcloud import finite_points, organised_points, unpack_rgb
 
@@ -35,6 +37,104 @@ class OutputWriteError(LingbotDepthError, OSError):
     """An output file or folder cannot be written."""
 
     reason = "output_write"
+
+
+class OutputCommit:
+    """The one output-commit path: every file is written as ``<name>.partial`` and renamed
+    to its final name only when all of them were written, so a failed run (disk full, an
+    error half-way) leaves nothing finished-looking behind; the partial files are removed.
+
+    ``with OutputCommit() as commit: write(commit.stage(path))`` - an OSError inside
+    becomes one OutputWriteError line.
+    """
+
+    def __init__(self) -> None:
+        #: (partial, final, "file" | "beside" | "into": see stage_folder)
+        self._staged: list[tuple[Path, Path, str]] = []
+        self._made_dirs: list[Path] = []
+
+    def stage(self, final: str | Path) -> Path:
+        """The path to write `final`'s content to (its folder is created)."""
+        final = Path(final)
+        if final.is_dir():
+            raise OutputWriteError(f"cannot write {final}: it is a folder")
+        self.make_dir(final.parent)
+        partial = final.with_name(final.name + ".partial")
+        _remove_path(partial)  # left by a run that was killed
+        self._staged.append((partial, final, "file"))
+        return partial
+
+    def stage_folder(self, final: str | Path, into: bool = False) -> Path:
+        """A folder ``<final>.partial/`` to write into. Its files keep their final names:
+        on commit they move next to `final` (a file with side files that refer to it by
+        name; `final` itself last), or with `into` into the folder `final` (created)."""
+        partial = self.stage(final)
+        partial.mkdir()
+        self._staged[-1] = (partial, Path(final), "into" if into else "beside")
+        return partial
+
+    def make_dir(self, folder: str | Path) -> Path:
+        """Create `folder` (and parents); folders made here go again if the run fails."""
+        folder = Path(folder)
+        missing = [p for p in (folder, *folder.parents) if not p.exists()]
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise OutputWriteError(
+                f"cannot create output folder {folder}: {one_line_reason(exc)}") from exc
+        self._made_dirs.extend(missing)
+        return folder
+
+    def commit(self) -> None:
+        for partial, final, kind in self._staged:
+            if kind == "file":
+                os.replace(partial, final)
+                continue
+            folder = final if kind == "into" else final.parent
+            folder.mkdir(parents=True, exist_ok=True)
+            for file in sorted(partial.iterdir(), key=lambda p: p.name == final.name):
+                os.replace(file, folder / file.name)
+            partial.rmdir()
+        self._staged.clear()
+
+    def abort(self) -> None:
+        for partial, _, _ in self._staged:
+            _remove_path(partial)
+        self._staged.clear()
+        for folder in self._made_dirs:  # deepest first; only while empty
+            try:
+                folder.rmdir()
+            except OSError:
+                break
+
+    def __enter__(self) -> "OutputCommit":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            try:
+                self.commit()
+                return
+            except OSError as commit_exc:
+                exc = commit_exc
+        self.abort()
+        if isinstance(exc, OSError) and not isinstance(exc, LingbotDepthError):
+            where = getattr(exc, "filename", None) or "the output"
+            raise OutputWriteError(f"cannot write {where}: {one_line_reason(exc)}") from exc
+
+
+def _remove_path(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    elif path.exists() or path.is_symlink():
+        path.unlink()
+
+
+def write_text(path: str | Path, text: str) -> Path:
+    """Write a text file through the commit path (JSON reports, summaries)."""
+    with OutputCommit() as commit:
+        commit.stage(path).write_text(text)
+    return Path(path)
 
 
 def robust_range(*depths: np.ndarray, low_pct: float = 1.0,
@@ -91,16 +191,21 @@ def side_by_side(rgb: np.ndarray, raw_depth: np.ndarray, completed: np.ndarray) 
 
 
 def write_png(path: str | Path, image: np.ndarray) -> Path:
-    """Write uint8/uint16 (H, W) or uint8 (H, W, 3) RGB as PNG; raise OutputWriteError."""
+    """Write uint8/uint16 (H, W) or uint8 (H, W, 3) RGB as PNG; raise OutputWriteError.
+    The encoding is PNG whatever the name ends in (staged files end in .partial)."""
     path = Path(path)
     if image.ndim == 3:
         image = cv2.cvtColor(image, cv2.COLOR_RGB2BGR)  # cv2 writes BGR
     try:
-        written = cv2.imwrite(str(path), image)
+        encoded, data = cv2.imencode(".png", image)
     except cv2.error as exc:
         raise OutputWriteError(f"cannot write {path}: {exc}") from exc
-    if not written:
-        raise OutputWriteError(f"cannot write {path}")
+    if not encoded:
+        raise OutputWriteError(f"cannot write {path}: PNG encoding failed")
+    try:
+        path.write_bytes(data.tobytes())
+    except OSError as exc:
+        raise OutputWriteError(f"cannot write {path}: {one_line_reason(exc)}") from exc
     return path
 
 
@@ -113,9 +218,10 @@ def write_depth_npy(path: str | Path, depth_m: np.ndarray) -> Path:
     """Completed depth as float32 metres, NaN = none."""
     path = Path(path)
     try:
-        np.save(path, np.asarray(depth_m, dtype=np.float32))
+        with open(path, "wb") as f:  # a file object: np.save adds no .npy to a staged name
+            np.save(f, np.asarray(depth_m, dtype=np.float32))
     except OSError as exc:
-        raise OutputWriteError(f"cannot write {path}: {exc}") from exc
+        raise OutputWriteError(f"cannot write {path}: {one_line_reason(exc)}") from exc
     return path
 
 
@@ -148,7 +254,7 @@ def write_ply(path: str | Path, xyz: np.ndarray, rgb: np.ndarray | None = None) 
             f.write(header.encode("ascii"))
             f.write(vertices.tobytes())
     except OSError as exc:
-        raise OutputWriteError(f"cannot write {path}: {exc}") from exc
+        raise OutputWriteError(f"cannot write {path}: {one_line_reason(exc)}") from exc
     return path
 
 
@@ -163,17 +269,17 @@ def write_cloud_ply(path: str | Path, depth_m: np.ndarray, K: np.ndarray,
 
 def write_completion(out_dir: str | Path, frame: RGBDFrame,
                      result: CompletionResult) -> dict[str, Path]:
-    """Write every file of OUTPUT_FILES for one completed frame into `out_dir` (created)."""
+    """Write every file of OUTPUT_FILES for one completed frame into `out_dir` (created);
+    all of them appear, or (on an error) none."""
     out_dir = Path(out_dir)
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise OutputWriteError(f"cannot create output folder {out_dir}: {exc}") from exc
     paths = {role: out_dir / name for role, name in OUTPUT_FILES.items()}
-    write_depth_png_mm(paths["depth_png"], result.depth)
-    write_depth_npy(paths["depth_npy"], result.depth)
-    write_png(paths["source_mask"], result.source)
-    write_png(paths["source_preview"], colourise_source(result.source))
-    write_png(paths["preview"], side_by_side(frame.rgb, frame.depth, result.depth))
-    write_cloud_ply(paths["points"], result.depth, frame.K, frame.rgb)
+    with OutputCommit() as commit:
+        commit.make_dir(out_dir)
+        staged = {role: commit.stage(path) for role, path in paths.items()}
+        write_depth_png_mm(staged["depth_png"], result.depth)
+        write_depth_npy(staged["depth_npy"], result.depth)
+        write_png(staged["source_mask"], result.source)
+        write_png(staged["source_preview"], colourise_source(result.source))
+        write_png(staged["preview"], side_by_side(frame.rgb, frame.depth, result.depth))
+        write_cloud_ply(staged["points"], result.depth, frame.K, frame.rgb)
     return paths

@@ -11,23 +11,17 @@ ModelFileError: silently falling back to a weaker engine would hide a broken dep
 
 from __future__ import annotations
 
-import inspect
 import logging
 from collections.abc import Callable
 
 from ..core.errors import EngineUnavailableError
 from .base import Engine
-from .registry import create_engine, engine_class
 from .trt_build import cuda_device_index
 
 log = logging.getLogger(__name__)
-
-
-def _construct(name: str, options: dict) -> Engine:
-    """Build engine `name` with the options its constructor accepts."""
-    cls = engine_class(name)
-    accepted = inspect.signature(cls.__init__).parameters
-    return cls(**{k: v for k, v in options.items() if k in accepted and v is not None})
+#: builds engine `name` from those of `options` it takes (the registry's, passed in so this
+#: module does not import the registry that imports it)
+Construct = Callable[[str, dict], Engine]
 
 
 def _onnxruntime_providers() -> list[str]:
@@ -52,7 +46,9 @@ def _torch_cuda_devices() -> int:
 class _Candidates:
     """One method per candidate: returns an engine or raises EngineUnavailableError."""
 
-    def __init__(self, checkpoint, onnx, engine_file, cuda: int | None, opts: dict) -> None:
+    def __init__(self, construct: Construct, checkpoint, onnx, engine_file, cuda: int | None,
+                 opts: dict) -> None:
+        self.construct = construct
         self.checkpoint, self.onnx, self.engine_file = checkpoint, onnx, engine_file
         self.cuda, self.opts = cuda, opts
 
@@ -64,7 +60,7 @@ class _Candidates:
     def tensorrt(self) -> Engine:
         if self.onnx is None and self.engine_file is None:
             raise EngineUnavailableError("no ONNX or engine file given")
-        return _construct("tensorrt", {**self.opts, "onnx": self.onnx,
+        return self.construct("tensorrt", {**self.opts, "onnx": self.onnx,
                                        "engine_file": self.engine_file,
                                        "device": self._need_cuda()})
 
@@ -77,7 +73,7 @@ class _Candidates:
             raise EngineUnavailableError(
                 f"CUDAExecutionProvider not available (this onnxruntime has {', '.join(providers)})")
         cuda_provider = ("CUDAExecutionProvider", {"device_id": index})
-        engine = _construct("onnxruntime", {**self.opts, "onnx": self.onnx,
+        engine = self.construct("onnxruntime", {**self.opts, "onnx": self.onnx,
                                             "providers": [cuda_provider]})
         if engine.providers[0] != "CUDAExecutionProvider":
             # onnxruntime falls back to the CPU when CUDA fails to start (driver, cuDNN);
@@ -94,14 +90,14 @@ class _Candidates:
         count = _torch_cuda_devices()
         if index >= count:
             raise EngineUnavailableError(f"CUDA device {index} does not exist ({count} present)")
-        return _construct("torch", {**self.opts, "checkpoint": self.checkpoint,
+        return self.construct("torch", {**self.opts, "checkpoint": self.checkpoint,
                                     "device": f"cuda:{index}"})
 
     def onnxruntime_cpu(self) -> Engine:
         if self.onnx is None:
             raise EngineUnavailableError("no ONNX file given")
         _onnxruntime_providers()
-        return _construct("onnxruntime", {**self.opts, "onnx": self.onnx,
+        return self.construct("onnxruntime", {**self.opts, "onnx": self.onnx,
                                           "providers": ["CPUExecutionProvider"]})
 
     def neural(self) -> list[tuple[str, Callable[[], Engine]]]:
@@ -118,15 +114,18 @@ def _reason(exc: Exception) -> str:
     return rest if sep and head in ("tensorrt", "onnxruntime", "torch") else text
 
 
-def create_auto_engine(checkpoint=None, onnx=None, engine_file=None, **opts) -> Engine:
+def create_auto_engine(construct: Construct, options: dict) -> Engine:
     """Create the best available engine; its ``selection_log`` lists each candidate's fate.
 
-    `opts` are the usual engine options (device, precision, cache_dir, refine_measured,
-    mode, resolution_level, ...); each candidate receives those its constructor accepts.
+    `options` are the usual engine options (model files, device, precision, cache_dir,
+    refine_measured, mode, resolution_level, ...); `construct` gives each candidate those
+    its constructor accepts.
     """
+    opts = {k: v for k, v in options.items() if v is not None}
+    checkpoint, onnx, engine_file = (opts.pop(k, None) for k in ("checkpoint", "onnx", "engine_file"))
     cuda = cuda_device_index(opts.pop("device", None))
     opts.pop("providers", None)  # auto decides the onnxruntime providers itself
-    candidates = _Candidates(checkpoint, onnx, engine_file, cuda, opts)
+    candidates = _Candidates(construct, checkpoint, onnx, engine_file, cuda, opts)
     selection_log: list[str] = []
     for label, attempt in candidates.neural():
         try:
@@ -137,7 +136,7 @@ def create_auto_engine(checkpoint=None, onnx=None, engine_file=None, **opts) -> 
             continue
         break
     else:
-        label, engine = "guided", create_engine("guided", **opts)
+        label, engine = "guided", construct("guided", opts)
     selection_log.append(f"{label}: selected")
     log.info("auto: chose %s (%s)", label, engine.describe())
     engine.selection_log = selection_log

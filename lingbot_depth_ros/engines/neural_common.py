@@ -7,9 +7,10 @@ All three feed the network the raw frame: uint8 RGB (1, H, W, 3) and float32 met
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 
-from ..core.errors import ShapeMismatchError
+from ..core.errors import ModelFileError
 from ..core.frame import RGBDFrame
 
 #: mask probability at or below which a predicted pixel is dropped (the reference's 0.5)
@@ -46,10 +47,36 @@ def check_mask_threshold(value: float) -> float:
     return value
 
 
-def require_frame_size(frame: RGBDFrame, height: int, width: int, what: str) -> None:
-    """Raise ShapeMismatchError when a static-shape model gets a frame of another size."""
-    if (frame.height, frame.width) != (height, width):
-        raise ShapeMismatchError(
-            f"{what} takes {width}x{height} frames, got {frame.width}x{frame.height}; "
-            f"export one for this size (lingbot-depth export-onnx --width {frame.width} "
-            f"--height {frame.height})")
+def inputs_at_graph_size(frame: RGBDFrame, height: int, width: int
+                         ) -> tuple[np.ndarray, np.ndarray]:
+    """frame_to_model_inputs for a static-shape graph of `height` x `width`.
+
+    A frame of another size is stretched to the graph's size: colour by area averaging
+    (linear when enlarging), depth by nearest neighbour, so "no data" never blends into a
+    reading and no depth between two surfaces is invented. The graph resizes to its token
+    grid inside anyway; this only moves that resize to the frame's side of the graph.
+    """
+    rgb, depth = frame_to_model_inputs(frame)
+    if (frame.height, frame.width) == (height, width):
+        return rgb, depth
+    shrink = height * width < frame.height * frame.width
+    rgb = cv2.resize(rgb[0], (width, height),
+                     interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
+    depth = cv2.resize(depth[0], (width, height), interpolation=cv2.INTER_NEAREST)
+    return np.ascontiguousarray(rgb)[None], depth[None]
+
+
+def prediction_at_frame_size(prediction: np.ndarray, frame: RGBDFrame) -> np.ndarray:
+    """A graph-size prediction back at the frame's size (nearest neighbour: NaN stays NaN
+    and no depth is averaged across an edge); measured pixels are merged in at full size."""
+    if prediction.shape == (frame.height, frame.width):
+        return prediction
+    return cv2.resize(prediction, (frame.width, frame.height), interpolation=cv2.INTER_NEAREST)
+
+
+def check_output_shape(name: str, shape, height: int, width: int, what: str) -> None:
+    """Raise ModelFileError unless a graph output is (1, H, W) at the input's size."""
+    dims = list(shape)
+    if len(dims) != 3 or [d if isinstance(d, int) else None for d in dims] != [1, height, width]:
+        raise ModelFileError(f"{what}: output '{name}' has shape {dims}, expected "
+                             f"[1, {height}, {width}] (the graph's input size)")

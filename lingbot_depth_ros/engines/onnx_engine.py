@@ -1,7 +1,8 @@
 """The `onnxruntime` engine: a static-shape graph from `lingbot-depth export-onnx`.
 
 The graph holds pre- and post-processing, so a frame costs one session run. Its input size
-is fixed at export; frames of another size are refused with ShapeMismatchError. On the CPU
+is fixed at export; a frame of another size is resized into the graph's size and the
+prediction back to the frame's (neural_common.inputs_at_graph_size). On the CPU
 the session gets the graph with its attention fused into ORT's MultiHeadAttention, and ORT's
 NCHWc convolution layout is left off for narrow decoders (see ort_cpu; the file itself
 keeps standard ops). fuse_attention=False runs the file as exported with ORT's defaults.
@@ -18,8 +19,9 @@ import onnxruntime as ort
 from ..core.errors import EngineUnavailableError, ModelFileError
 from ..core.frame import RGBDFrame
 from .base import Engine, stage
-from .neural_common import (DEFAULT_MASK_THRESHOLD, check_mask_threshold, frame_to_model_inputs,
-                            prediction_from_outputs, require_frame_size)
+from .neural_common import (DEFAULT_MASK_THRESHOLD, check_mask_threshold, check_output_shape,
+                            inputs_at_graph_size, prediction_at_frame_size,
+                            prediction_from_outputs)
 
 log = logging.getLogger(__name__)
 
@@ -124,7 +126,11 @@ class OnnxRuntimeEngine(Engine):
                 f"ONNX file {self.path} is not a static-shape lingbot-depth graph: inputs "
                 f"{sorted(inputs)}, outputs {sorted(outputs)}, need inputs '{RGB_INPUT}' "
                 f"(1,H,W,3) and '{DEPTH_INPUT}', outputs '{DEPTH_OUTPUT}' and '{MASK_OUTPUT}'")
-        return int(rgb.shape[1]), int(rgb.shape[2])
+        height, width = int(rgb.shape[1]), int(rgb.shape[2])
+        shapes = {o.name: o.shape for o in self.session.get_outputs()}
+        for name in (DEPTH_OUTPUT, MASK_OUTPUT):
+            check_output_shape(name, shapes[name], height, width, f"ONNX file {self.path}")
+        return height, width
 
     def describe(self) -> str:
         grid = f"{self.metadata.get('lingbot.cols', '?')}x{self.metadata.get('lingbot.rows', '?')}"
@@ -133,14 +139,14 @@ class OnnxRuntimeEngine(Engine):
                 f"{self.metadata.get('lingbot.mode', '?')}, {self.providers[0]}{fused})")
 
     def _predict(self, frame: RGBDFrame, timings: dict[str, float]) -> np.ndarray:
-        require_frame_size(frame, self.height, self.width, f"ONNX graph {self.path.name}")
         with stage(timings, "preprocess"):
-            rgb, depth = frame_to_model_inputs(frame)
+            rgb, depth = inputs_at_graph_size(frame, self.height, self.width)
         with stage(timings, "inference"):
             depth_out, mask = self.session.run([DEPTH_OUTPUT, MASK_OUTPUT],
                                                {RGB_INPUT: rgb, DEPTH_INPUT: depth})
         with stage(timings, "postprocess"):
-            return prediction_from_outputs(depth_out, mask, self.mask_threshold)
+            prediction = prediction_from_outputs(depth_out, mask, self.mask_threshold)
+            return prediction_at_frame_size(prediction, frame)
 
     def close(self) -> None:
         self.session = None

@@ -1,11 +1,26 @@
-"""Build an engine by name. Heavy runtimes (torch, onnxruntime, tensorrt) import lazily."""
+"""The one way to build an engine: name -> class, options checked against the constructor.
+
+An engine's options are its constructor's keyword parameters (no list restated beside it).
+Names are checked before anything loads, with a "did you mean" hint for typos; values are
+converted to the type of the parameter's default (so `radius=abc` from a command line is a
+one-line EngineOptionError, not a traceback in the engine), and a ValueError the constructor
+raises about a value becomes an EngineOptionError naming the engine. Heavy runtimes (torch,
+onnxruntime, tensorrt) import lazily, when their engine is built.
+"""
 
 from __future__ import annotations
 
+import difflib
 import importlib
+import inspect
 import logging
+import math
+import re
+from pathlib import Path
+from typing import Any
 
-from ..core.errors import EngineOptionError, EngineUnavailableError
+from ..core.errors import EngineOptionError, EngineUnavailableError, LingbotDepthError
+from .auto import create_auto_engine
 from .base import Engine
 
 log = logging.getLogger(__name__)
@@ -21,13 +36,17 @@ _ENGINES = {
 }
 ENGINE_NAMES = (*_ENGINES, "auto")
 CLASSICAL_ENGINES = ("guided", "nearest", "telea")
+#: the neural engines' model files; a classical engine ignores them (a config names them
+#: once for whichever engine it selects)
+MODEL_FILE_OPTIONS = ("checkpoint", "onnx", "engine_file")
 
 
 def engine_class(name: str) -> type[Engine]:
     try:
         module_name, class_name = _ENGINES[name].split(":")
     except KeyError:
-        raise ValueError(f"unknown engine '{name}' (choose from {', '.join(ENGINE_NAMES)})") from None
+        raise EngineOptionError(f"unknown engine '{name}'{_did_you_mean(name, ENGINE_NAMES)} "
+                                f"(choose from {', '.join(ENGINE_NAMES)})") from None
     try:
         module = importlib.import_module(f".{module_name}", __package__)
     except ImportError as exc:
@@ -35,23 +54,151 @@ def engine_class(name: str) -> type[Engine]:
     return getattr(module, class_name)
 
 
-def create_engine(name: str = "guided", **options) -> Engine:
-    """Create engine `name` with its options (see each engine's constructor).
+def engine_parameters(name: str) -> dict[str, inspect.Parameter]:
+    """The options engine `name` takes: its constructor's keyword parameters."""
+    signature = inspect.signature(engine_class(name).__init__)
+    return {key: p for key, p in signature.parameters.items()
+            if key != "self" and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+
+
+def _did_you_mean(word: str, choices) -> str:
+    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+def _convert(name: str, key: str, value: Any, default: Any) -> Any:
+    """`value` as the type of the parameter's default (text from a command line, YAML ints
+    for floats); values of other parameters pass on to the constructor's own checks."""
+    def bad(what: str) -> EngineOptionError:
+        return EngineOptionError(f"engine '{name}' option {key}={value!r}: must be {what}")
+
+    if key == "device":
+        return canonical_device(value)
+    if isinstance(default, bool):
+        text = str(value).strip().lower()
+        if value is True or text in ("true", "1", "yes", "on"):
+            return True
+        if value is False or text in ("false", "0", "no", "off"):
+            return False
+        raise bad("true or false")
+    if not isinstance(default, (int, float)):
+        return value
+    if isinstance(value, bool):
+        raise bad("a number")
+    if isinstance(default, int):
+        if isinstance(value, int):
+            return value
+        if isinstance(value, str) and re.fullmatch(r"\s*[+-]?\d+\s*", value):
+            return int(value)
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        raise bad("an integer")
+    try:
+        converted = float(value)
+    except (TypeError, ValueError):
+        raise bad("a number") from None
+    if not math.isfinite(converted):
+        raise bad("a finite number")
+    return converted
+
+
+def canonical_device(device: Any) -> str:
+    """The one reading of a `device` option: 'auto', 'cpu' or 'cuda:N' (from N, 'cuda',
+    'cuda:N', 'auto', 'cpu'); whether that device exists is the engine's question."""
+    text = str(device).strip().lower()
+    if text in ("auto", "cpu"):
+        return text
+    if text == "cuda":
+        return "cuda:0"
+    index = text[5:] if text.startswith("cuda:") else text
+    if index.isdigit() and not isinstance(device, bool):
+        return f"cuda:{int(index)}"
+    raise EngineOptionError(f"device must be 'auto', 'cpu', 'cuda', 'cuda:N' or N, got {device!r}")
+
+
+def engine_options(name: str, options: dict, offered: dict | None = None) -> dict:
+    """The checked, converted constructor keywords for engine `name`.
+
+    `options` must all be taken (unknown names are an error, with a hint); `offered` (a
+    node config's shared options such as mode or resolution_level) go only to an engine
+    that takes them. A classical engine ignores model files wherever they come from.
+    """
+    params = engine_parameters(name)
+    options = dict(options)
+    if name in CLASSICAL_ENGINES:
+        options = {k: v for k, v in options.items() if k not in MODEL_FILE_OPTIONS}
+    unknown = [key for key in options if key not in params]
+    if unknown:
+        hints = "".join(_did_you_mean(key, params) for key in unknown[:1])
+        raise EngineOptionError(
+            f"engine '{name}' does not take {', '.join(sorted(unknown))}{hints} "
+            f"(it takes: {', '.join(params)})")
+    chosen = {k: v for k, v in (offered or {}).items() if k in params}
+    chosen.update(options)
+    return {key: _convert(name, key, value, params[key].default)
+            for key, value in chosen.items() if value is not None}
+
+
+def create_engine(name: str = "guided", offered: dict | None = None, **options) -> Engine:
+    """Create engine `name` with `options` (see engine_options for `offered`).
 
     ``auto`` tries tensorrt > onnxruntime(CUDA) > torch(CUDA) > onnxruntime(CPU) > guided
     with whatever model files are given, logging why each better one was skipped.
     """
     if name == "auto":
-        from .auto import create_auto_engine
+        _check_auto_options(options)
+        chosen = {**(offered or {}), **options}
+        if chosen.get("device") is not None:
+            chosen["device"] = canonical_device(chosen["device"])
+        return create_auto_engine(_construct_offered, chosen)
+    return _construct(name, engine_options(name, options, offered))
 
-        return create_auto_engine(**options)
-    cls = engine_class(name)
-    if name in CLASSICAL_ENGINES:
-        # Classical engines take no model files; ignore the neural options a config may carry.
-        options = {k: v for k, v in options.items() if k in cls.OPTIONS}
-    unknown = sorted(set(options) - set(cls.OPTIONS))
+
+def _check_auto_options(options: dict) -> None:
+    """An option given to auto must be one some candidate engine takes (a typo is an error
+    here too); engines whose runtime is missing cannot be asked and do not count."""
+    taken = {"providers", *MODEL_FILE_OPTIONS}
+    for name in _ENGINES:
+        try:
+            taken.update(engine_parameters(name))
+        except EngineUnavailableError:
+            continue
+    unknown = [key for key in options if key not in taken]
     if unknown:
         raise EngineOptionError(
-            f"engine '{name}' does not take {', '.join(unknown)} "
-            f"(it takes: {', '.join(cls.OPTIONS)})")
-    return cls(**options)
+            f"engine 'auto' does not take {', '.join(sorted(unknown))}"
+            f"{_did_you_mean(unknown[0], taken)} (no engine takes it)")
+
+
+def _construct(name: str, kwargs: dict) -> Engine:
+    try:
+        return engine_class(name)(**kwargs)
+    except LingbotDepthError:
+        raise
+    except (ValueError, TypeError) as exc:  # a value the constructor refused
+        raise EngineOptionError(f"engine '{name}': {exc}") from exc
+
+
+def _construct_offered(name: str, options: dict) -> Engine:
+    """auto's builder: each candidate takes those of the options it accepts."""
+    return create_engine(name, offered=options)
+
+
+def load_engine(config, name: str | None = None, **model_files) -> tuple[Engine, str]:
+    """(engine, model id) for a node configuration: `config.engine` (or `name`) built with
+    `config.engine_options()` offered and `model_files` (checkpoint=, onnx=, engine_file=)
+    overriding the config's. Raises what create_engine raises; the caller decides whether to
+    fall back (the node) or stop (the command line)."""
+    name = name or config.engine
+    offered = {**config.engine_options(), **{k: v for k, v in model_files.items() if v}}
+    engine = create_engine(name, offered=offered)
+    return engine, model_id(engine, offered)
+
+
+def model_id(engine: Engine, options: dict) -> str:
+    """What the outputs name the model by: the engine's own id, else its model file's name."""
+    if engine.name in CLASSICAL_ENGINES:
+        return ""
+    path = {"torch": options.get("checkpoint"), "onnxruntime": options.get("onnx"),
+            "tensorrt": options.get("engine_file") or options.get("onnx")}.get(engine.name)
+    return getattr(engine, "model_id", "") or (Path(path).name if path else "")

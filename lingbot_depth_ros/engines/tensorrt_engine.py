@@ -18,8 +18,8 @@ import torch
 from ..core.errors import EngineUnavailableError, ModelFileError
 from ..core.frame import RGBDFrame
 from .base import Engine, stage
-from .neural_common import (DEFAULT_MASK_THRESHOLD, check_mask_threshold, frame_to_model_inputs,
-                            require_frame_size)
+from .neural_common import (DEFAULT_MASK_THRESHOLD, check_mask_threshold, inputs_at_graph_size,
+                            prediction_at_frame_size)
 from .trt_build import (cuda_device_index, import_tensorrt, prepare_plan, require_cuda,
                         runtime_identity)
 
@@ -147,9 +147,9 @@ class TensorRTEngine(Engine):
                  torch.cuda.get_device_name(self._device))
 
     def _predict(self, frame: RGBDFrame, timings: dict[str, float]) -> np.ndarray:
-        require_frame_size(frame, self.height, self.width, f"TensorRT engine {self.plan_path.name}")
         with stage(timings, "preprocess"):
-            rgb, depth = frame_to_model_inputs(frame)
+            # another frame size goes through the graph's size and back, as in onnxruntime
+            rgb, depth = inputs_at_graph_size(frame, self.height, self.width)
             self._host_rgb.numpy()[...] = rgb
             self._host_depth.numpy()[...] = depth
         with stage(timings, "inference"):
@@ -162,7 +162,7 @@ class TensorRTEngine(Engine):
                                 self.mask_threshold, out=self._device_pred)
                 self._host_pred.copy_(self._device_pred, non_blocking=True)
             self._stream.synchronize()
-        return self._host_pred.numpy().copy()
+        return prediction_at_frame_size(self._host_pred.numpy().copy(), frame)
 
     def describe(self) -> str:
         return (f"tensorrt ({self.plan_path.name}, {self.width}x{self.height}, "

@@ -9,8 +9,6 @@ Each change is published as one line on the latched `depth_completed/engine` top
 
 from __future__ import annotations
 
-import inspect
-from pathlib import Path
 from typing import Callable
 
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
@@ -19,7 +17,7 @@ from std_msgs.msg import String
 from ..core.errors import EngineFailedError
 from ..core.frame import CompletionResult, RGBDFrame
 from ..engines.base import Engine
-from ..engines.registry import CLASSICAL_ENGINES, create_engine, engine_class
+from ..engines.registry import CLASSICAL_ENGINES, create_engine, load_engine
 from .diagnostics import NodeStats
 from .params import NodeConfig
 
@@ -38,22 +36,15 @@ class EngineKeeper:
         self.announce()
 
     # -- loading --------------------------------------------------------------------------
-    def _options(self, name: str) -> dict:
-        options = self.config.engine_options()
-        if name == "auto" or name in CLASSICAL_ENGINES:
-            return options  # auto and the registry pick what each engine accepts
-        accepted = inspect.signature(engine_class(name).__init__).parameters
-        return {k: v for k, v in options.items() if k in accepted}
-
     def _load(self) -> tuple[Engine, str]:
         name = self.config.engine
         try:
-            engine = create_engine(name, **self._options(name))
+            engine, model = load_engine(self.config)
         except Exception as exc:  # any load failure: the fallback policy decides
             reason = f"engine '{name}' failed to load: {type(exc).__name__}: {exc}"
             if self.config.fallback == "none":
                 raise EngineFailedError(f"{reason} (fallback: none)") from exc
-            engine = self._fall_back(reason)
+            engine, model = self._fall_back(reason), ""
         else:
             self.stats.engine = engine.name
             for line in getattr(engine, "selection_log", ()):
@@ -61,11 +52,6 @@ class EngineKeeper:
         if self.config.mode == "monocular" and engine.name in CLASSICAL_ENGINES:
             self._log.warning(
                 f"mode 'monocular' needs a neural engine; {engine.name} completes measured depth")
-        model = ""
-        if engine.name not in CLASSICAL_ENGINES:
-            path = {"torch": self.config.checkpoint, "onnxruntime": self.config.onnx,
-                    "tensorrt": self.config.engine_file or self.config.onnx}.get(engine.name, "")
-            model = getattr(engine, "model_id", "") or (Path(path).name if path else "")
         self.stats.model = model
         return engine, model
 
