@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # One entry point that sets everything up on a fresh machine, then runs a job:
 #   ./run.sh demo    the main job: the node on the embedded `guided` engine over a demo bag
-#   ./run.sh test    the test suite (pytest; extra arguments are passed on)
+#   ./run.sh test    lint (ruff) + the test suite (pytest; extra arguments are passed on)
 #   ./run.sh bench   the benchmarks in benchmarks/
 #   ./run.sh setup   only the set-up (venv, PyPI installs, colcon build of msg/)
 #   ./run.sh lingbot-depth ARGS       the command line, in the set-up environment
@@ -69,6 +69,7 @@ case "$cmd" in
     python -m lingbot_depth_ros.cli demo "$@" ;;
   test)
     setup
+    python -m ruff check --quiet . || { echo "lint failed (ruff.toml); fix the lines above" >&2; exit 1; }
     python -m pytest -q "$@" ;;
   lingbot-depth)
     setup
