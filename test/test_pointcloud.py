@@ -36,7 +36,7 @@ def sparse_depth(points=HAND_POINTS):
 
 
 def test_points_match_hand_computed_geometry(K):
-    cloud = pc.organised_points(sparse_depth(), K)
+    cloud = pc.organized_points(sparse_depth(), K)
     assert cloud.shape == (H, W) and cloud.dtype == pc.XYZ_DTYPE
     for (u, v, z), (x, y) in HAND_POINTS:
         point = cloud[v, u]
@@ -49,7 +49,7 @@ def test_points_match_hand_computed_geometry(K):
 def test_skewed_camera_matrix(K):
     skewed = K.copy()
     skewed[0, 1] = 5.0
-    point = pc.organised_points(sparse_depth(), skewed)[400, 100]
+    point = pc.organized_points(sparse_depth(), skewed)[400, 100]
     y = (400 - K[1, 2]) * 3.0 / K[1, 1]
     x = ((100 - K[0, 2]) * 3.0 - 5.0 * y) / K[0, 0]
     assert (point["x"], point["y"]) == (pytest.approx(x, rel=1e-5), pytest.approx(y, rel=1e-5))
@@ -59,7 +59,7 @@ def test_rgb_is_packed_as_00rrggbb(K):
     rgb = np.zeros((H, W, 3), np.uint8)
     rgb[240, 320] = (255, 128, 1)
     rgb[0, 0] = (1, 2, 3)
-    cloud = pc.organised_points(sparse_depth(), K, rgb)
+    cloud = pc.organized_points(sparse_depth(), K, rgb)
     assert cloud.dtype == pc.XYZRGB_DTYPE and cloud.dtype.itemsize == 16
     packed = cloud["rgb"].view(np.uint32)
     assert packed[240, 320] == 0x00FF8001 and packed[0, 0] == 0x00010203
@@ -75,7 +75,7 @@ def test_invalid_depth_gives_nan_points_with_colour_kept(K):
     for (v, u), value in bad.items():
         depth[v, u] = value
     rgb = np.full((H, W, 3), 200, np.uint8)
-    cloud = pc.organised_points(depth, K, rgb)
+    cloud = pc.organized_points(depth, K, rgb)
     for v, u in bad:
         assert np.isnan([cloud[v, u]["x"], cloud[v, u]["y"], cloud[v, u]["z"]]).all()
         assert pc.unpack_rgb(cloud["rgb"][v, u]).tolist() == [200, 200, 200]
@@ -87,8 +87,8 @@ def test_invalid_depth_gives_nan_points_with_colour_kept(K):
 def test_trusted_engine_depth_gives_the_same_cloud(K, stride):
     """positive_or_nan skips sanitizing what Engine.complete already guarantees."""
     frame = load_capture(EXAMPLES / "2")  # real holes: NaN where the sensor had no data
-    checked = pc.organised_points(frame.depth, frame.K, frame.rgb, stride=stride)
-    trusted = pc.organised_points(frame.depth, frame.K, frame.rgb, stride=stride,
+    checked = pc.organized_points(frame.depth, frame.K, frame.rgb, stride=stride)
+    trusted = pc.organized_points(frame.depth, frame.K, frame.rgb, stride=stride,
                                   positive_or_nan=True)
     assert np.isnan(checked["z"]).any()
     np.testing.assert_array_equal(trusted.view(np.uint8), checked.view(np.uint8))
@@ -98,8 +98,8 @@ def test_trusted_engine_depth_gives_the_same_cloud(K, stride):
                                           (7, (69, 92))])
 def test_decimation_keeps_every_stride_th_pixel(K, stride, shape):
     frame = load_capture(EXAMPLES / "0")
-    full = pc.organised_points(frame.depth, frame.K, frame.rgb)
-    decimated = pc.organised_points(frame.depth, frame.K, frame.rgb, stride=stride)
+    full = pc.organized_points(frame.depth, frame.K, frame.rgb)
+    decimated = pc.organized_points(frame.depth, frame.K, frame.rgb, stride=stride)
     assert decimated.shape == shape == pc.cloud_shape(H, W, stride)
     np.testing.assert_array_equal(decimated.view(np.uint8),
                                   full[::stride, ::stride].copy().view(np.uint8))
@@ -108,7 +108,7 @@ def test_decimation_keeps_every_stride_th_pixel(K, stride, shape):
 def test_range_cap_is_along_the_optical_axis(K):
     depth = np.full((H, W), 2.0, np.float32)
     depth[:, :100] = 2.5
-    cloud = pc.organised_points(depth, K, max_depth=2.0)
+    cloud = pc.organized_points(depth, K, max_depth=2.0)
     assert np.isnan(cloud["z"][:, :100]).all() and np.isnan(cloud["x"][:, :100]).all()
     assert (cloud["z"][:, 100:] == 2.0).all()  # exactly at the cap is kept
 
@@ -150,18 +150,18 @@ def test_ray_grids_are_cached_per_size_and_K(K):
 def test_bad_inputs_raise(K):
     depth = np.ones((H, W), np.float32)
     with pytest.raises(ShapeMismatchError):
-        pc.organised_points(depth, K, np.zeros((H, W - 1, 3), np.uint8))
+        pc.organized_points(depth, K, np.zeros((H, W - 1, 3), np.uint8))
     with pytest.raises(ShapeMismatchError):
-        pc.organised_points(np.ones((H, W), np.uint16), K)
+        pc.organized_points(np.ones((H, W), np.uint16), K)
     with pytest.raises(ShapeMismatchError):
-        pc.organised_points(depth, K, out=np.empty((H, W), pc.XYZRGB_DTYPE))
+        pc.organized_points(depth, K, out=np.empty((H, W), pc.XYZRGB_DTYPE))
     with pytest.raises(ValueError):
-        pc.organised_points(depth, K, stride=0)
+        pc.organized_points(depth, K, stride=0)
     for cap in (0.0, -1.0, np.inf, np.nan):
         with pytest.raises(ValueError):
-            pc.organised_points(depth, K, max_depth=cap)
+            pc.organized_points(depth, K, max_depth=cap)
     with pytest.raises(IntrinsicsError):
-        pc.organised_points(depth, np.eye(2))
+        pc.organized_points(depth, np.eye(2))
 
 
 def test_fields_fill_a_real_pointcloud2_message(K):

@@ -222,7 +222,7 @@ class OutputBuilder:
         tobytes() before that), several ms per frame at 640x480.
         """
         if not self.options.cloud_organized:
-            points = pointcloud.finite_points(pointcloud.organised_points(
+            points = pointcloud.finite_points(pointcloud.organized_points(
                 depth_m, K, rgb, stride=self._stride, max_depth=self._max_depth))
             step = points.dtype.itemsize
             return CloudFields(height=1, width=int(points.size), fields=pointcloud.XYZRGB_FIELDS,
@@ -234,7 +234,7 @@ class OutputBuilder:
         points = np.frombuffer(data, dtype=pointcloud.XYZRGB_DTYPE).reshape(height, width)
         # Engine.complete returns positive finite depth or NaN: no need to enforce it again,
         # unless kept REP 117 infinities (CompletionResult.infinite) must become NaN points.
-        pointcloud.organised_points(depth_m, K, rgb, stride=self._stride,
+        pointcloud.organized_points(depth_m, K, rgb, stride=self._stride,
                                     max_depth=self._max_depth, out=points,
                                     positive_or_nan=positive_or_nan)
         return CloudFields(height=height, width=width, fields=pointcloud.XYZRGB_FIELDS,

@@ -106,7 +106,7 @@ def cloud_shape(height: int, width: int, stride: int = 1) -> tuple[int, int]:
     return -(-int(height) // stride), -(-int(width) // stride)
 
 
-def organised_points(depth: np.ndarray, K, rgb: np.ndarray | None = None, stride: int = 1,
+def organized_points(depth: np.ndarray, K, rgb: np.ndarray | None = None, stride: int = 1,
                      max_depth: float | None = None, out: np.ndarray | None = None,
                      positive_or_nan: bool = False) -> np.ndarray:
     """Unproject metric depth to an organised structured array (H', W') of XYZ or XYZRGB.
@@ -198,7 +198,7 @@ def _fields_of(points: np.ndarray) -> CloudFields:
 def pack_cloud(depth: np.ndarray, K, rgb: np.ndarray | None = None, stride: int = 1,
                max_depth: float | None = None) -> CloudFields:
     """PointCloud2 fields of the organised cloud, `data` as bytes (ready for the message)."""
-    return _fields_of(organised_points(depth, K, rgb, stride=stride, max_depth=max_depth))
+    return _fields_of(organized_points(depth, K, rgb, stride=stride, max_depth=max_depth))
 
 
 class CloudPacker:
@@ -221,7 +221,7 @@ class CloudPacker:
         dtype = XYZ_DTYPE if rgb is None else XYZRGB_DTYPE
         if self._buffer is None or self._buffer.shape != shape or self._buffer.dtype != dtype:
             self._buffer = np.empty(shape, dtype=dtype)
-        points = organised_points(depth, K, rgb, stride=self.stride, max_depth=self.max_depth,
+        points = organized_points(depth, K, rgb, stride=self.stride, max_depth=self.max_depth,
                                   out=self._buffer)
         return _fields_of(points)
 
