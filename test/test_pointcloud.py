@@ -1,5 +1,6 @@
-"""Organised point clouds: geometry against hand-computed points, colour packing, layout."""
+"""Organized point clouds: geometry against hand-computed points, colour packing, layout, and\nthe one PointCloud2 builder (OutputBuilder.cloud)."""
 
+import array
 from pathlib import Path
 
 import numpy as np
@@ -8,6 +9,7 @@ import pytest
 from lingbot_depth_ros.core import pointcloud as pc
 from lingbot_depth_ros.core.captures import load_capture, read_intrinsics
 from lingbot_depth_ros.core.errors import IntrinsicsError, ShapeMismatchError
+from lingbot_depth_ros.core.outputs import OutputBuilder, OutputOptions
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 H, W = 480, 640
@@ -113,29 +115,40 @@ def test_range_cap_is_along_the_optical_axis(K):
     assert (cloud["z"][:, 100:] == 2.0).all()  # exactly at the cap is kept
 
 
-def test_pack_cloud_fields_and_bytes(K):
+def cloud_fields(frame, **options):
+    """The node's cloud: OutputBuilder.cloud, as for a frame the engine completed."""
+    return OutputBuilder(OutputOptions(**options)).cloud(frame.depth, frame.rgb, frame.K,
+                                                          positive_or_nan=False)
+
+
+def test_cloud_fields_and_data(K):
     frame = load_capture(EXAMPLES / "0")
-    fields = pc.pack_cloud(frame.depth, frame.K, frame.rgb)
+    fields = cloud_fields(frame)
     assert (fields.height, fields.width, fields.point_step, fields.row_step) == (H, W, 16, 16 * W)
     assert [(f.name, f.offset, f.datatype, f.count) for f in fields.fields] == [
         ("x", 0, 7, 1), ("y", 4, 7, 1), ("z", 8, 7, 1), ("rgb", 12, 7, 1)]
     assert not fields.is_bigendian and not fields.is_dense
-    assert isinstance(fields.data, bytes) and len(fields.data) == H * W * 16
+    # array.array('B'): rclpy takes it as message data without a copy
+    assert isinstance(fields.data, array.array) and len(fields.data) == H * W * 16
     back = np.frombuffer(fields.data, pc.XYZRGB_DTYPE).reshape(H, W)
     np.testing.assert_array_equal(back["z"], np.where(frame.valid, frame.depth, np.nan))
-    xyz = pc.pack_cloud(frame.depth, frame.K)
-    assert (xyz.point_step, len(xyz.data), len(xyz.fields)) == (12, H * W * 12, 3)
+    xyz = pc.organized_points(frame.depth, frame.K)
+    assert (xyz.dtype.itemsize, xyz.nbytes, len(pc.XYZ_FIELDS)) == (12, H * W * 12, 3)
 
 
-def test_cloud_packer_reuses_its_buffer_without_aliasing_results(K):
+def test_reused_cloud_buffer_gives_the_fresh_cloud_and_follows_the_size():
     first, second = load_capture(EXAMPLES / "0"), load_capture(EXAMPLES / "3")
-    packer = pc.CloudPacker(stride=2, max_depth=5.0)
-    a = packer.pack(first.depth, first.K, first.rgb)
-    a_bytes = bytes(a.data)
-    b = packer.pack(second.depth, second.K, second.rgb)
-    assert a.data == a_bytes, "an earlier result changed when the packer was reused"
-    assert b.data == pc.pack_cloud(second.depth, second.K, second.rgb, stride=2, max_depth=5.0).data
-    assert packer.pack(second.depth, second.K).point_step == 12  # layout change reallocates
+    options = OutputOptions(cloud_decimation=2, cloud_max_range_m=5.0)
+    reusing = OutputBuilder(options, reuse_buffers=True)
+    a = reusing.cloud(first.depth, first.rgb, first.K, positive_or_nan=False)
+    b = reusing.cloud(second.depth, second.rgb, second.K, positive_or_nan=False)
+    assert b.data is a.data  # one buffer between frames, as the node uses it
+    expected = cloud_fields(second, cloud_decimation=2, cloud_max_range_m=5.0)
+    assert bytes(b.data) == bytes(expected.data)
+    assert bytes(b.data) == pc.organized_points(second.depth, second.K, second.rgb, stride=2,
+                                                max_depth=5.0).tobytes()
+    small = reusing.cloud(second.depth[:100], second.rgb[:100], second.K, positive_or_nan=False)
+    assert small.data is not a.data and small.height == 50  # a size change reallocates
 
 
 def test_ray_grids_are_cached_per_size_and_K(K):
@@ -168,7 +181,7 @@ def test_fields_fill_a_real_pointcloud2_message(K):
     """The bytes go into rclpy's PointCloud2 and come back as the same points."""
     msgs = pytest.importorskip("sensor_msgs.msg", reason="ROS 2 sensor_msgs not installed")
     frame = load_capture(EXAMPLES / "1")
-    fields = pc.pack_cloud(frame.depth, frame.K, frame.rgb, stride=2)
+    fields = cloud_fields(frame, cloud_decimation=2)
     msg = msgs.PointCloud2(
         height=fields.height, width=fields.width, is_bigendian=fields.is_bigendian,
         point_step=fields.point_step, row_step=fields.row_step, is_dense=fields.is_dense,
@@ -177,4 +190,4 @@ def test_fields_fill_a_real_pointcloud2_message(K):
     msg.data = fields.data
     assert msgs.PointField.FLOAT32 == pc.FLOAT32
     back = np.frombuffer(msg.data, pc.XYZRGB_DTYPE).reshape(msg.height, msg.width)
-    assert back.tobytes() == fields.data
+    assert back.tobytes() == bytes(fields.data)

@@ -215,11 +215,12 @@ class OutputBuilder:
 
     def cloud(self, depth_m: np.ndarray, rgb: np.ndarray, K: np.ndarray,
               positive_or_nan: bool = True) -> CloudFields:
-        """XYZRGB PointCloud2 fields of the completed depth, coloured by the input image.
+        """XYZRGB PointCloud2 fields of the completed depth, coloured by the input image: the
+        one cloud builder (the node, `bag process` and the bag outputs all publish this).
 
         An organised cloud is unprojected straight into an `array.array('B')`: rclpy's
         PointCloud2 takes that without a copy, where bytes would be copied once more (and
-        tobytes() before that), several ms per frame at 640x480.
+        tobytes() before that; cost in docs/benchmarks.md).
         """
         if not self.options.cloud_organized:
             points = pointcloud.finite_points(pointcloud.organized_points(
