@@ -43,11 +43,6 @@ class ImageFields:
     data: bytes
 
 
-def bytes_per_pixel(encoding: str) -> int:
-    dtype, channels = _lookup(encoding)
-    return dtype.itemsize * channels
-
-
 def _lookup(encoding: str) -> tuple[np.dtype, int]:
     try:
         return ENCODINGS[encoding]

@@ -278,9 +278,3 @@ class OutputBuilder:
                             depth=depth_out, source_mask=self._image("source_mask", result.source, "mono8"),
                             camera_info=info, cloud=cloud, summary=summary,
                             depth_32fc1=depth_32, color=rgb_fields)
-
-
-def build_outputs(frame: RGBDFrame, result: CompletionResult, options: OutputOptions, **kwargs
-                  ) -> FrameOutputs:
-    """One-off OutputBuilder(options).build(frame, result, **kwargs)."""
-    return OutputBuilder(options).build(frame, result, **kwargs)
