@@ -1,4 +1,4 @@
-"""Packing a 640x480 XYZRGB organised cloud into PointCloud2 bytes, against naive baselines
+"""Packing a 640x480 XYZRGB organized cloud for PointCloud2, against naive baselines
 measured in the same run (target: under 5 ms median on the 2-core CI machine).
 
     python benchmarks/bench_pointcloud.py [--capture examples/0] [--reps 200] [--json F]
@@ -6,11 +6,12 @@ measured in the same run (target: under 5 ms median on the 2-core CI machine).
 Every contender produces the same cloud (checked), so the table compares equal work:
 - per-pixel Python: a loop with struct.pack_into, what a straightforward port does;
 - naive numpy: meshgrid and float64 maths every frame, uint32 colour shifts, np.stack;
-- pack_cloud: cached ray grids, float32 in place, colour bytes via cv2.mixChannels;
-- CloudPacker: pack_cloud reusing its points buffer between frames (the node's path), also
-  with the last 10 results kept alive as a publisher queue would (fresh pages every frame);
-- rclpy rows: building a real sensor_msgs/PointCloud2 from the bytes, and (the pitfall)
-  from a numpy array, which rclpy's setter walks element by element.
+- organized_points -> bytes: cached ray grids, float32 in place, one cv2.merge, tobytes();
+- OutputBuilder.cloud, reused buffer: the one cloud builder as the node and `bag process`
+  run it (unprojected straight into one array.array kept between frames); also with a fresh
+  buffer per frame and the last 10 results kept alive, as a publisher queue would;
+- rclpy rows: building a real sensor_msgs/PointCloud2 from the builder's array.array, from
+  bytes, and (the pitfall) from a numpy array, which rclpy's setter walks element by element.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from lingbot_depth_ros.core import pointcloud as pc  # noqa: E402
 from lingbot_depth_ros.core.captures import load_capture  # noqa: E402
+from lingbot_depth_ros.core.outputs import OutputBuilder, OutputOptions  # noqa: E402
 
 
 def median_ms(fn, reps: int) -> tuple[float, float]:
@@ -79,10 +81,10 @@ def check_same_cloud(name: str, data: bytes, reference: bytes) -> None:
     """Same points up to float rounding (baselines compute in float64), same colours."""
     got, want = (np.frombuffer(b, pc.XYZRGB_DTYPE) for b in (data, reference))
     if not np.array_equal(got["rgb"].view(np.uint32), want["rgb"].view(np.uint32)):
-        raise AssertionError(f"{name}: colours differ from pack_cloud")
+        raise AssertionError(f"{name}: colours differ from OutputBuilder.cloud")
     for axis in "xyz":
         np.testing.assert_allclose(got[axis], want[axis], rtol=1e-6, atol=1e-7,
-                                   err_msg=f"{name}: {axis} differs from pack_cloud")
+                                   err_msg=f"{name}: {axis} differs from OutputBuilder.cloud")
 
 
 def rclpy_rows(fields: pc.CloudFields, reps: int) -> list[tuple[str, float]]:
@@ -99,8 +101,10 @@ def rclpy_rows(fields: pc.CloudFields, reps: int) -> list[tuple[str, float]]:
         msg.data = data
         return msg
 
+    as_bytes = bytes(fields.data)
     as_array = np.frombuffer(fields.data, np.uint8)
-    return [("rclpy PointCloud2(data=bytes)", median_ms(lambda: build(fields.data), reps)),
+    return [("rclpy PointCloud2(data=array.array)", median_ms(lambda: build(fields.data), reps)),
+            ("rclpy PointCloud2(data=bytes)", median_ms(lambda: build(as_bytes), reps)),
             ("rclpy PointCloud2(data=ndarray)", median_ms(lambda: build(as_array), 3))]
 
 
@@ -114,26 +118,37 @@ def main() -> None:
 
     frame = load_capture(args.capture)
     depth, K, rgb = frame.depth, frame.K, frame.rgb
-    reference = pc.pack_cloud(depth, K, rgb).data
+    # what an engine hands the builder: positive depth or NaN (the node's positive_or_nan)
+    completed = np.where(frame.valid, depth, np.nan).astype(np.float32)
+    node_builder = OutputBuilder(OutputOptions(), reuse_buffers=True)
+    fresh_builder = OutputBuilder(OutputOptions())
+    decimating = OutputBuilder(OutputOptions(cloud_decimation=2, cloud_max_range_m=3.0),
+                               reuse_buffers=True)
+
+    def node_cloud(builder=node_builder):
+        return builder.cloud(completed, rgb, K, positive_or_nan=True)
+
+    reference = bytes(node_cloud().data)
+    check_same_cloud("organized_points", pc.organized_points(depth, K, rgb).tobytes(), reference)
     check_same_cloud("naive numpy", naive_numpy(depth, K, rgb), reference)
     check_same_cloud("per-pixel Python", per_pixel_python(depth, K, rgb), reference)
-    packer = pc.CloudPacker()
-    decimating = pc.CloudPacker(stride=2, max_depth=3.0)
     kept = collections.deque(maxlen=10)
 
     rows = [
         ("per-pixel Python (struct)", median_ms(lambda: per_pixel_python(depth, K, rgb), 3)),
         ("naive numpy", median_ms(lambda: naive_numpy(depth, K, rgb), args.reps)),
-        ("pack_cloud XYZRGB", median_ms(lambda: pc.pack_cloud(depth, K, rgb), args.reps)),
-        ("CloudPacker XYZRGB", median_ms(lambda: packer.pack(depth, K, rgb), args.reps)),
-        # A publisher queue holds recent clouds, so each frame's bytes land in fresh pages.
-        ("CloudPacker XYZRGB, last 10 kept",
-         median_ms(lambda: kept.append(packer.pack(depth, K, rgb)), args.reps)),
-        ("CloudPacker XYZ", median_ms(lambda: packer.pack(depth, K), args.reps)),
-        ("CloudPacker XYZRGB stride 2, cap 3 m",
-         median_ms(lambda: decimating.pack(depth, K, rgb), args.reps)),
+        ("organized_points XYZRGB -> bytes",
+         median_ms(lambda: pc.organized_points(depth, K, rgb).tobytes(), args.reps)),
+        ("organized_points XYZ -> bytes",
+         median_ms(lambda: pc.organized_points(depth, K).tobytes(), args.reps)),
+        ("OutputBuilder.cloud XYZRGB, reused buffer (node)", median_ms(node_cloud, args.reps)),
+        # A publisher queue holds recent clouds, so each frame's data lands in fresh pages.
+        ("OutputBuilder.cloud XYZRGB, fresh buffer, last 10 kept",
+         median_ms(lambda: kept.append(node_cloud(fresh_builder)), args.reps)),
+        ("OutputBuilder.cloud XYZRGB stride 2, cap 3 m",
+         median_ms(lambda: node_cloud(decimating), args.reps)),
     ]
-    message_rows = rclpy_rows(packer.pack(depth, K, rgb), args.reps)
+    message_rows = rclpy_rows(node_cloud(), args.reps)
 
     baseline = dict(rows)["naive numpy"][0]
     python = dict(rows)["per-pixel Python (struct)"][0]

@@ -24,7 +24,7 @@ from rclpy.qos import QoSProfile, ReliabilityPolicy  # noqa: E402
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2  # noqa: E402
 
 from lingbot_depth_ros.core.captures import read_intrinsics, read_raw_depth, read_rgb, rgb_path  # noqa: E402
-from lingbot_depth_ros.core.codec import encode_image  # noqa: E402
+from lingbot_depth_ros.core.codec import decode_fields, encode_image  # noqa: E402
 from lingbot_depth_ros.core.outputs import CameraInfoFields  # noqa: E402
 from lingbot_depth_ros.ros import messages  # noqa: E402
 from lingbot_depth_ros.ros.diagnostics import parse_values  # noqa: E402
@@ -221,4 +221,4 @@ def accounting(values: dict[str, str]) -> tuple[int, int]:
 
 
 def image_array(msg: Image) -> np.ndarray:
-    return messages.image_array(msg)
+    return decode_fields(msg)

@@ -24,7 +24,7 @@ from lingbot_depth_ros.engines.registry import canonical_device, engine_paramete
     ("telea", {"radius": "abc"}, ["radius='abc'", "must be a number"]),
     ("telea", {"radius": -5}, ["telea radius must be positive"]),
     ("telea", {"radius": float("nan")}, ["finite"]),
-    ("guided", {"colour_level": 2.5}, ["colour_level=2.5", "an integer"]),
+    ("guided", {"color_level": 2.5}, ["color_level=2.5", "an integer"]),
     ("guided", {"refine_measured": "perhaps"}, ["true or false"]),
     ("nearest", {"sigma_color": 0.2}, ["does not take sigma_color"]),
     ("nearset", {}, ["unknown engine 'nearset'", "did you mean 'nearest'"]),
@@ -43,9 +43,27 @@ def test_options_come_from_the_constructor_and_text_is_converted():
     assert set(engine_parameters("telea")) == {"radius", "refine_measured"}
     engine = create_engine("telea", radius="7", refine_measured="true")
     assert engine.radius == 7.0 and engine.refine_measured is True
-    assert create_engine("guided", colour_level="2").params["colour_level"] == 2
+    assert create_engine("guided", color_level="2").params["color_level"] == 2
     assert [canonical_device(d) for d in ("auto", "CPU", "cuda", 1, "cuda:2", "3")] == [
         "auto", "cpu", "cuda:0", "cuda:1", "cuda:2", "cuda:3"]
+
+
+@pytest.mark.parametrize("build", [
+    lambda: create_engine("guided", colour_level="2"),
+    lambda: create_engine("guided", offered={"colour_level": 2}),
+    lambda: create_engine("auto", colour_level=2),
+])
+def test_old_option_name_works_for_one_release_with_a_warning(build, caplog):
+    engine = build()
+    assert engine.name == "guided" and engine.params["color_level"] == 2
+    warnings = [r.getMessage() for r in caplog.records if "deprecated" in r.getMessage()]
+    assert warnings == ["engine option colour_level is deprecated and will be removed in the "
+                        "next release: use color_level"]
+
+
+def test_old_and_new_option_name_together_is_an_error():
+    with pytest.raises(EngineOptionError, match="old name of color_level: give only color_level"):
+        create_engine("guided", colour_level=2, color_level=3)
 
 
 def test_offered_options_reach_only_the_engines_that_take_them():

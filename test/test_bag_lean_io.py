@@ -13,9 +13,9 @@ from lingbot_depth_ros.bag.mcap_reader import LeanMcapReader
 from lingbot_depth_ros.bag.mcap_writer import LeanWriter
 from lingbot_depth_ros.bag.messages import CAMERA_INFO, COMPLETED_RGBD, IMAGE, POINT_CLOUD2, MessageFactory
 from lingbot_depth_ros.bag.reader import build_typestore
-from lingbot_depth_ros.core import pointcloud, serialized
+from lingbot_depth_ros.core import serialized
 from lingbot_depth_ros.core.codec import encode_image
-from lingbot_depth_ros.core.outputs import CameraInfoFields, FrameOutputs, Summary
+from lingbot_depth_ros.core.outputs import CameraInfoFields, FrameOutputs, OutputBuilder, Summary
 
 # sizes around the writer's limits (alone in a chunk from 64 KiB) and odd ones
 SIZES = (10, 500_000, 30, 70_000, 5, 65_535, 65_536, 3, 200_000, 7) * 3
@@ -91,9 +91,9 @@ def test_serialized_parts_equal_rosbags(frame_id, height, width, encoding, n_dis
     assert b"".join(bytes(p) for p in serialized.completed_rgbd_parts(out)) == expected
     assert serialized.camera_info_cdr(stamp, frame_id, info) == bytes(
         store.serialize_cdr(factory.camera_info(info, header), CAMERA_INFO))
-    cloud = pointcloud.pack_cloud(rng.random((height, width)).astype(np.float32) + 0.5,
-                                  np.diag([300.0, 300.0, 1.0]),
-                                  rng.integers(0, 255, (height, width, 3), dtype=np.uint8))
+    cloud = OutputBuilder().cloud(rng.random((height, width)).astype(np.float32) + 0.5,
+                                  rng.integers(0, 255, (height, width, 3), dtype=np.uint8),
+                                  np.diag([300.0, 300.0, 1.0]))
     assert b"".join(bytes(p) for p in serialized.cloud_parts(stamp, frame_id, cloud)) == bytes(
         store.serialize_cdr(factory.cloud(cloud, header), POINT_CLOUD2))
 

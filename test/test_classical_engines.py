@@ -105,7 +105,7 @@ def test_guided_follows_colour_into_a_hole():
     depth = truth.copy()
     depth[30:90, 85:135] = np.nan
     hole = np.isnan(depth)
-    colour_blind = GuidedEngine(colour_level=99).complete(frame_of(depth, rgb)).depth
+    colour_blind = GuidedEngine(color_level=99).complete(frame_of(depth, rgb)).depth
     guided = GuidedEngine().complete(frame_of(depth, rgb)).depth
     nearest = NearestEngine().complete(frame_of(depth, rgb)).depth
     rmse = {name: float(np.sqrt(np.mean((d - truth)[hole] ** 2)))
@@ -134,7 +134,7 @@ def test_refine_measured_replaces_measured_pixels(captures):
 
 @pytest.mark.parametrize("make", [lambda: TeleaEngine(radius=0),
                                   lambda: GuidedEngine(sigma_color=0),
-                                  lambda: GuidedEngine(colour_level=0),
+                                  lambda: GuidedEngine(color_level=0),
                                   lambda: GuidedEngine(lambda_gradient=-1)])
 def test_bad_engine_options_are_rejected(make):
     with pytest.raises(ValueError):

@@ -61,6 +61,18 @@ def test_engine_specific_options_reach_only_their_engine(data, tmp_path):
     assert report["protocol"]["captures"] == ["scene2"]
 
 
+@pytest.mark.parametrize("option", ["colour_level=2", "guided.colour_level=2"])
+def test_old_option_name_on_the_command_line_still_works_with_a_warning(data, tmp_path,
+                                                                         option, caplog):
+    out = tmp_path / "eval.json"
+    assert main(["eval", "--data", str(data / "scene2"), "--engines", "guided", "--trials", "1",
+                 "--engine-options", option, "--json", str(out)]) == 0
+    assert "color_level=2" in json.loads(out.read_text())["engines"]["guided"]["description"]
+    assert [r.getMessage() for r in caplog.records if "deprecated" in r.getMessage()] == [
+        "engine option colour_level is deprecated and will be removed in the next release: "
+        "use color_level"]
+
+
 def test_seed_reproduces_the_scores(data, tmp_path):
     runs = []
     for name in ("a", "b"):

@@ -17,7 +17,7 @@ from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from std_msgs.msg import String
 
 from node_harness import FRAME_ID, Running, accounting, load_captures, make_context, rclpy
-from lingbot_depth_ros.core.codec import encode_image
+from lingbot_depth_ros.core.codec import decode_fields, encode_image
 from lingbot_depth_ros.core.errors import EngineFailedError
 from lingbot_depth_ros.engines.base import Engine
 from lingbot_depth_ros.ros import messages
@@ -230,8 +230,8 @@ def test_infinities_are_kept_and_not_filled(context, captures):
         running.send_info(capture.info_msg(stamp))
         depth = messages.image_msg(encode_image(metres, "32FC1"), messages.make_header(stamp, FRAME_ID))
         running.probe.send(capture.color_msg(stamp), depth)
-        out = messages.image_array(running.probe.wait_outputs("depth_completed", 1, 30)[0])
-        mask = messages.image_array(running.probe.wait_outputs("depth_completed/source_mask", 1, 30)[0])
+        out = decode_fields(running.probe.wait_outputs("depth_completed", 1, 30)[0])
+        mask = decode_fields(running.probe.wait_outputs("depth_completed/source_mask", 1, 30)[0])
         cloud = running.probe.wait_outputs("depth_completed/points", 1, 30)[0]
         assert np.all(np.isposinf(out[10:40, 10:60])) and np.all(np.isneginf(out[100:130, 200:260]))
         assert np.isinf(out).sum() == 30 * 50 + 30 * 60  # nowhere else

@@ -13,11 +13,16 @@ from lingbot_depth_ros.core.depth import metres_to_16uc1
 from lingbot_depth_ros.core.errors import IntrinsicsError
 from lingbot_depth_ros.core.frame import SourceMask
 from lingbot_depth_ros.core.outputs import (CameraInfoFields, OutputBuilder, OutputOptions,
-                                            build_outputs, depth_image, nominal_intrinsics)
+                                            depth_image, nominal_intrinsics)
 from lingbot_depth_ros.core.pointcloud import XYZRGB_DTYPE, unpack_rgb
 from lingbot_depth_ros.engines import create_engine
 
 EXAMPLES = __import__("pathlib").Path(__file__).resolve().parents[1] / "examples"
+
+
+def build_outputs(frame, result, options: OutputOptions, **kwargs):
+    """One frame's outputs from a builder of its own (no buffers shared between calls)."""
+    return OutputBuilder(options).build(frame, result, **kwargs)
 
 
 @pytest.fixture(scope="module")

@@ -34,6 +34,7 @@ from sensor_msgs.msg import CameraInfo, Image  # noqa: E402
 
 from lingbot_depth_ros.core.captures import (  # noqa: E402
     read_intrinsics, read_raw_depth, read_rgb, rgb_path)
+from lingbot_depth_ros.core.codec import decode_fields  # noqa: E402
 from lingbot_depth_ros.ros import messages  # noqa: E402
 from lingbot_depth_ros.sources.realsense import DeviceStream, RealSenseSettings  # noqa: E402
 from lingbot_depth_ros.sources.realsense_ros import RAW_TOPICS, RealSenseRosSource  # noqa: E402
@@ -116,8 +117,8 @@ def test_raw_streams_are_published_under_realsense_ros_names(context):
         color, depth = received["color"][-1], received["depth"][-1]
         info, depth_info = received["color_info"][-1], received["depth_info"][-1]
         assert color.encoding == "rgb8" and depth.encoding == "16UC1"
-        assert np.array_equal(messages.image_array(color), rgb)
-        assert np.array_equal(messages.image_array(depth), raw)  # mm, registered: unchanged
+        assert np.array_equal(decode_fields(color), rgb)
+        assert np.array_equal(decode_fields(depth), raw)  # mm, registered: unchanged
         np.testing.assert_allclose(np.reshape(info.k, (3, 3)), K, rtol=1e-6)
         assert list(depth_info.k) == list(info.k)
         assert color.header == depth.header == info.header
@@ -170,7 +171,7 @@ def test_node_with_source_realsense_completes_the_camera_frames(context, tmp_pat
         assert out.encoding == "32FC1" and (out.height, out.width) == (480, 640)
         assert out.header.frame_id == "camera_color_optical_frame"
         assert out.header.stamp in [m.header.stamp for m in raw_depth]
-        depth = messages.image_array(out)
+        depth = decode_fields(out)
         valid = (raw >= 100) & (raw <= 10000)  # the node's default 0.1-10 m range
         np.testing.assert_allclose(depth[valid], raw[valid] * 0.001, rtol=1e-6)
         assert np.isfinite(depth).mean() > valid.mean()  # and it filled the holes

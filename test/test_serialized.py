@@ -19,6 +19,7 @@ from lingbot_depth_ros.core.outputs import CameraInfoFields, OutputBuilder, Outp
 from lingbot_depth_ros.paths import data_path
 from lingbot_depth_ros.engines import create_engine
 from lingbot_depth_ros.ros import messages
+from reference_messages import cloud_msg, rgbd_msg
 
 STAMP = 1_700_000_000_123_456_789
 #: frame ids of every length modulo 8, so each field after them meets each alignment case
@@ -62,9 +63,9 @@ def test_outputs_serialize_as_rclpy_does(completed, frame_id):
         assert_same_message(serialized.image_cdr(STAMP, frame_id, fields), messages.image_msg(fields, header))
     assert_same_message(serialized.camera_info_cdr(STAMP, frame_id, out.camera_info),
                         messages.camera_info_msg(out.camera_info, header))
-    assert_same_message(serialized.cloud_cdr(STAMP, frame_id, out.cloud), messages.cloud_msg(out.cloud, header))
+    assert_same_message(serialized.cloud_cdr(STAMP, frame_id, out.cloud), cloud_msg(out.cloud, header))
     if messages.CompletedRGBD is not None:
-        assert_same_message(serialized.completed_rgbd_cdr(out), messages.rgbd_msg(out, header))
+        assert_same_message(serialized.completed_rgbd_cdr(out), rgbd_msg(out, header))
 
 
 @pytest.mark.parametrize("options", [OutputOptions(depth_encoding="16UC1", cloud_organized=False),
@@ -73,7 +74,7 @@ def test_other_output_options_serialize_as_rclpy_does(completed, options):
     out = outputs_for(completed, "cam", options)
     header = messages.make_header(STAMP, "cam")
     assert_same_message(serialized.image_cdr(STAMP, "cam", out.depth), messages.image_msg(out.depth, header))
-    assert_same_message(serialized.cloud_cdr(STAMP, "cam", out.cloud), messages.cloud_msg(out.cloud, header))
+    assert_same_message(serialized.cloud_cdr(STAMP, "cam", out.cloud), cloud_msg(out.cloud, header))
 
 
 @pytest.mark.parametrize("frame_id", FRAME_IDS)

@@ -81,8 +81,8 @@ def completed_rgbd_types() -> dict:
 
 
 #: typestores built so far, by the definitions that went in; registering a distribution's
-#: ~400 types costs ~0.1 s, which every bag opened again (replays, benchmarks) would pay
-#: again; nothing registers into a store once built
+#: few hundred types takes long enough (docs/benchmarks.md) that every bag opened again
+#: (replays, benchmarks) should not pay it again; nothing registers into a store once built
 _TYPESTORES: dict[tuple[str, str, str], Typestore] = {}
 _TYPESTORE_CACHE_SIZE = 8
 

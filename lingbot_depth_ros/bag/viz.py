@@ -17,7 +17,7 @@ import numpy as np
 
 from ..core.codec import decode_fields
 from ..core.depth import DepthRange, depth_to_metres
-from ..core.io import (OutputCommit, OutputWriteError, colourise_depth, colourise_source,
+from ..core.io import (OutputCommit, OutputWriteError, colorize_depth, colorize_source,
                        robust_range, write_png)
 from ..core.pairing import DropCounter
 from ..engines.base import Engine
@@ -52,9 +52,9 @@ def compose(rgb: np.ndarray, raw: np.ndarray, completed: np.ndarray, source: np.
     span = f"{low:.2f}-{high:.2f} m"
     return np.hstack((
         _caption(np.array(rgb, dtype=np.uint8), "colour"),
-        _caption(colourise_depth(raw, low, high), f"raw depth {span}"),
-        _caption(colourise_depth(completed, low, high), f"completed {span}"),
-        _caption(colourise_source(source), "source: measured / filled"),
+        _caption(colorize_depth(raw, low, high), f"raw depth {span}"),
+        _caption(colorize_depth(completed, low, high), f"completed {span}"),
+        _caption(colorize_source(source), "source: measured / filled"),
     ))
 
 

@@ -87,16 +87,18 @@ def engine_options(args: argparse.Namespace) -> dict[str, tuple[dict, dict]]:
     un-prefixed option that no evaluated engine takes is an error.
     """
     from ..core.errors import EngineOptionError
-    from ..engines.registry import MODEL_FILE_OPTIONS, engine_parameters
+    from ..engines.registry import MODEL_FILE_OPTIONS, engine_parameters, renamed_options
     from ..engines.registry import engine_options as checked_options
 
     shared = model_file_options(args)
     shared.update({key: value for engine, key, value in args.engine_options if not engine})
+    shared = renamed_options(shared)
     used: set[str] = set(MODEL_FILE_OPTIONS)
     out: dict[str, tuple[dict, dict]] = {}
     for name in args.engines:
         used.update(shared if name == "auto" else engine_parameters(name))
-        explicit = {key: value for engine, key, value in args.engine_options if engine == name}
+        explicit = renamed_options(
+            {key: value for engine, key, value in args.engine_options if engine == name})
         if name != "auto":
             checked_options(name, explicit, shared)  # names and values, before any work
         out[name] = (explicit, shared)

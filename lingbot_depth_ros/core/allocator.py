@@ -3,8 +3,8 @@
 By default glibc serves blocks above a moving threshold (128 KiB, growing up to 32 MiB as
 such blocks are freed) with fresh mmap pages and hands freed heap tops back to the kernel.
 An RGB-D pipeline allocates and frees the same 0.3-5 MB images, clouds and messages every
-frame, so each frame pays page faults on new pages (measured: 3-6 ms of kernel time per
-640x480 frame) and RSS creeps up in steps as the threshold moves. Fixing both thresholds
+frame, so each frame pays page faults on new pages (kernel time per frame: see
+docs/benchmarks.md) and RSS creeps up in steps as the threshold moves. Fixing both thresholds
 keeps those buffers on the heap and reuses them: steady RSS after warm-up, fewer faults.
 
 A long-running process (the node) also uses one arena and trims it periodically
@@ -42,10 +42,9 @@ def tune_for_frame_buffers(single_arena: bool = False) -> bool:
 
     single_arena: every thread allocates from the main heap (call before any thread starts:
     importing rclpy already creates two arenas). glibc otherwise gives threads arenas of
-    their own, and malloc_trim cannot shrink the free top of those. The node, every output,
-    600 s at 30 Hz, resident memory with no frame in flight before and after: 171.0 -> 187.2
-    MB with the limit set after rclpy's import (three arenas), 154.8 -> 156.0 MB with one,
-    while memory in use rose by 1.0 MB in both."""
+    their own, and malloc_trim cannot shrink the free top of those, so the node's resident
+    memory crept up with three arenas and stays flat with one (docs/benchmarks.md, "Free
+    space in per-thread malloc arenas")."""
     global _applied
     if _applied:
         return True
@@ -98,7 +97,7 @@ class HeapTrimmer:
     order by several threads, and every page of it once touched stays resident.
     malloc_trim(0) releases the whole free pages of every arena (madvise) and the main
     heap's free top, so resident memory follows memory in use. It costs one call per period
-    (timed in `last_ms`; 0.1-8 ms measured in the node) plus page faults on released pages the next
+    (timed in `last_ms`; figures in docs/benchmarks.md) plus page faults on released pages the next
     frames use again; at 5 s and 30 Hz that is one frame in 150. The node trims between
     frames, and from its diagnostics timer while no frame is in flight, so memory goes back
     once a stream stops."""

@@ -43,11 +43,6 @@ class ImageFields:
     data: bytes
 
 
-def bytes_per_pixel(encoding: str) -> int:
-    dtype, channels = _lookup(encoding)
-    return dtype.itemsize * channels
-
-
 def _lookup(encoding: str) -> tuple[np.dtype, int]:
     try:
         return ENCODINGS[encoding]
@@ -129,8 +124,8 @@ def to_rgb8(image: np.ndarray, encoding: str) -> np.ndarray:
             f"'{encoding}' is not a colour encoding (expected one of {', '.join(COLOR_ENCODINGS)})")
     if encoding == "rgb8":
         return image
-    # cv2 converts in one pass (~0.15 ms at 640x480); numpy's reversed-channel copy takes
-    # several ms, which is most of a live node's per-frame budget.
+    # cv2 converts in one pass, many times faster than numpy's reversed-channel copy, which
+    # would take much of a live node's per-frame budget (docs/benchmarks.md).
     code = {"bgr8": cv2.COLOR_BGR2RGB, "rgba8": cv2.COLOR_RGBA2RGB, "bgra8": cv2.COLOR_BGRA2RGB,
             "mono8": cv2.COLOR_GRAY2RGB}[encoding]
     return cv2.cvtColor(image, code)

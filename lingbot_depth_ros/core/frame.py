@@ -117,7 +117,7 @@ class CompletionResult:
     @property
     def filled_fraction(self) -> float:
         """Share of all pixels whose depth the engine filled."""
-        # A numpy scalar, not the IntEnum: comparing with the enum costs 6x (0.12 vs 0.02 ms).
+        # A numpy scalar, not the IntEnum: comparing with the enum is several times slower.
         filled = np.count_nonzero(self.source == np.uint8(SourceMask.FILLED))
         return float(filled) / max(1, self.source.size)
 

@@ -12,7 +12,7 @@ import numpy as np
 from .depth import metres_to_16uc1
 from .errors import LingbotDepthError, one_line_reason
 from .frame import CompletionResult, RGBDFrame, SourceMask
-from .pointcloud import finite_points, organised_points, unpack_rgb
+from .pointcloud import finite_points, organized_points, unpack_rgb
 
 #: file names written by `write_completion`, by role
 OUTPUT_FILES = {
@@ -25,7 +25,7 @@ OUTPUT_FILES = {
 }
 
 #: RGB colour of each SourceMask value in the colour-coded mask
-SOURCE_COLOURS = {
+SOURCE_COLORS = {
     SourceMask.INVALID: (0, 0, 0),
     SourceMask.MEASURED: (70, 130, 220),
     SourceMask.FILLED: (255, 160, 20),
@@ -150,7 +150,7 @@ def robust_range(*depths: np.ndarray, low_pct: float = 1.0,
     return float(low), float(high)
 
 
-def colourise_depth(depth: np.ndarray, low: float, high: float) -> np.ndarray:
+def colorize_depth(depth: np.ndarray, low: float, high: float) -> np.ndarray:
     """Depth (m) -> uint8 (H, W, 3) RGB with the turbo colormap over [low, high]; no data black."""
     scaled = (np.clip(depth, low, high) - low) * (255.0 / (high - low))
     finite = np.isfinite(scaled)
@@ -160,10 +160,10 @@ def colourise_depth(depth: np.ndarray, low: float, high: float) -> np.ndarray:
     return rgb
 
 
-def colourise_source(source: np.ndarray) -> np.ndarray:
-    """SourceMask values -> uint8 (H, W, 3) RGB using SOURCE_COLOURS."""
+def colorize_source(source: np.ndarray) -> np.ndarray:
+    """SourceMask values -> uint8 (H, W, 3) RGB using SOURCE_COLORS."""
     palette = np.zeros((256, 3), dtype=np.uint8)
-    for value, colour in SOURCE_COLOURS.items():
+    for value, colour in SOURCE_COLORS.items():
         palette[int(value)] = colour
     return palette[source]
 
@@ -184,8 +184,8 @@ def side_by_side(rgb: np.ndarray, raw_depth: np.ndarray, completed: np.ndarray) 
     span = f"{low:.2f}-{high:.2f} m"
     panels = (
         _label(np.array(rgb, dtype=np.uint8), "rgb"),
-        _label(colourise_depth(raw_depth, low, high), f"raw depth {span}"),
-        _label(colourise_depth(completed, low, high), f"completed {span}"),
+        _label(colorize_depth(raw_depth, low, high), f"raw depth {span}"),
+        _label(colorize_depth(completed, low, high), f"completed {span}"),
     )
     return np.hstack(panels)
 
@@ -261,7 +261,7 @@ def write_ply(path: str | Path, xyz: np.ndarray, rgb: np.ndarray | None = None) 
 def write_cloud_ply(path: str | Path, depth_m: np.ndarray, K: np.ndarray,
                     rgb: np.ndarray) -> int:
     """Unproject `depth_m` with K and write its valid points, coloured; return their count."""
-    points = finite_points(organised_points(depth_m, K, rgb))
+    points = finite_points(organized_points(depth_m, K, rgb))
     xyz = np.stack([points["x"], points["y"], points["z"]], axis=1)
     write_ply(path, xyz, unpack_rgb(points["rgb"]))
     return int(points.size)
@@ -279,7 +279,7 @@ def write_completion(out_dir: str | Path, frame: RGBDFrame,
         write_depth_png_mm(staged["depth_png"], result.depth)
         write_depth_npy(staged["depth_npy"], result.depth)
         write_png(staged["source_mask"], result.source)
-        write_png(staged["source_preview"], colourise_source(result.source))
+        write_png(staged["source_preview"], colorize_source(result.source))
         write_png(staged["preview"], side_by_side(frame.rgb, frame.depth, result.depth))
         write_cloud_ply(staged["points"], result.depth, frame.K, frame.rgb)
     return paths

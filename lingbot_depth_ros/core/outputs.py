@@ -215,14 +215,15 @@ class OutputBuilder:
 
     def cloud(self, depth_m: np.ndarray, rgb: np.ndarray, K: np.ndarray,
               positive_or_nan: bool = True) -> CloudFields:
-        """XYZRGB PointCloud2 fields of the completed depth, coloured by the input image.
+        """XYZRGB PointCloud2 fields of the completed depth, coloured by the input image: the
+        one cloud builder (the node, `bag process` and the bag outputs all publish this).
 
         An organised cloud is unprojected straight into an `array.array('B')`: rclpy's
         PointCloud2 takes that without a copy, where bytes would be copied once more (and
-        tobytes() before that), several ms per frame at 640x480.
+        tobytes() before that; cost in docs/benchmarks.md).
         """
         if not self.options.cloud_organized:
-            points = pointcloud.finite_points(pointcloud.organised_points(
+            points = pointcloud.finite_points(pointcloud.organized_points(
                 depth_m, K, rgb, stride=self._stride, max_depth=self._max_depth))
             step = points.dtype.itemsize
             return CloudFields(height=1, width=int(points.size), fields=pointcloud.XYZRGB_FIELDS,
@@ -234,7 +235,7 @@ class OutputBuilder:
         points = np.frombuffer(data, dtype=pointcloud.XYZRGB_DTYPE).reshape(height, width)
         # Engine.complete returns positive finite depth or NaN: no need to enforce it again,
         # unless kept REP 117 infinities (CompletionResult.infinite) must become NaN points.
-        pointcloud.organised_points(depth_m, K, rgb, stride=self._stride,
+        pointcloud.organized_points(depth_m, K, rgb, stride=self._stride,
                                     max_depth=self._max_depth, out=points,
                                     positive_or_nan=positive_or_nan)
         return CloudFields(height=height, width=width, fields=pointcloud.XYZRGB_FIELDS,
@@ -277,9 +278,3 @@ class OutputBuilder:
                             depth=depth_out, source_mask=self._image("source_mask", result.source, "mono8"),
                             camera_info=info, cloud=cloud, summary=summary,
                             depth_32fc1=depth_32, color=rgb_fields)
-
-
-def build_outputs(frame: RGBDFrame, result: CompletionResult, options: OutputOptions, **kwargs
-                  ) -> FrameOutputs:
-    """One-off OutputBuilder(options).build(frame, result, **kwargs)."""
-    return OutputBuilder(options).build(frame, result, **kwargs)

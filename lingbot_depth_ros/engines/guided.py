@@ -10,7 +10,7 @@ Depth is filled in log space by a coarse-to-fine pyramid of local plane fits:
    the plane interpolated from the coarser level as the prior (weights `lambda_value`,
    `lambda_gradient`). Cells without data inherit the prior, so holes are filled by planes
    that continue the surrounding surfaces (a slanted floor stays slanted). On the coarse
-   levels (from `colour_level` up) the prior is a colour-weighted vote of the 3x3 coarser
+   levels (from `color_level` up) the prior is a colour-weighted vote of the 3x3 coarser
    neighbours: a neighbour whose data looks like this cell's colour (YCrCb, Gaussian
    `sigma_color`) counts more, so a hole takes the depth of the surface it looks like, not of
    whatever is nearest across an edge. Finer levels interpolate bilinearly (colour there did
@@ -155,7 +155,7 @@ def solve_planes(m: np.ndarray, prior: np.ndarray, lam_value: float,
     return out
 
 
-def colour_prior(planes: np.ndarray, src_colour: np.ndarray, lo: np.ndarray, hi: np.ndarray,
+def color_prior(planes: np.ndarray, src_colour: np.ndarray, lo: np.ndarray, hi: np.ndarray,
                  guide: np.ndarray, cell: float, sigma: float) -> tuple[np.ndarray, np.ndarray]:
     """Prior planes and source colours for a finer level by a colour-weighted 3x3 vote.
 
@@ -192,7 +192,7 @@ def colour_prior(planes: np.ndarray, src_colour: np.ndarray, lo: np.ndarray, hi:
 class Pyramid:
     """Moments, data ranges and colours per level l = 1 .. top (list index l - 1)."""
 
-    def __init__(self, depth: np.ndarray, rgb: np.ndarray, colour_level: int) -> None:
+    def __init__(self, depth: np.ndarray, rgb: np.ndarray, color_level: int) -> None:
         valid, logd = log_depth(depth)
         m, lo, hi = base_level(valid, logd)
         self.moments, self.lo, self.hi = [m], [lo], [hi]
@@ -202,17 +202,17 @@ class Pyramid:
             lo, hi = pull_range(self.lo[-1], self.hi[-1])
             self.lo.append(lo)
             self.hi.append(hi)
-        self.colour_level = colour_level
+        self.color_level = color_level
         self.guide: dict[int, np.ndarray] = {}  # level -> mean colour (h, w, 3)
         self.src_sum: dict[int, np.ndarray] = {}  # level -> colour sum of valid pixels
-        if colour_level <= self.top:
-            self._colour_levels(valid, rgb)
+        if color_level <= self.top:
+            self._color_levels(valid, rgb)
 
     @property
     def top(self) -> int:
         return len(self.moments)
 
-    def _colour_levels(self, valid: np.ndarray, rgb: np.ndarray) -> None:
+    def _color_levels(self, valid: np.ndarray, rgb: np.ndarray) -> None:
         """YCrCb colours in [0, 1]: all pixels' mean and valid pixels' sum per cell."""
         ycc = cv2.cvtColor(rgb, cv2.COLOR_RGB2YCrCb)
         masked = cv2.bitwise_and(ycc, ycc, mask=valid.astype(np.uint8))
@@ -220,9 +220,9 @@ class Pyramid:
         colour = _half_mean_u8(ycc).astype(np.float32) * np.float32(4 / 255)
         src = _half_mean_u8(masked).astype(np.float32) * np.float32(4 / 255)
         pixels = np.full(colour.shape[:2], 4.0, np.float32)
-        colour, src, pixels = (_sum_cells(a, 2 ** (self.colour_level - 1))
+        colour, src, pixels = (_sum_cells(a, 2 ** (self.color_level - 1))
                                for a in (colour, src, pixels))
-        for level in range(self.colour_level, self.top + 1):
+        for level in range(self.color_level, self.top + 1):
             self.guide[level] = colour / pixels[..., None]
             self.src_sum[level] = src
             colour, src, pixels = _sum_cells(colour, 2), _sum_cells(src, 2), _sum_cells(pixels, 2)
@@ -293,8 +293,8 @@ def push(pyr: Pyramid, lam_value: float, lam_grad: float, sigma: float) -> np.nd
     for level in range(pyr.top - 1, 0, -1):
         m = pyr.moments[level - 1]
         h, w = m.shape[1:]
-        if level >= pyr.colour_level:
-            prior, src_prior = colour_prior(planes, src, rng_lo, rng_hi, pyr.guide[level],
+        if level >= pyr.color_level:
+            prior, src_prior = color_prior(planes, src, rng_lo, rng_hi, pyr.guide[level],
                                             2.0 ** level, sigma)
             src = (pyr.src_sum[level] + lam_value * src_prior) / (m[S] + lam_value)[..., None]
         else:
@@ -307,10 +307,10 @@ def push(pyr: Pyramid, lam_value: float, lam_grad: float, sigma: float) -> np.nd
 
 
 def guided_fill(depth: np.ndarray, rgb: np.ndarray, sigma_color: float = 0.15,
-                colour_level: int = 3, lambda_value: float = 1.0,
+                color_level: int = 3, lambda_value: float = 1.0,
                 lambda_gradient: float = 3.0) -> np.ndarray:
     """Dense float32 metric depth from `depth` (NaN = none) guided by `rgb` (uint8 RGB)."""
-    pyr = Pyramid(depth, rgb, colour_level)
+    pyr = Pyramid(depth, rgb, color_level)
     planes = push(pyr, lambda_value, lambda_gradient, sigma_color)
     log_filled = upsample_planes(planes, 2.0, depth.shape, value_only=True)
     return np.exp(log_filled, out=log_filled)
@@ -320,18 +320,18 @@ class GuidedEngine(Engine):
     """Colour-guided planar push-pull fill (see the module doc); the embedded default."""
 
     name = "guided"
-    OPTIONS = ("refine_measured", "sigma_color", "colour_level", "lambda_value",
+    OPTIONS = ("refine_measured", "sigma_color", "color_level", "lambda_value",
                "lambda_gradient")
 
-    def __init__(self, sigma_color: float = 0.15, colour_level: int = 3,
+    def __init__(self, sigma_color: float = 0.15, color_level: int = 3,
                  lambda_value: float = 1.0, lambda_gradient: float = 3.0,
                  refine_measured: bool = False) -> None:
         super().__init__(refine_measured=refine_measured)
         if not (sigma_color > 0 and lambda_value > 0 and lambda_gradient > 0):
             raise ValueError("sigma_color, lambda_value and lambda_gradient must be positive")
-        if int(colour_level) < 1:
-            raise ValueError(f"colour_level must be >= 1, got {colour_level}")
-        self.params = dict(sigma_color=float(sigma_color), colour_level=int(colour_level),
+        if int(color_level) < 1:
+            raise ValueError(f"color_level must be >= 1, got {color_level}")
+        self.params = dict(sigma_color=float(sigma_color), color_level=int(color_level),
                            lambda_value=float(lambda_value),
                            lambda_gradient=float(lambda_gradient))
 

@@ -39,6 +39,9 @@ CLASSICAL_ENGINES = ("guided", "nearest", "telea")
 #: the neural engines' model files; a classical engine ignores them (a config names them
 #: once for whichever engine it selects)
 MODEL_FILE_OPTIONS = ("checkpoint", "onnx", "engine_file")
+#: old option name -> new one; the old names are accepted, with a warning, for one release
+#: (public names follow the ROS spelling: color, organized)
+RENAMED_OPTIONS = {"colour_level": "color_level"}
 
 
 def engine_class(name: str) -> type[Engine]:
@@ -116,6 +119,20 @@ def canonical_device(device: Any) -> str:
     raise EngineOptionError(f"device must be 'auto', 'cpu', 'cuda', 'cuda:N' or N, got {device!r}")
 
 
+def renamed_options(options: dict | None) -> dict:
+    """`options` with old (renamed) option names replaced by the new ones, warning once per
+    use; both names at once is an error, since it is unclear which value is meant."""
+    options = dict(options or {})
+    for old in [key for key in options if key in RENAMED_OPTIONS]:
+        new = RENAMED_OPTIONS[old]
+        if new in options:
+            raise EngineOptionError(f"engine option {old} is the old name of {new}: give only {new}")
+        log.warning("engine option %s is deprecated and will be removed in the next release: "
+                    "use %s", old, new)
+        options[new] = options.pop(old)
+    return options
+
+
 def engine_options(name: str, options: dict, offered: dict | None = None) -> dict:
     """The checked, converted constructor keywords for engine `name`.
 
@@ -124,7 +141,7 @@ def engine_options(name: str, options: dict, offered: dict | None = None) -> dic
     that takes them. A classical engine ignores model files wherever they come from.
     """
     params = engine_parameters(name)
-    options = dict(options)
+    options, offered = renamed_options(options), renamed_options(offered)
     if name in CLASSICAL_ENGINES:
         options = {k: v for k, v in options.items() if k not in MODEL_FILE_OPTIONS}
     unknown = [key for key in options if key not in params]
@@ -133,7 +150,7 @@ def engine_options(name: str, options: dict, offered: dict | None = None) -> dic
         raise EngineOptionError(
             f"engine '{name}' does not take {', '.join(sorted(unknown))}{hints} "
             f"(it takes: {', '.join(params)})")
-    chosen = {k: v for k, v in (offered or {}).items() if k in params}
+    chosen = {k: v for k, v in offered.items() if k in params}
     chosen.update(options)
     return {key: _convert(name, key, value, params[key].default)
             for key, value in chosen.items() if value is not None}
@@ -146,8 +163,9 @@ def create_engine(name: str = "guided", offered: dict | None = None, **options) 
     with whatever model files are given, logging why each better one was skipped.
     """
     if name == "auto":
+        options = renamed_options(options)
         _check_auto_options(options)
-        chosen = {**(offered or {}), **options}
+        chosen = {**renamed_options(offered), **options}
         if chosen.get("device") is not None:
             chosen["device"] = canonical_device(chosen["device"])
         return create_auto_engine(_construct_offered, chosen)

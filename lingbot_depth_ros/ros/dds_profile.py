@@ -36,7 +36,7 @@ def configure_fastdds(environ: MutableMapping[str, str]) -> str:
     """Set the node's Fast DDS variables in `environ` (os.environ before rclpy.init); an
     explicit setting in the environment always wins. Returns a line for the log."""
     # Large messages (clouds, CompletedRGBD) go to Fast DDS's own sending thread instead of
-    # being sent as fragments inside publish(): measured to cut publishing time about 3x.
+    # being sent as fragments inside publish(): much less publishing time (docs/node.md).
     environ.setdefault(PUBLICATION_MODE, "ASYNCHRONOUS")
     profiles = environ.get(PROFILES_FILE, "")
     if USE_QOS_FROM_XML in environ:

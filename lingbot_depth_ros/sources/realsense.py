@@ -64,7 +64,8 @@ class RealSenseSettings:
     wait_for_device: bool = True  #: keep retrying when the first open fails
     valid_range: DepthRange = DepthRange()
     #: register depth to the colour camera (realsense-ros's aligned_depth_to_color), or the
-    #: colour to the depth camera: 3-8x cheaper when the depth camera has the wider view
+    #: colour to the depth camera: cheaper when the depth camera has the wider view
+    #: (docs/realsense.md)
     align_to: str = "color"
     frame_id: str = ""  #: "" = camera_<align_to>_optical_frame
 
@@ -197,8 +198,9 @@ class FrameConverter:
     def __init__(self, rs, info: StreamInfo, settings: RealSenseSettings) -> None:
         self._rs = rs
         self._filters = build_filters(rs, settings.filters)
-        # rs.align on an identity geometry still costs ~1.5 ms and punches one-pixel gaps
-        # (its footprint rounding), so it only runs when there is something to register.
+        # rs.align on an identity geometry still costs time (docs/benchmarks.md) and punches
+        # one-pixel gaps (its footprint rounding), so it only runs when there is something to
+        # register.
         self.aligns = "decimation" in settings.filters or not already_registered(info)
         self._to_color = settings.align_to == "color"
         target = rs.stream.color if self._to_color else rs.stream.depth

@@ -76,7 +76,7 @@ def hflip(view: View) -> View:
     return View(np.ascontiguousarray(view.rgb[:, ::-1]), np.ascontiguousarray(view.depth[:, ::-1]), K)
 
 
-def colour_jitter(rgb: np.ndarray, cfg: AugmentConfig, rng: np.random.Generator) -> np.ndarray:
+def color_jitter(rgb: np.ndarray, cfg: AugmentConfig, rng: np.random.Generator) -> np.ndarray:
     """Brightness, contrast, saturation and hue, each by a random factor/shift."""
     img = rgb.astype(np.float32) / 255.0
     img *= rng.uniform(1 - cfg.brightness, 1 + cfg.brightness)
@@ -131,7 +131,7 @@ def augment(view: View, out_hw: tuple[int, int], cfg: AugmentConfig,
         view = hflip(view)
     rgb = view.rgb
     if rng.random() < cfg.jitter_prob:
-        rgb = colour_jitter(rgb, cfg, rng)
+        rgb = color_jitter(rgb, cfg, rng)
     if rng.random() < cfg.blur_prob:
         rgb = motion_blur(rgb, cfg, rng)
     if rng.random() < cfg.shot_noise_prob:
