@@ -1,4 +1,5 @@
-"""Organized point clouds: geometry against hand-computed points, colour packing, layout, and\nthe one PointCloud2 builder (OutputBuilder.cloud)."""
+"""Organized point clouds: geometry against hand-computed points, colour packing, layout, and
+the one PointCloud2 builder (OutputBuilder.cloud)."""
 
 import array
 from pathlib import Path

@@ -137,8 +137,9 @@ def test_frames_of_several_sizes_get_their_own_runner(checkpoint):
 
 @pytest.mark.parametrize("options, message", [
     (dict(attention="flash"), "attention must be auto, gather or key_mask"),
-    (dict(static_grid="yes"), "static_grid must be true or false"),
-    (dict(compile=1), "compile must be true or false"),
+    # booleans are read by the engine factory, which takes true/false/yes/no/on/off/1/0
+    (dict(static_grid="maybe"), "static_grid='maybe': must be true or false"),
+    (dict(compile=2), "compile=2: must be true or false"),
     (dict(pinned_io=True), "pinned_io needs a CUDA device"),
     (dict(cuda_graph=True, attention="key_mask"), "cuda_graph needs a CUDA device"),
     (dict(cuda_graph="sometimes"), "cuda_graph must be true or false"),
