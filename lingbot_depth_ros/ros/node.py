@@ -27,8 +27,6 @@ from pathlib import Path
 
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
-from rclpy.exceptions import ParameterException
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2
@@ -48,6 +46,7 @@ from ..engines.base import Engine
 from ..engines.registry import CLASSICAL_ENGINES, create_engine, engine_class
 from . import messages
 from .dds_profile import configure_fastdds
+from .node_process import run_node
 from .diagnostics import NodeStats, diagnostic_array
 from .params import NODE_NAME, NodeConfig, declare_parameters
 from .serialized_publisher import SerializedPublisher
@@ -65,6 +64,13 @@ _GIL_SWITCH_S = 0.0005
 class LingbotDepthNode(Node):
     def __init__(self, **node_kwargs) -> None:
         super().__init__(NODE_NAME, **node_kwargs)
+        try:
+            self._start()
+        except BaseException:  # a start-up error or a stop signal: undo what was built
+            self.destroy_node()
+            raise
+
+    def _start(self) -> None:
         self.config: NodeConfig = declare_parameters(self)
         set_math_threads(self.config.math_threads)  # process-wide (core/threads.py)
         self.camera = None  # source: realsense (declares realsense.* before the check below)
@@ -349,10 +355,22 @@ class LingbotDepthNode(Node):
             hardware_id=self.get_fully_qualified_name()))
 
     def destroy_node(self) -> None:
-        if self.camera is not None:
-            self.camera.close()
-        self.workers.close()
-        self.engine.close()
+        """Stop the camera and workers, close the engine; also for a node whose constructor
+        raised (rclpy's context shutdown destroys it), and only once."""
+        if getattr(self, "_destroyed", False):
+            return
+        self._destroyed = True
+        for part in ("camera", "workers"):
+            if getattr(self, part, None) is not None:
+                getattr(self, part).close()
+        engine = getattr(self, "engine", None)
+        if engine is not None:
+            engine.close()
+            # Not the node's logger: after a stop signal rclpy shuts the context down (from
+            # another thread), and a line for /rosout then fails ("publisher's context is
+            # invalid" on stderr). A logger of another name only prints.
+            rclpy.logging.get_logger(f"{self.get_logger().name}.shutdown").info(
+                f"engine {engine.name} closed")
         super().destroy_node()
 
 
@@ -373,7 +391,8 @@ def _subscribed(publisher) -> bool:
 
 
 def main(args: list[str] | None = None) -> int:
-    """Run the node until shut down (`lingbot_depth_node` enters through ros/node_main.py)."""
+    """Run the node until shut down (`lingbot_depth_node` enters through ros/node_main.py);
+    start-up errors and stop signals are handled in ros/node_process.py."""
     logging.basicConfig(level=logging.INFO, format="[%(levelname)s] [%(name)s]: %(message)s")
     dds_note = configure_fastdds(os.environ)  # this process only (ros/dds_profile.py)
     tune_for_frame_buffers(single_arena=True)  # no-op after node_main.py, which does it first
@@ -381,19 +400,5 @@ def main(args: list[str] | None = None) -> int:
     # holds it between its own calls for up to the switch interval (5 ms by default), which
     # made the outputs stages wait far longer than they compute. 0.5 ms keeps that wait short.
     sys.setswitchinterval(_GIL_SWITCH_S)
-    rclpy.init(args=args)
-    node = None
-    try:
-        node = LingbotDepthNode()
-        node.get_logger().info(dds_note)
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    except (ParameterException, ValueError) as exc:  # a wrong parameter: say which, no traceback
-        print(f"{NODE_NAME}: invalid parameters: {exc}", file=sys.stderr)
-        return 2
-    finally:
-        if node is not None:
-            node.destroy_node()
-        rclpy.try_shutdown()
-    return 0
+
+    return run_node(LingbotDepthNode, args, NODE_NAME, started_note=dds_note)
