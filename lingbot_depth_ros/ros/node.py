@@ -366,11 +366,7 @@ class LingbotDepthNode(Node):
         engine = getattr(self, "engine", None)
         if engine is not None:
             engine.close()
-            # Not the node's logger: after a stop signal rclpy shuts the context down (from
-            # another thread), and a line for /rosout then fails ("publisher's context is
-            # invalid" on stderr). A logger of another name only prints.
-            rclpy.logging.get_logger(f"{self.get_logger().name}.shutdown").info(
-                f"engine {engine.name} closed")
+            self.get_logger().info(f"engine {engine.name} closed")
         super().destroy_node()
 
 

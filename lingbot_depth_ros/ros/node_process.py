@@ -6,10 +6,12 @@ one line on stderr and exit code 2, never a traceback.
 
 Stop: SIGINT and SIGTERM stop the node cleanly: exit 0, the workers joined and the engine
 closed. Under `ros2 launch` a Ctrl-C reaches the node twice (from the terminal and from
-launch), and rclpy's own handler both shuts the context down (spin returns) and passes the
-signal on to Python (a KeyboardInterrupt at the next bytecode). Left to Python's default
-handler that second interrupt lands inside the teardown ("process has died, exit code -2",
-engine not closed); here it is recorded and ignored once the teardown has begun.
+launch). With rclpy's own handlers, the first shuts the context down from another thread
+while Python raises KeyboardInterrupt at some later bytecode, which landed inside the
+teardown ("process has died, exit code -2", engine not closed) or raced the spin and the
+logging. Here the handlers are ours alone: during start-up the first signal leaves it at
+once (StopRequested), afterwards signals are only recorded, the spin loop sees them within
+SPIN_POLL_S, and the teardown runs on a live context.
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ from typing import Callable
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 STARTUP_ERROR_EXIT = 2
+#: longest wait between a stop signal and the spin loop seeing it
+SPIN_POLL_S = 0.1
 
 #: what to add to rcl's message when the cause is a common one
 _HINTS = (
@@ -38,31 +42,25 @@ class StopRequested(BaseException):
 
 
 class StopSignals:
-    """SIGINT/SIGTERM handlers for the node process: interrupt start-up, then stay quiet.
-
-    Installed before rclpy.init, so rclpy's handler (which wakes and shuts down the
-    executor) passes each signal on to this one."""
+    """SIGINT/SIGTERM handlers for the node process: interrupt start-up, then only record."""
 
     def __init__(self) -> None:
         self.received: list[str] = []
-        self.phase = "startup"  # startup | running | teardown
-        self._previous: dict = {}
+        #: importing | preparing | starting | running | teardown; a first signal leaves the
+        #: slow parts (imports, the node's constructor: the engine loads there) at once and
+        #: is only recorded while rclpy's own objects are made or the node runs
+        self.phase = "importing"
 
     def install(self) -> "StopSignals":
         for signum in STOP_SIGNALS:
-            self._previous[signum] = signal.signal(signum, self._handle)
+            signal.signal(signum, self._handle)
         return self
-
-    def restore(self) -> None:
-        for signum, handler in self._previous.items():
-            signal.signal(signum, handler)
-        self._previous.clear()
 
     def _handle(self, signum, _frame) -> None:
         self.received.append(signal.Signals(signum).name)
-        # Running: rclpy's handler has already shut the context down, spin returns by itself.
-        # Tearing down: a second Ctrl-C must not cut the engine's close short.
-        if self.phase == "startup" and len(self.received) == 1:
+        # Running: the spin loop polls `received`. Tearing down: a second Ctrl-C must not
+        # cut the engine's close short.
+        if self.phase in ("importing", "starting") and len(self.received) == 1:
             raise StopRequested(self.received[0])
 
 
@@ -92,44 +90,54 @@ def one_line(exc: BaseException) -> str:
 
 def run_node(start: Callable[[], object], args: list[str] | None, name: str,
              started_note: str = "") -> int:
-    """rclpy.init(args), `start()` the node, spin until a stop signal or shutdown, tear down.
+    """rclpy.init(args), `start()` the node, spin until a stop signal, tear down.
 
     `start` must leave nothing behind when it raises (the node's constructor destroys what
     it built). Returns the process exit code: 0 after a stop, STARTUP_ERROR_EXIT when the
     node could not start (one line on stderr)."""
     import rclpy
-    from rclpy.executors import ExternalShutdownException
+    from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+    from rclpy.signals import SignalHandlerOptions
 
     signals = install_stop_signals()
-    node = None
+    signals.phase = "preparing"
+    node = executor = None
     try:
-        rclpy.init(args=args)
-        node = start()
-        if started_note and not signals.received and node.context.ok():  # /rosout still up
-            node.get_logger().info(started_note)
-        signals.phase = "running"
-        if not signals.received:  # a signal between start() and here shut the context down
-            rclpy.spin(node)
+        # Not rclpy's handlers: they shut the context down from another thread at once, so
+        # whatever runs then (spin, start-up, the teardown's logging) fails in a race with
+        # the signal. Ours only record it; the loop below stops within one poll period.
+        rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
+        executor = SingleThreadedExecutor()
+        if not signals.received:
+            signals.phase = "starting"
+            node = start()  # a node lost to a signal right after is destroyed by try_shutdown
+            signals.phase = "running"
+            executor.add_node(node)
+            if started_note:
+                node.get_logger().info(started_note)
+        while not signals.received and rclpy.ok():
+            executor.spin_once(timeout_sec=SPIN_POLL_S)
     except (StopRequested, KeyboardInterrupt, ExternalShutdownException):
         pass
     except Exception as exc:
-        if node is not None or signals.received:
-            # Running: a fault of the node's own, whose traceback is worth having. Stopped
-            # during start-up: whatever the shut-down context made fail is no error.
-            if not signals.received:
-                raise
-        else:
+        if signals.received:
+            pass  # stopped during start-up: what the stop cut short is no error
+        elif node is None:
             print(f"{name}: cannot start: {one_line(exc)}", file=sys.stderr, flush=True)
             return STARTUP_ERROR_EXIT
+        else:
+            raise  # a fault of the running node's own, whose traceback is worth having
     finally:
         signals.phase = "teardown"
-        _tear_down(node, rclpy)
+        _tear_down(node, executor, rclpy)
     return 0
 
 
-def _tear_down(node, rclpy) -> None:
-    """Destroy the node (closes workers and engine), then the context."""
+def _tear_down(node, executor, rclpy) -> None:
+    """Stop the executor, destroy the node (closes workers and engine), then the context."""
     try:
+        if executor is not None:
+            executor.shutdown()
         if node is not None:
             node.destroy_node()
     finally:
