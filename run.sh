@@ -24,10 +24,11 @@ setup() {
     python -m pip install -q -r requirements-ci.txt -r requirements-colcon.txt
     echo "$want" > "$stamp"
   fi
-  # The messages in msg/ only exist after a colcon build; rebuild when msg/ or the build
-  # files change (Python sources are read from the checkout, see lingbot_depth_ros/__init__.py).
+  # The messages in msg/ only exist after a colcon build; rebuild when msg/, the build files
+  # or what `ros2 launch` reads from the install space (launch/, config/, scripts/) change
+  # (Python sources are read from the checkout, see lingbot_depth_ros/__init__.py).
   local bstamp="$ws/.lingbot-build" bwant
-  bwant=$(cat msg/*.msg CMakeLists.txt package.xml .ci/colcon_build.sh | sha256sum | cut -c1-16)
+  bwant=$(cat msg/*.msg CMakeLists.txt package.xml .ci/colcon_build.sh launch/* config/* scripts/* | sha256sum | cut -c1-16)
   if [ "$(cat "$bstamp" 2>/dev/null)" != "$bwant" ] || [ ! -d "$ws/install" ]; then
     rm -rf "$ws/build" "$ws/install"
     bash .ci/colcon_build.sh "$ws" > "$ws.log" 2>&1 || { cat "$ws.log"; exit 1; }
