@@ -25,7 +25,6 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
@@ -355,8 +354,8 @@ class LingbotDepthNode(Node):
             hardware_id=self.get_fully_qualified_name()))
 
     def destroy_node(self) -> None:
-        """Stop the camera and workers, close the engine; also for a node whose constructor
-        raised (rclpy's context shutdown destroys it), and only once."""
+        """Stop the camera and workers, close the engine; only once, and also for a node
+        whose constructor raised part-way (it calls this, and so may a context shutdown)."""
         if getattr(self, "_destroyed", False):
             return
         self._destroyed = True
