@@ -41,15 +41,17 @@ setup() {
     python -m pip install -q -r requirements-ci.txt -r requirements-colcon.txt
     echo "$want" > "$stamp"
   fi
-  # The messages in msg/ only exist after a colcon build; rebuild when msg/ or the build
-  # files change (Python sources are read from the checkout, see lingbot_depth_ros/__init__.py).
+  # The messages in msg/ only exist after a colcon build; rebuild when msg/, the build files
+  # or what `ros2 launch` reads from the install space (launch/, config/, scripts/) change
+  # (Python sources are read from the checkout, see lingbot_depth_ros/__init__.py).
   local bstamp="$ws/.lingbot-build" bwant
-  bwant=$(cat msg/*.msg CMakeLists.txt package.xml .ci/colcon_build.sh | sha256sum | cut -c1-16)
+  bwant=$(cat msg/*.msg CMakeLists.txt package.xml .ci/colcon_build.sh launch/* config/* scripts/* | sha256sum | cut -c1-16)
   if [ "$(cat "$bstamp" 2>/dev/null)" != "$bwant" ] || [ ! -d "$ws/install" ]; then
     rm -rf "$ws/build" "$ws/install"
     bash .ci/colcon_build.sh "$ws" > "$ws.log" 2>&1 || { cat "$ws.log"; exit 1; }
     echo "$bwant" > "$bstamp"
   fi
+  setup_upstream
   local inst="$ws/install/lingbot_depth_ros"
   export LD_LIBRARY_PATH="$inst/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
   # The checkout first (its sources), then the install space (the generated msg module).
@@ -58,6 +60,30 @@ setup() {
   # Keep DDS traffic on this machine (tests and demo talk over loopback only).
   export ROS_AUTOMATIC_DISCOVERY_RANGE=${ROS_AUTOMATIC_DISCOVERY_RANGE:-LOCALHOST}
   export RMW_IMPLEMENTATION=${RMW_IMPLEMENTATION:-rmw_fastrtps_cpp}
+}
+
+# The upstream tier of the tests (launch, launch_ros, ros2cli, message_filters,
+# sensor_msgs_py, cv_bridge's Python part, composition_interfaces) where no ROS install
+# provides them: from ../shared/ros2-upstream when that folder exists (see its README).
+# composition_interfaces is built into "$ws/upstream", beside (not inside) our own install,
+# which the build step above removes on every rebuild.
+setup_upstream() {
+  local src="$repo/../shared/ros2-upstream" uws="$ws/upstream"
+  local ustamp="$uws/.lingbot-upstream" uwant ci="$uws/install/composition_interfaces"
+  [ -f "$src/install.sh" ] || return 0
+  export LD_LIBRARY_PATH="$ci/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+  export PYTHONPATH="$ci/lib/python$(python -c "import sys;print(f\"{sys.version_info[0]}.{sys.version_info[1]}\")")/site-packages${PYTHONPATH:+:$PYTHONPATH}"
+  export AMENT_PREFIX_PATH="$ci${AMENT_PREFIX_PATH:+:$AMENT_PREFIX_PATH}"
+  uwant=$(cat "$src/install.sh" "$src/README.md" | sha256sum | cut -c1-16)
+  local mods='launch, launch_ros, ros2launch, ros2cli, message_filters, sensor_msgs_py, cv_bridge, composition_interfaces.srv'
+  # Importable already (a ROS install, or this step done before) and not stale: nothing to do.
+  if python -c "import $mods" 2>/dev/null \
+      && { [ ! -d "$uws/install" ] || [ "$(cat "$ustamp" 2>/dev/null)" = "$uwant" ]; }; then
+    return 0
+  fi
+  mkdir -p "$uws"
+  bash "$src/install.sh" "$venv/bin/python" "$uws" > "$uws.log" 2>&1 || { cat "$uws.log"; exit 1; }
+  echo "$uwant" > "$ustamp"
 }
 
 cmd=${1:-demo}

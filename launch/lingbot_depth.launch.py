@@ -10,7 +10,16 @@ Arguments:
   params_file            a parameter file to use instead of the camera's
   engine, checkpoint, onnx, engine_file, mode
                          override the node parameters of the same name when not empty
-  namespace              namespace of the node (and of its outputs)
+  namespace              namespace of the node, its inputs and its outputs; empty: the
+                         camera driver's default namespace (camera, zed; / for default).
+                         The presets' input topics are relative to it, so one launch per
+                         camera (driver started with the same namespace) works
+  remappings             extra remappings for the node, "from:=to" separated by spaces
+                         or commas, e.g. "depth_completed:=/arm/depth"
+  use_sim_time           true: the node follows /clock (rosbag play --clock)
+  camera_info_sibling    true: publish the output camera info as <namespace>/camera_info,
+                         beside depth_completed, as image_transport subscribers expect
+                         (RViz2 DepthCloud, depth_image_proc); default: depth_completed/camera_info
   include_camera_driver  true: also launch realsense2_camera / orbbec_camera / zed_wrapper
                          with depth aligned to colour, when that package is installed
   large_data_profile     true: give everything launched here config/fastdds_large_data.xml
@@ -40,6 +49,16 @@ CAMERA_CONFIGS = {
 }
 CAMERA_ALIASES = {"realsense": "realsense_d435i", "orbbec": "orbbec_gemini335", "zed": "zed2i"}
 
+#: camera -> the namespace its driver publishes in by default (the presets' topics are
+#: relative to it); docs/drivers.md lists each driver's topics
+CAMERA_NAMESPACES = {
+    "default": "/",
+    "realsense_d435i": "camera",   # rs_launch.py camera_namespace (its node: camera_name)
+    "realsense_d455": "camera",
+    "orbbec_gemini335": "camera",  # orbbec_camera: namespace and node both camera_name
+    "zed2i": "zed",                # zed_camera.launch.py: namespace camera_name, node zed_node
+}
+
 #: camera -> (driver package, its launch file, arguments that register depth to colour)
 CAMERA_DRIVERS = {
     "realsense_d435i": ("realsense2_camera", "rs_launch.py", {"align_depth.enable": "true"}),
@@ -49,11 +68,18 @@ CAMERA_DRIVERS = {
     "zed2i": ("zed_wrapper", "zed_camera.launch.py", {"camera_model": "zed2i"}),
 }
 
+#: driver package -> its launch argument that sets the namespace the presets are relative to
+DRIVER_NAMESPACE_ARGUMENTS = {"realsense2_camera": "camera_namespace",
+                              "orbbec_camera": "camera_name", "zed_wrapper": "camera_name"}
+
 #: launch arguments that override the node parameter of the same name when not empty
 PARAMETER_ARGUMENTS = ("engine", "checkpoint", "onnx", "engine_file", "mode")
 #: launch arguments that configure the launch itself (no node parameter)
-LAUNCH_ARGUMENTS = ("camera", "params_file", "namespace", "include_camera_driver",
-                    "large_data_profile")
+LAUNCH_ARGUMENTS = ("camera", "params_file", "namespace", "remappings", "use_sim_time",
+                    "camera_info_sibling", "include_camera_driver", "large_data_profile")
+#: where the output camera info goes with camera_info_sibling:=true (image_transport's
+#: getCameraInfoTopic of depth_completed)
+SIBLING_CAMERA_INFO = ("depth_completed/camera_info", "camera_info")
 DDS_PROFILE_VARIABLE = "FASTDDS_DEFAULT_PROFILES_FILE"
 
 
@@ -66,11 +92,12 @@ def _camera(context) -> str:
     return name
 
 
-def _driver(camera: str):
-    """The driver's launch include, or a log line saying why it is not started."""
+def _driver(camera: str, namespace: str):
+    """The driver's launch include (in `namespace`), or a log line saying why it is not started."""
     if camera not in CAMERA_DRIVERS:
         return LogInfo(msg=f"include_camera_driver: no driver is known for camera '{camera}'")
     package, launch_file, arguments = CAMERA_DRIVERS[camera]
+    arguments = {**arguments, DRIVER_NAMESPACE_ARGUMENTS[package]: namespace.strip("/")}
     try:
         share = get_package_share_directory(package)
     except PackageNotFoundError:
@@ -85,6 +112,23 @@ def _is_true(context, name: str) -> bool:
     return LaunchConfiguration(name).perform(context).strip().lower() in ("true", "1", "yes")
 
 
+def _remappings(context) -> list[tuple[str, str]]:
+    text = LaunchConfiguration("remappings").perform(context)
+    rules = []
+    for rule in text.replace(",", " ").split():
+        source, sep, target = rule.partition(":=")
+        if not (sep and source and target):
+            raise RuntimeError(f"remappings: '{rule}' is not of the form from:=to")
+        rules.append((source, target))
+    if _is_true(context, "camera_info_sibling"):
+        rules.append(SIBLING_CAMERA_INFO)
+    return rules
+
+
+def _namespace(context, camera: str) -> str:
+    return LaunchConfiguration("namespace").perform(context).strip() or CAMERA_NAMESPACES[camera]
+
+
 def _launch_setup(context):
     camera = _camera(context)
     share = get_package_share_directory(PACKAGE)
@@ -95,16 +139,18 @@ def _launch_setup(context):
         value = LaunchConfiguration(name).perform(context)
         if value:
             overrides[name] = value
+    overrides["use_sim_time"] = _is_true(context, "use_sim_time")
     actions = []
     if _is_true(context, "large_data_profile") and not os.environ.get(DDS_PROFILE_VARIABLE):
         actions.append(SetEnvironmentVariable(
             DDS_PROFILE_VARIABLE, os.path.join(share, "config", "fastdds_large_data.xml")))
     actions.append(Node(package=PACKAGE, executable="lingbot_depth_node",
                         name="lingbot_depth_node",
-                        namespace=LaunchConfiguration("namespace").perform(context),
+                        namespace=_namespace(context, camera), remappings=_remappings(context),
                         parameters=[params_file, overrides], output="screen", emulate_tty=True))
     if _is_true(context, "include_camera_driver"):
-        actions.insert(len(actions) - 1, _driver(camera))  # after the environment, before us
+        # after the environment, before the node
+        actions.insert(len(actions) - 1, _driver(camera, _namespace(context, camera)))
     return actions
 
 
@@ -121,7 +167,17 @@ def generate_launch_description() -> LaunchDescription:
         DeclareLaunchArgument("onnx", default_value="", description="ONNX file for onnxruntime/auto"),
         DeclareLaunchArgument("engine_file", default_value="", description="TensorRT engine file"),
         DeclareLaunchArgument("mode", default_value="", description="completion | monocular"),
-        DeclareLaunchArgument("namespace", default_value="", description="node namespace"),
+        DeclareLaunchArgument("namespace", default_value="",
+                              description="namespace of node, inputs and outputs (empty: the "
+                                          "camera driver's default namespace)"),
+        DeclareLaunchArgument("remappings", default_value="",
+                              description='extra remappings "from:=to", space or comma separated'),
+        DeclareLaunchArgument("use_sim_time", default_value="false",
+                              description="follow /clock (rosbag play --clock)"),
+        DeclareLaunchArgument("camera_info_sibling", default_value="false",
+                              description="publish the output camera info as <namespace>/"
+                                          "camera_info (image_transport's convention: RViz2 "
+                                          "DepthCloud, depth_image_proc)"),
         DeclareLaunchArgument("include_camera_driver", default_value="false",
                               description="also launch the camera driver when it is installed"),
         DeclareLaunchArgument("large_data_profile", default_value="true",

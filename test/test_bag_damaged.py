@@ -67,7 +67,8 @@ def test_missing_depth_topic_is_named(tmp_path, capsys):
     rc, _, err = process([bag, tmp_path / "o1.mcap"], capsys)
     assert rc == 2 and "no depth image topic" in err and COLOR in err
     rc, _, err = process([bag, tmp_path / "o2.mcap", "--params", D435I], capsys)
-    assert rc == 2 and f"has no depth topic {DEPTH}" in err
+    # the preset names it relative to the camera's namespace (docs/drivers.md)
+    assert rc == 2 and "has no depth topic camera/aligned_depth_to_color/image_raw in any namespace" in err
     assert not (tmp_path / "o1.mcap").exists() and not (tmp_path / "o2.mcap").exists()
 
 

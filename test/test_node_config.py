@@ -75,7 +75,9 @@ def test_param_file_loads_into_node(context, path):
 def test_wildcard_key_matches_any_namespace(context, namespace):
     node = start_node(context, CONFIG / "zed2i.yaml", namespace=namespace)
     try:
-        assert node.config.depth_topic == "/zed/zed_node/depth/depth_registered"
+        assert node.config.depth_topic == "zed_node/depth/depth_registered"  # the driver's namespace's
+        assert node.resolve_topic_name(node.config.depth_topic) == \
+            f"{namespace.rstrip('/')}/zed_node/depth/depth_registered"
         assert node.config.min_depth == 0.3
     finally:
         node.destroy_node()

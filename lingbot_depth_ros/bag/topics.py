@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import Iterable
 
 from ..core.codec import COLOR_ENCODINGS, DEPTH_ENCODINGS
 from .decode import CAMERA_INFO, COMPRESSED, IMAGE, IMAGE_TYPES, is_compressed_depth
@@ -35,11 +36,29 @@ def absolute(name: str) -> str:
     return name if name.startswith("/") else "/" + name
 
 
+def matching_topics(topics: Iterable[str], name: str) -> list[str]:
+    """The recorded topics a node's topic parameter can mean: an absolute name itself; a
+    relative one in the root namespace, else in any namespace (the presets name topics
+    relative to the camera driver's namespace, which a bag does not record)."""
+    topics = set(topics)
+    if name.startswith("/") or absolute(name) in topics:
+        return [absolute(name)] if absolute(name) in topics else []
+    return sorted(t for t in topics if t.endswith(absolute(name)))
+
+
 def _resolve(reader: BagReader, name: str, transport: str) -> str | None:
-    for candidate in (absolute(name), f"{absolute(name)}/{transport}"):
-        if candidate in reader.topics:
-            return candidate
+    for candidate in (name, f"{name}/{transport}"):
+        found = matching_topics(reader.topics, candidate)
+        if len(found) > 1:
+            raise TopicError(f"{candidate} is in several namespaces of bag {reader.path} "
+                             f"({', '.join(found)}); name the topic absolutely")
+        if found:
+            return found[0]
     return None
+
+
+def _described(name: str) -> str:
+    return absolute(name) if name.startswith("/") else f"{name} in any namespace"
 
 
 def select_topics(reader: BagReader, color: str | None = None, depth: str | None = None,
@@ -50,11 +69,13 @@ def select_topics(reader: BagReader, color: str | None = None, depth: str | None
     if color_topic == depth_topic:
         raise TopicError(f"colour and depth are the same topic {color_topic}")
     if info:
-        info_topic = absolute(info)
-        if info_topic not in reader.topics:
+        found = matching_topics(reader.topics, info)
+        # the info of the colour topic's namespace when the relative name is in several
+        same_camera = [t for t in found if color_topic.startswith(t[:-len(absolute(info))] + "/")]
+        info_topic = (same_camera or found or [None])[0]
+        if info_topic is None:
             log.warning("camera info topic %s is not in the bag: no camera info or cloud output",
-                        info_topic)
-            info_topic = None
+                        _described(info))
     else:
         info_topic = _detect_info(reader, color_topic)
     if info_topic and reader.topics[info_topic].msgtype != CAMERA_INFO:
@@ -69,8 +90,8 @@ def _given(reader: BagReader, name: str, transport: str, what: str) -> str:
     topic = _resolve(reader, name, transport)
     if topic is None:
         images = [t for t, v in reader.topics.items() if v.msgtype in IMAGE_TYPES]
-        raise TopicError(f"bag {reader.path} has no {what} topic {absolute(name)} (nor "
-                         f"{absolute(name)}/{transport}); image topics in the bag: "
+        raise TopicError(f"bag {reader.path} has no {what} topic {_described(name)} (nor "
+                         f"{name}/{transport}); image topics in the bag: "
                          f"{', '.join(images) or 'none'}")
     msgtype = reader.topics[topic].msgtype
     if msgtype not in IMAGE_TYPES:

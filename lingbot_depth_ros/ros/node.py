@@ -24,10 +24,7 @@ import threading
 import time
 from dataclasses import dataclass
 
-import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
-from rclpy.exceptions import ParameterException
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2
@@ -50,6 +47,7 @@ from .dds_profile import configure_fastdds
 from .diagnostics import NodeStats, RecentDrops, diagnostic_array, health
 from .engine_keeper import EngineKeeper
 from .input_qos import REFRESH_PERIOD_S, InputSpec, InputSubscriptions
+from .node_process import run_node
 from .params import NODE_NAME, NodeConfig, declare_parameters
 from .serialized_publisher import SerializedPublisher
 from .worker import CompletionWorkers, StageClock
@@ -66,6 +64,13 @@ _GIL_SWITCH_S = 0.0005
 class LingbotDepthNode(Node):
     def __init__(self, **node_kwargs) -> None:
         super().__init__(NODE_NAME, **node_kwargs)
+        try:
+            self._start()
+        except BaseException:  # a start-up error or a stop signal: undo what was built
+            self.destroy_node()
+            raise
+
+    def _start(self) -> None:
         self.config: NodeConfig = declare_parameters(self)
         set_math_threads(self.config.math_threads)  # process-wide (core/threads.py)
         self.camera = None  # source: realsense (declares realsense.* before the check below)
@@ -345,10 +350,18 @@ class LingbotDepthNode(Node):
             hardware_id=self.get_fully_qualified_name(), status=status, extra=extra))
 
     def destroy_node(self) -> None:
-        # Also called (by rclpy's shutdown) on a node whose constructor raised part-way.
-        for part in ("camera", "workers", "keeper"):
+        """Stop the camera and workers, close the engine; only once, and also for a node
+        whose constructor raised part-way (it calls this, and so may a context shutdown)."""
+        if getattr(self, "_destroyed", False):
+            return
+        self._destroyed = True
+        for part in ("camera", "workers"):
             if getattr(self, part, None) is not None:
                 getattr(self, part).close()
+        keeper = getattr(self, "keeper", None)
+        if keeper is not None:
+            keeper.close()
+            self.get_logger().info(f"engine {keeper.engine.name} closed")
         super().destroy_node()
 
 
@@ -369,7 +382,8 @@ def _subscribed(publisher) -> bool:
 
 
 def main(args: list[str] | None = None) -> int:
-    """Run the node until shut down (`lingbot_depth_node` enters through ros/node_main.py)."""
+    """Run the node until shut down (`lingbot_depth_node` enters through ros/node_main.py);
+    start-up errors and stop signals are handled in ros/node_process.py."""
     logging.basicConfig(level=logging.INFO, format="[%(levelname)s] [%(name)s]: %(message)s")
     dds_note = configure_fastdds(os.environ)  # this process only (ros/dds_profile.py)
     tune_for_frame_buffers(single_arena=True)  # no-op after node_main.py, which does it first
@@ -377,19 +391,5 @@ def main(args: list[str] | None = None) -> int:
     # holds it between its own calls for up to the switch interval (5 ms by default), which
     # made the outputs stages wait far longer than they compute. 0.5 ms keeps that wait short.
     sys.setswitchinterval(_GIL_SWITCH_S)
-    rclpy.init(args=args)
-    node = None
-    try:
-        node = LingbotDepthNode()
-        node.get_logger().info(dds_note)
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    except (ParameterException, ValueError) as exc:  # a wrong parameter: say which, no traceback
-        print(f"{NODE_NAME}: invalid parameters: {exc}", file=sys.stderr)
-        return 2
-    finally:
-        if node is not None:
-            node.destroy_node()
-        rclpy.try_shutdown()
-    return 0
+
+    return run_node(LingbotDepthNode, args, NODE_NAME, started_note=dds_note)

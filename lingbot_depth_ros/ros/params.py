@@ -240,4 +240,27 @@ def declare_parameters(node) -> NodeConfig:
         declared.append((param.name, param.default, descriptor))
     # rclpy checks override types and ranges here and raises with the parameter's name.
     values = node.declare_parameters("", declared)
-    return NodeConfig.from_values({p.name: p.value for p in values})
+    config = NodeConfig.from_values({p.name: p.value for p in values})
+    check_topic_names(node, config)
+    return config
+
+
+#: parameters that name a topic the node subscribes to
+TOPIC_PARAMS = ("color_topic", "depth_topic", "camera_info_topic")
+
+
+def check_topic_names(node, config: NodeConfig) -> None:
+    """Raise ValueError naming the parameter when a topic name is not a valid ROS name
+    (before the engine loads, rather than at the first subscription)."""
+    from rclpy.exceptions import InvalidTopicNameException
+    from rclpy.validate_full_topic_name import validate_full_topic_name
+
+    from .node_process import plain_message
+
+    for name in TOPIC_PARAMS:
+        topic = getattr(config, name)
+        try:
+            validate_full_topic_name(node.resolve_topic_name(topic))
+        except (InvalidTopicNameException, RuntimeError, ValueError) as exc:
+            reason = plain_message(exc).removeprefix("failed to resolve name: ")
+            raise ValueError(f"parameter '{name}' = '{topic}' is not a valid topic name ({reason})") from None

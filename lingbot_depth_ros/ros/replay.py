@@ -22,9 +22,10 @@ from rclpy.qos import QoSProfile, ReliabilityPolicy
 from rosbags.rosbag2 import Reader
 
 from ..bag.reader import build_typestore
+from ..bag.topics import matching_topics
 from ..bag.writer import BagWriter
 from .node import LingbotDepthNode
-from .params import load_params_file
+from .params import TOPIC_PARAMS, load_params_file
 
 #: node outputs (relative names) and their types, as recorded
 OUTPUT_TOPICS = {
@@ -73,7 +74,8 @@ def replay(input_bag: str | Path, output_bag: str | Path, params_file: str | Pat
                                 parameter_overrides=[Parameter(k, value=v) for k, v in params.items()])
         player = rclpy.create_node("lingbot_replay", context=context, namespace=namespace)
         records, input_types = _read_records(input_bag)
-        publishers = {topic: player.create_publisher(message_class(t), topic, _RELIABLE)
+        targets = _input_targets(node, input_types)
+        publishers = {topic: player.create_publisher(message_class(t), targets[topic], _RELIABLE)
                       for topic, t in input_types.items()}
         recorder = _Recorder(player, namespace)
         executors = [_spin_in_thread(n, context) for n in (node, player)]
@@ -104,6 +106,19 @@ def replay(input_bag: str | Path, output_bag: str | Path, params_file: str | Pat
         return summary
     finally:
         rclpy.try_shutdown(context=context)
+
+
+def _input_targets(node: LingbotDepthNode, bag_topics) -> dict[str, str]:
+    """Bag topic -> the topic to play it on: the node's resolved input where one of its
+    topic parameters names the bag topic (relative names match in any namespace, as the
+    bag tools read them), else the bag topic itself."""
+    targets = {t: t for t in bag_topics}
+    for param in TOPIC_PARAMS:
+        name = getattr(node.config, param)
+        found = matching_topics(bag_topics, name)
+        if len(found) == 1:
+            targets[found[0]] = node.resolve_topic_name(name)
+    return targets
 
 
 def _read_records(path: str | Path) -> tuple[list[tuple[int, str, bytes]], dict[str, str]]:
