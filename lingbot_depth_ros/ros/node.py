@@ -1,12 +1,12 @@
-"""`lingbot_depth_node`: registered colour + depth in; completed depth, clouds, CompletedRGBD out.
+"""`lingbot_depth_node`: registered color + depth in; completed depth, clouds, CompletedRGBD out.
 
-Subscription callbacks only read the serialized messages in place (core.serialized: no
-rclpy message is built, the pixels stay in the received buffer) and pair them by stamp
-(core.pairing), then hand the newest pair to the worker threads through a one-deep slot
-(latest wins), so the executor never waits for inference. One worker decodes and completes,
-the other builds the outputs (core.outputs, shared with the bag tools) and publishes
-(ros/worker.py). Every received image ends up
-published, counted as dropped under a reason, or still queued (see ros/diagnostics.py).
+Subscription callbacks take ordinary rclpy messages (any RMW, XCDR1 or XCDR2), keep their
+pixel buffers as they came (ros/messages.py) and pair them by stamp (core.pairing), then
+hand the newest pair to the worker threads through a one-deep slot (latest wins), so the
+executor never waits for inference. One worker decodes and completes, the other builds the
+outputs (core.outputs, shared with the bag tools) and publishes (ros/worker.py). Every
+received image ends up published, counted as dropped under a reason, or still queued (see
+ros/diagnostics.py). Messages the RMW cannot deserialize are dropped by the RMW itself.
 
 Topics (relative, so a namespace or remap moves them; resolved names for the root namespace):
   in:  color/image_raw, depth/image_raw, color/camera_info (names set by parameters)
@@ -32,16 +32,15 @@ from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 
-from ..core import serialized
 from ..core.codec import COLOR_ENCODINGS, DEPTH_ENCODINGS, decode_fields, to_rgb8
 from ..core.depth import Infinities, check_registered, depth_to_metres, require_some_valid
 from ..core.errors import (BufferSizeError, EncodingError, IntrinsicsError, InvalidDepthError,
-                           LingbotDepthError, ShapeMismatchError, UnregisteredError)
+                           ShapeMismatchError, UnregisteredError)
 from ..core.frame import CompletionResult, RGBDFrame
 from ..core.allocator import HeapTrimmer, tune_for_frame_buffers
 from ..core.outputs import CameraInfoFields, FrameOutputs, OutputBuilder, nominal_intrinsics
 from ..core.pairing import DropCounter, LatestSlot, Pair, StampPairer
-from ..core.serialized import StampedImage, StampedInfo
+from ..core.stamped import StampedImage, StampedInfo
 from ..core.threads import set_math_threads
 from ..engines.base import Engine
 from ..engines.registry import CLASSICAL_ENGINES
@@ -51,7 +50,6 @@ from .diagnostics import NodeStats, RecentDrops, diagnostic_array, health
 from .engine_keeper import EngineKeeper
 from .input_qos import REFRESH_PERIOD_S, InputSpec, InputSubscriptions
 from .params import NODE_NAME, NodeConfig, declare_parameters
-from .serialized_publisher import SerializedPublisher
 from .worker import CompletionWorkers, StageClock
 
 #: errors caused by the input frame: drop it, never blame (or replace) the engine
@@ -131,15 +129,14 @@ class LingbotDepthNode(Node):
         c = self.config
         out_qos = QoSProfile(depth=c.output_queue_depth, reliability=ReliabilityPolicy.RELIABLE)
 
-        def serialized_publisher(msg_type, topic: str, wanted: bool):
-            return SerializedPublisher(self.create_publisher(msg_type, topic, out_qos)) if wanted else None
+        def publisher(msg_type, topic: str, wanted: bool):
+            return self.create_publisher(msg_type, topic, out_qos) if wanted else None
 
-        self.depth_pub = serialized_publisher(Image, "depth_completed", c.publish_depth)
-        self.info_pub = serialized_publisher(CameraInfo, "depth_completed/camera_info", c.publish_depth)
-        self.mask_pub = serialized_publisher(Image, "depth_completed/source_mask", c.publish_source_mask)
-        self.cloud_pub = serialized_publisher(PointCloud2, "depth_completed/points", c.publish_cloud)
-        rgbd = self._make_rgbd_publisher(out_qos) if c.publish_rgbd else None
-        self.rgbd_pub = SerializedPublisher(rgbd) if rgbd is not None else None
+        self.depth_pub = publisher(Image, "depth_completed", c.publish_depth)
+        self.info_pub = publisher(CameraInfo, "depth_completed/camera_info", c.publish_depth)
+        self.mask_pub = publisher(Image, "depth_completed/source_mask", c.publish_source_mask)
+        self.cloud_pub = publisher(PointCloud2, "depth_completed/points", c.publish_cloud)
+        self.rgbd_pub = self._make_rgbd_publisher(out_qos) if c.publish_rgbd else None
         self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
 
     def _make_rgbd_publisher(self, qos):
@@ -161,39 +158,29 @@ class LingbotDepthNode(Node):
         # Info first: when messages of all three are ready at once, the executor takes them in
         # creation order, so a pair then finds the camera info of its own stamp.
         inputs = InputSubscriptions(self, c.qos, c.queue_depth, [
-            InputSpec(CameraInfo, c.camera_info_topic, self._on_info_cdr),
-            InputSpec(Image, c.color_topic, self._on_color_cdr),
-            InputSpec(Image, c.depth_topic, self._on_depth_cdr)])
+            InputSpec(CameraInfo, c.camera_info_topic, self._on_info),
+            InputSpec(Image, c.color_topic, self._on_color),
+            InputSpec(Image, c.depth_topic, self._on_depth)])
         if c.qos == "auto":
             self._qos_timer = self.create_timer(REFRESH_PERIOD_S, inputs.refresh)
         return inputs
 
     # -- executor thread: read and pair only ----------------------------------------------
-    def _on_color_cdr(self, data: bytes) -> None:
-        self._receive("color", data)
+    def _on_color(self, msg: Image) -> None:
+        self._receive("color", msg)
 
-    def _on_depth_cdr(self, data: bytes) -> None:
-        self._receive("depth", data)
+    def _on_depth(self, msg: Image) -> None:
+        self._receive("depth", msg)
 
-    def _receive(self, stream: str, data: bytes) -> None:
+    def _receive(self, stream: str, msg: Image) -> None:
+        # Messages the RMW cannot deserialize never reach here: it drops them itself.
         wall, cpu = time.perf_counter(), time.thread_time()
         self.stats.count_received(stream)
-        try:
-            image = serialized.read_image(data, f"{stream} image")
-        except LingbotDepthError as exc:  # unreadable: one image dropped, counted
-            self.drops.add(exc.reason, 1)
-            self._warn_throttled(f"dropped a {stream} image ({exc.reason}): {exc}")
-            return
-        self._add(stream, image, wall, cpu)
+        self._add(stream, messages.stamped_image(msg), wall, cpu)
 
-    def _on_info_cdr(self, data: bytes) -> None:
+    def _on_info(self, msg: CameraInfo) -> None:
         self.stats.count_received("camera_info")
-        try:
-            info = serialized.read_camera_info(data)
-        except LingbotDepthError as exc:
-            self.stats.count_received("camera_info_unreadable")
-            self._warn_throttled(f"ignored an unreadable camera info ({exc.reason}): {exc}")
-            return
+        info = messages.stamped_info(msg)
         with self._pair_lock:
             self.pairer.add_info(info, info.stamp_ns)
 
@@ -248,21 +235,19 @@ class LingbotDepthNode(Node):
             self.stats.count_heap_trim(self.heap_trimmer.last_ms)
 
     def _publish(self, outputs: FrameOutputs) -> None:
-        """Publish one frame's outputs serialized (core.serialized); stamp and frame id are
-        the input colour image's. Each buffer is copied once into the publisher's reused
-        message buffer and once by the DDS writer (ros/serialized_publisher.py; costs in
-        docs/node.md)."""
-        stamp, frame_id = outputs.stamp_ns, outputs.frame_id
+        """Publish one frame's outputs as rclpy messages; stamp and frame id are the input
+        colour image's. Buffers go in as bytes/array.array (ros/messages.py says why)."""
+        header = messages.make_header(outputs.stamp_ns, outputs.frame_id)
         if self.depth_pub is not None:
-            self.depth_pub.publish(serialized.image_parts(stamp, frame_id, outputs.depth))
+            self.depth_pub.publish(messages.image_msg(outputs.depth, header))
             if outputs.camera_info is not None:
-                self.info_pub.publish([serialized.camera_info_cdr(stamp, frame_id, outputs.camera_info)])
+                self.info_pub.publish(messages.camera_info_msg(outputs.camera_info, header))
         if _subscribed(self.mask_pub):
-            self.mask_pub.publish(serialized.image_parts(stamp, frame_id, outputs.source_mask))
+            self.mask_pub.publish(messages.image_msg(outputs.source_mask, header))
         if outputs.cloud is not None:
-            self.cloud_pub.publish(serialized.cloud_parts(stamp, frame_id, outputs.cloud))
+            self.cloud_pub.publish(messages.cloud_msg(outputs.cloud, header))
         if outputs.color is not None:
-            self.rgbd_pub.publish(serialized.completed_rgbd_parts(outputs))
+            self.rgbd_pub.publish(messages.rgbd_msg(outputs, header))
 
     @property
     def effective_mode(self) -> str:
