@@ -4,7 +4,7 @@ Subscription callbacks take ordinary rclpy messages (any RMW, XCDR1 or XCDR2), k
 pixel buffers as they came (ros/messages.py) and pair them by stamp (core.pairing), then
 hand the newest pair to the worker threads through a one-deep slot (latest wins), so the
 executor never waits for inference. One worker decodes and completes, the other builds the
-outputs (core.outputs, shared with the bag tools) and publishes (ros/worker.py). Every
+outputs (core.outputs, shared with the bag tools) and publishes (core/worker.py). Every
 received image ends up published, counted as dropped under a reason, or still queued (see
 ros/diagnostics.py). Messages the RMW cannot deserialize are dropped by the RMW itself.
 
@@ -32,29 +32,22 @@ from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 
-from ..core.codec import COLOR_ENCODINGS, DEPTH_ENCODINGS, decode_fields, to_rgb8
-from ..core.depth import Infinities, check_registered, depth_to_metres, require_some_valid
-from ..core.errors import (BufferSizeError, EncodingError, IntrinsicsError, InvalidDepthError,
-                           ShapeMismatchError, UnregisteredError)
 from ..core.frame import CompletionResult, RGBDFrame
 from ..core.allocator import HeapTrimmer, tune_for_frame_buffers
-from ..core.outputs import CameraInfoFields, FrameOutputs, OutputBuilder, nominal_intrinsics
+from ..core.outputs import CameraInfoFields, FrameOutputs, OutputBuilder
+from ..core.pipeline import INPUT_ERRORS, AssembledFrame, FrameAssembler, complete, effective_mode
 from ..core.pairing import DropCounter, LatestSlot, Pair, StampPairer
 from ..core.stamped import StampedImage, StampedInfo
 from ..core.threads import set_math_threads
 from ..engines.base import Engine
-from ..engines.registry import CLASSICAL_ENGINES
 from . import messages
 from .dds_profile import configure_fastdds
 from .diagnostics import NodeStats, RecentDrops, diagnostic_array, health
 from .engine_keeper import EngineKeeper
 from .input_qos import REFRESH_PERIOD_S, InputSpec, InputSubscriptions
 from .params import NODE_NAME, NodeConfig, declare_parameters
-from .worker import CompletionWorkers, StageClock
+from ..core.worker import CompletionWorkers, StageClock
 
-#: errors caused by the input frame: drop it, never blame (or replace) the engine
-INPUT_ERRORS = (EncodingError, BufferSizeError, ShapeMismatchError, InvalidDepthError,
-                IntrinsicsError, UnregisteredError)
 #: parameters any rclpy node accepts besides ours
 _BUILTIN_PARAMS = ("use_sim_time", "start_type_description_service")
 _WARN_EVERY_S = 5.0
@@ -80,7 +73,7 @@ class LingbotDepthNode(Node):
         self.slot = LatestSlot(self.drops)
         self.recent_drops = RecentDrops(self.config.health_timeout)
         self.fatal_error = ""  # set when the engine failed with fallback none (see _stop)
-        self._unregistered_said = False
+        self.assembler = FrameAssembler(self.config, warn=self._without_camera_info)
         self._stop_guard = self.create_guard_condition(lambda: self.context.try_shutdown())
         self.keeper = EngineKeeper(self, self.config, self.stats, self._stop)
         # Reusing the cloud buffer is safe here: _process publishes (copies) before the next build.
@@ -206,19 +199,17 @@ class LingbotDepthNode(Node):
         with self._pair_lock:
             self.pairer.expire(int(self.config.pair_timeout * 1e9))
 
-    # -- worker threads (ros/worker.py) ---------------------------------------------------
+    # -- worker threads (core/worker.py) ---------------------------------------------------
     def _complete_pair(self, pair: Pair) -> _Completed:
         """Stage 1: decode, validate and complete one pair."""
         clock = StageClock()
         clock.add("receive", pair.color.receive_ms + pair.depth.receive_ms,
                   pair.color.receive_cpu_ms + pair.depth.receive_cpu_ms)
-        frame, info, infinities = self._frame_of(pair)
+        item = self._frame_of(pair)
         clock.lap("decode")
-        result = self.keeper.complete(frame, INPUT_ERRORS)
-        if infinities is not None:  # REP 117 too far / too close: kept, not filled
-            result = infinities.restore(result)
+        result = complete(lambda frame: self.keeper.complete(frame, INPUT_ERRORS), item)
         clock.lap("engine")
-        return _Completed(pair, frame, info, result, clock)
+        return _Completed(pair, item.frame, item.info, result, clock)
 
     def _publish_completed(self, done: _Completed) -> None:
         """Stage 2: build every subscribed output and publish it."""
@@ -251,60 +242,20 @@ class LingbotDepthNode(Node):
 
     @property
     def effective_mode(self) -> str:
-        """Classical engines always complete measured depth, whatever `mode` asks."""
-        return "completion" if self.engine.name in CLASSICAL_ENGINES else self.config.mode
+        return effective_mode(self.engine.name, self.config.mode)
 
-    def _frame_of(self, pair: Pair
-                  ) -> tuple[RGBDFrame, CameraInfoFields | None, Infinities | None]:
-        """Decode and validate one pair; raises an INPUT_ERRORS exception for bad input."""
-        color, depth_image = pair.color, pair.depth
-        self._check_registered(color.frame_id, depth_image.frame_id)
-        # Check the encodings by name first: a depth encoding on the colour topic must read
-        # as a wrong encoding, not as a buffer of the wrong size.
-        for image, allowed in ((color, COLOR_ENCODINGS), (depth_image, DEPTH_ENCODINGS)):
-            if image.encoding not in allowed:
-                raise EncodingError(f"encoding '{image.encoding}' is not one of {', '.join(allowed)}")
-        rgb = to_rgb8(decode_fields(color.fields), color.encoding)
-        raw = decode_fields(depth_image.fields)
-        if raw.shape[:2] != rgb.shape[:2]:
-            raise ShapeMismatchError(
-                f"colour is {rgb.shape[1]}x{rgb.shape[0]} but depth is {raw.shape[1]}x{raw.shape[0]}:"
-                " subscribe to depth registered to colour")
-        infinities = Infinities.of(raw, depth_image.encoding)
-        depth = depth_to_metres(raw, depth_image.encoding, self.config.depth_scale,
-                                self.config.valid_range)
-        if self.effective_mode == "completion":
-            require_some_valid(depth)
-        info = self._camera_info(pair.info, *rgb.shape[:2])
-        K = info.K if info is not None else nominal_intrinsics(*rgb.shape[:2])
-        frame = RGBDFrame(rgb=rgb, depth=depth, K=K, stamp_ns=color.stamp_ns, frame_id=color.frame_id)
-        return frame, info, infinities
+    def _frame_of(self, pair: Pair) -> AssembledFrame:
+        """Decode and validate one pair (core/pipeline.py); raises an INPUT_ERRORS exception."""
+        self.assembler.completion_mode = self.effective_mode == "completion"
+        info = pair.info.fields if pair.info is not None else None
+        item = self.assembler.assemble(pair.color, pair.depth, info, pair.paired_at_ns)
+        if self.assembler.distortion_warning and not self.stats.distortion_warning:
+            self.stats.distortion_warning = self.assembler.distortion_warning
+        return item
 
-    def _check_registered(self, color_frame_id: str, depth_frame_id: str) -> None:
-        try:
-            check_registered(color_frame_id, depth_frame_id, self.config.assume_registered)
-        except UnregisteredError as exc:
-            if not self._unregistered_said:  # once; the drops are counted as "unregistered"
-                self._unregistered_said = True
-                self.get_logger().error(f"dropping every pair: {exc}")
-            raise
-
-    def _camera_info(self, received: StampedInfo | None, height: int, width: int
-                     ) -> CameraInfoFields | None:
-        """The pair's usable camera info, or None (then: depth only, no cloud, a warning)."""
-        problem = "no camera info received yet"
-        if received is not None:
-            info = received.fields
-            problem = info.usability_problem(height, width)
-            if not problem:
-                if not self.stats.distortion_warning and info.distortion_note():
-                    self.stats.distortion_warning = info.distortion_note()
-                    self.get_logger().warning(self.stats.distortion_warning)
-                return info
+    def _without_camera_info(self, message: str) -> None:
         self.stats.count_without_camera_info()
-        self.get_logger().warning(f"{problem}: publishing depth without cloud or camera info",
-                                  throttle_duration_sec=_WARN_EVERY_S)
-        return None
+        self._warn_throttled(message)
 
     # -- diagnostics and shutdown ---------------------------------------------------------
     def _warn_throttled(self, message: str) -> None:
