@@ -22,7 +22,7 @@ from ..core.errors import EncodingError, LingbotDepthError
 from ..core.pairing import DropCounter, Pair, StampPairer
 from ..core.pipeline import AssembledFrame
 from ..core.stamped import StampedImage
-from ..ros.params import NodeConfig
+from ..core.config import NodeConfig
 from .decode import (COMPRESSED, IMAGE, decode_color, decode_compressed_depth, decode_depth,
                      image_fields, is_compressed_depth, stamp_ns)
 from .messages import camera_info_fields

@@ -22,7 +22,7 @@ from ..core.outputs import OutputBuilder
 from ..core.pairing import DropCounter
 from ..core.pipeline import complete, effective_mode
 from ..engines.base import Engine
-from ..ros.params import NodeConfig
+from ..core.config import NodeConfig
 from .frames import FrameAssembler, PairStats, iter_pairs
 from .output_topics import OutputWriter, check_output_types
 from .progress import Progress

@@ -10,7 +10,7 @@ from std_msgs.msg import String
 
 from ..core.engine_fallback import EngineFallback
 from .diagnostics import NodeStats
-from .params import NodeConfig
+from ..core.config import NodeConfig
 
 
 class EngineKeeper(EngineFallback):
