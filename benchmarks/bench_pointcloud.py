@@ -11,7 +11,9 @@ Every contender produces the same cloud (checked), so the table compares equal w
   run it (unprojected straight into one array.array kept between frames); also with a fresh
   buffer per frame and the last 10 results kept alive, as a publisher queue would;
 - rclpy rows: building a real sensor_msgs/PointCloud2 from the builder's array.array, from
-  bytes, and (the pitfall) from a numpy array, which rclpy's setter walks element by element.
+  bytes, and (the pitfall) from a numpy array, which rclpy's setter walks element by element;
+  the message built and serialized (what publishing it adds), against joining the CDR parts
+  the bag writer uses. --tune-malloc applies the node's malloc thresholds first.
 """
 
 from __future__ import annotations
@@ -101,11 +103,21 @@ def rclpy_rows(fields: pc.CloudFields, reps: int) -> list[tuple[str, float]]:
         msg.data = data
         return msg
 
+    from rclpy.serialization import serialize_message
+
+    from lingbot_depth_ros.core import serialized
+
     as_bytes = bytes(fields.data)
     as_array = np.frombuffer(fields.data, np.uint8)
+    # What publishing costs beyond building: rclpy converts the message to C and rcl
+    # serializes it (serialize_message does both), against joining the CDR the bag writes.
     return [("rclpy PointCloud2(data=array.array)", median_ms(lambda: build(fields.data), reps)),
             ("rclpy PointCloud2(data=bytes)", median_ms(lambda: build(as_bytes), reps)),
-            ("rclpy PointCloud2(data=ndarray)", median_ms(lambda: build(as_array), 3))]
+            ("rclpy PointCloud2(data=ndarray)", median_ms(lambda: build(as_array), 3)),
+            ("array.array message, built + serialize_message",
+             median_ms(lambda: serialize_message(build(fields.data)), reps)),
+            ("core.serialized.cloud_parts joined (bag writer's CDR)",
+             median_ms(lambda: b"".join(serialized.cloud_parts(0, "f", fields)), reps))]
 
 
 def main() -> None:
@@ -114,7 +126,13 @@ def main() -> None:
                         default=Path(__file__).resolve().parents[1] / "examples" / "0")
     parser.add_argument("--reps", type=int, default=200)
     parser.add_argument("--json", type=Path, help="also write the table as JSON here")
+    parser.add_argument("--tune-malloc", action="store_true",
+                        help="apply the node's malloc thresholds first (core/allocator.py), as its process has")
     args = parser.parse_args()
+    if args.tune_malloc:
+        from lingbot_depth_ros.core.allocator import tune_for_frame_buffers
+
+        tune_for_frame_buffers(single_arena=True)
 
     frame = load_capture(args.capture)
     depth, K, rgb = frame.depth, frame.K, frame.rgb

@@ -96,16 +96,11 @@ def test_truncated_buffer_is_dropped(running, captures):
 
 
 @pytest.mark.parametrize("cut", [3, 40, 1000])  # inside the CDR header, the header, the pixels
-def test_serialized_message_cut_short_is_dropped(running, captures, cut):
-    """Bytes from a misbehaving publisher: the node reads serialized messages itself."""
+def test_serialized_message_cut_short_does_not_stop_the_node(running, captures, cut):
+    """Bytes from a misbehaving publisher: the RMW drops what it cannot deserialize before
+    any callback, and the node goes on publishing the next good frame."""
     capture, stamp = captures[2], stamps()
-    before = running.node.drops.snapshot().get("truncated_buffer", 0)
-    received = running.node.stats.received["depth"]
     running.probe.depth_pub.publish(serialize_message(capture.depth_msg(stamp))[:cut])
-    running.probe.wait_for(
-        lambda _: running.node.drops.snapshot().get("truncated_buffer", 0) >= before + 1,
-        20, "one truncated image")
-    assert running.node.stats.received["depth"] == received + 1
     expect_published(running, capture)
 
 

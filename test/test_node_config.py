@@ -106,7 +106,7 @@ def test_output_queue_depth_sets_every_output_publishers_history(context, tmp_pa
     node = start_node(context, write_params(tmp_path, output_queue_depth=depth))
     try:
         outputs = [node.depth_pub, node.info_pub, node.mask_pub, node.cloud_pub, node.rgbd_pub]
-        depths = {p.topic_name: p.publisher.qos_profile.depth for p in outputs if p is not None}
+        depths = {p.topic_name: p.qos_profile.depth for p in outputs if p is not None}
         assert len(depths) >= 4 and set(depths.values()) == {depth}
     finally:
         node.destroy_node()

@@ -26,7 +26,7 @@ from ..core.metrics import mean_metrics
 from ..core.pairing import DropCounter
 from ..core.protocol import capture_seed, corrupt_depth, get_level, score_completion
 from ..engines.base import Engine
-from ..ros.params import NodeConfig
+from ..core.config import NodeConfig
 from .frames import FrameAssembler, PairStats, iter_frames
 from .progress import Progress
 from .reader import BagReader

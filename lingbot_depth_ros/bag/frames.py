@@ -1,8 +1,8 @@
 """Bag messages -> paired, validated RGBDFrames, with the node's pairing and input checks.
 
 `iter_pairs` feeds the node's StampPairer in log-time order (the order a live node receives
-them) and yields every pair; `FrameAssembler` decodes and validates a pair exactly as the
-node's worker does (same errors, same camera info policy), so offline and live drop the same
+them) and yields every pair; `FrameAssembler` adapts a bag pair to the one pipeline's
+assembler (core/pipeline.py), which the node uses too, so offline and live drop the same
 frames for the same reasons. Offline every pair is processed: there is no "latest wins"
 superseding, since nothing forces the bag to be read in real time.
 """
@@ -17,14 +17,14 @@ from typing import Callable, Iterator
 
 import numpy as np
 
-from ..core.codec import COLOR_ENCODINGS, DEPTH_ENCODINGS, ImageFields, decode_fields
-from ..core.depth import Infinities, check_registered, require_some_valid
-from ..core.errors import EncodingError, LingbotDepthError, ShapeMismatchError, UnregisteredError
-from ..core.frame import RGBDFrame
-from ..core.outputs import CameraInfoFields, nominal_intrinsics
+from ..core import pipeline
+from ..core.errors import EncodingError, LingbotDepthError
 from ..core.pairing import DropCounter, Pair, StampPairer
-from ..ros.params import NodeConfig
-from .decode import IMAGE, decode_color, decode_depth, image_fields, stamp_ns
+from ..core.pipeline import AssembledFrame
+from ..core.stamped import StampedImage
+from ..core.config import NodeConfig
+from .decode import (COMPRESSED, IMAGE, decode_color, decode_compressed_depth, decode_depth,
+                     image_fields, is_compressed_depth, stamp_ns)
 from .messages import camera_info_fields
 from .reader import BagReader, MessageDecodeError
 from .topics import InputTopics
@@ -103,82 +103,56 @@ def _pairs(reader, streams, pairer, drops, stats, wanted, on_message, limit) -> 
 
 
 @dataclass
-class AssembledFrame:
-    frame: RGBDFrame
-    #: usable camera info of the colour camera, None without (then no cloud/camera info out)
-    info: CameraInfoFields | None
-    #: the colour image as received when it was a raw Image (CompletedRGBD.rgb), else None
-    color: ImageFields | None
-    #: log time at which the pair was complete (its later message)
-    log_time_ns: int
-    #: time.monotonic_ns when the pair formed (for latency_ms, as in the node)
-    paired_at_ns: int
-    #: REP 117 +Inf/-Inf of a 32FC1 depth, restored after completion (None when it has none)
-    infinities: Infinities | None = None
+class _Compressed:
+    """A bag's CompressedImage as the pipeline's EncodedImage (core/pipeline.py)."""
+
+    received: Received
+    config: NodeConfig
+
+    @property
+    def stamp_ns(self) -> int:
+        return stamp_ns(self.received.msg.header)
+
+    @property
+    def frame_id(self) -> str:
+        return self.received.msg.header.frame_id
+
+    def decode_color(self) -> np.ndarray:
+        return decode_color(self.received.msg, self.received.msgtype)
+
+    def decode_depth(self) -> tuple[str, np.ndarray]:
+        msg = self.received.msg
+        if not is_compressed_depth(msg):
+            decode_depth(msg, self.received.msgtype)  # raises the specific error
+        return decode_compressed_depth(str(msg.format), msg.data)
 
 
-class FrameAssembler:
-    """Decodes and validates pairs like the node's worker (see ros/node.py _frame_of)."""
+def pipeline_image(received: Received, config: NodeConfig) -> StampedImage | _Compressed:
+    """A bag message as the pipeline takes it: a raw Image's fields uncopied."""
+    msg = received.msg
+    if received.msgtype == IMAGE:
+        return StampedImage(stamp_ns(msg.header), msg.header.frame_id, image_fields(msg))
+    if received.msgtype != COMPRESSED:
+        raise EncodingError(f"cannot read {received.msgtype} (need {IMAGE} or {COMPRESSED})")
+    return _Compressed(received, config)
+
+
+class FrameAssembler(pipeline.FrameAssembler):
+    """The pipeline's assembler (core/pipeline.py) over bag pairs of Received messages."""
 
     def __init__(self, config: NodeConfig, completion_mode: bool = True) -> None:
-        self.config = config
-        self.completion_mode = completion_mode
-        self.without_camera_info = 0
-        self.distortion_warning = ""
-        self._unregistered_said = False
+        super().__init__(config, completion_mode, warn=self._warn_first)
 
-    def assemble(self, pair: Pair) -> AssembledFrame:
+    def _warn_first(self, message: str) -> None:
+        if self.without_camera_info == 1:  # once per run; the summary gives the count
+            log.warning("%s", message)
+
+    def assemble(self, pair: Pair) -> AssembledFrame:  # type: ignore[override]
         """Raises the node's input errors (EncodingError, ShapeMismatchError, ...)."""
-        color, depth = pair.color, pair.depth
-        # Encodings by name first, as the node does: a depth encoding on the colour topic must
-        # read as a wrong encoding, not as a buffer of the wrong size.
-        for received, allowed in ((color, COLOR_ENCODINGS), (depth, DEPTH_ENCODINGS)):
-            if received.msgtype == IMAGE and received.msg.encoding not in allowed:
-                raise EncodingError(f"encoding '{received.msg.encoding}' is not one of "
-                                    f"{', '.join(allowed)}")
-        self._check_registered(color.msg.header.frame_id, depth.msg.header.frame_id)
-        rgb = decode_color(color.msg, color.msgtype)
-        infinities = (Infinities.of(decode_fields(image_fields(depth.msg)), depth.msg.encoding)
-                      if depth.msgtype == IMAGE else None)  # compressedDepth has no infinities
-        metres = decode_depth(depth.msg, depth.msgtype, self.config.depth_scale,
-                              self.config.valid_range)
-        if metres.shape != rgb.shape[:2]:
-            raise ShapeMismatchError(
-                f"colour is {rgb.shape[1]}x{rgb.shape[0]} but depth is {metres.shape[1]}x"
-                f"{metres.shape[0]}: use depth registered to colour")
-        if self.completion_mode:
-            require_some_valid(metres)
-        info = self._camera_info(pair.info, *rgb.shape[:2])
-        K = info.K if info is not None else nominal_intrinsics(*rgb.shape[:2])
-        frame = RGBDFrame(rgb=np.ascontiguousarray(rgb), depth=metres, K=K,
-                          stamp_ns=stamp_ns(color.msg.header), frame_id=color.msg.header.frame_id)
-        received = image_fields(color.msg) if color.msgtype == IMAGE else None
-        return AssembledFrame(frame, info, received, max(color.log_time_ns, depth.log_time_ns),
-                              pair.paired_at_ns, infinities)
-
-    def _check_registered(self, color_frame_id: str, depth_frame_id: str) -> None:
-        try:
-            check_registered(color_frame_id, depth_frame_id, self.config.assume_registered)
-        except UnregisteredError as exc:
-            if not self._unregistered_said:  # once, as the node does
-                self._unregistered_said = True
-                log.error("dropping every pair: %s", exc)
-            raise
-
-    def _camera_info(self, msg, height: int, width: int) -> CameraInfoFields | None:
-        problem = "no camera info before this frame"
-        if msg is not None:
-            info = camera_info_fields(msg)
-            problem = info.usability_problem(height, width)
-            if not problem:
-                if not self.distortion_warning and info.distortion_note():
-                    self.distortion_warning = info.distortion_note()
-                    log.warning(self.distortion_warning)
-                return info
-        if self.without_camera_info == 0:
-            log.warning("%s: writing depth without cloud or camera info", problem)
-        self.without_camera_info += 1
-        return None
+        info = camera_info_fields(pair.info) if pair.info is not None else None
+        return super().assemble(pipeline_image(pair.color, self.config),
+                                pipeline_image(pair.depth, self.config), info, pair.paired_at_ns,
+                                max(pair.color.log_time_ns, pair.depth.log_time_ns))
 
 
 def iter_frames(reader: BagReader, topics: InputTopics, config: NodeConfig, drops: DropCounter,

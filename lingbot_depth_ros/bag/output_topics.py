@@ -15,7 +15,7 @@ from rosbags.interfaces import Qos, QosDurability, QosHistory, QosLiveliness, Qo
 from ..core import serialized
 from ..core.frame import CompletionResult
 from ..core.outputs import OutputBuilder
-from ..ros.params import NodeConfig
+from ..core.config import NodeConfig
 from .frames import AssembledFrame
 from .messages import CAMERA_INFO, COMPLETED_RGBD, IMAGE, POINT_CLOUD2
 from .reader import BagError, BagReader

@@ -20,9 +20,9 @@ from pathlib import Path
 from ..core.errors import LingbotDepthError
 from ..core.outputs import OutputBuilder
 from ..core.pairing import DropCounter
+from ..core.pipeline import complete, effective_mode
 from ..engines.base import Engine
-from ..engines.registry import CLASSICAL_ENGINES
-from ..ros.params import NodeConfig
+from ..core.config import NodeConfig
 from .frames import FrameAssembler, PairStats, iter_pairs
 from .output_topics import OutputWriter, check_output_types
 from .progress import Progress
@@ -101,8 +101,7 @@ class _Pipeline:
         self.limit = limit
         self.drops = DropCounter()
         self.stats = PairStats()
-        mode = "completion" if engine.name in CLASSICAL_ENGINES else config.mode
-        self.assembler = FrameAssembler(config, completion_mode=(mode == "completion"))
+        self.assembler = FrameAssembler(config, effective_mode(engine.name, config.mode) == "completion")
         self.to_engine: queue.Queue = queue.Queue(_QUEUE_DEPTH)
         self.to_writer: queue.Queue = queue.Queue(_QUEUE_DEPTH)
         self.stop = threading.Event()
@@ -185,9 +184,7 @@ class _Pipeline:
         """The engine's result for `frame`, None when the frame is dropped."""
         t0 = time.perf_counter()
         try:
-            result = self.engine.complete(frame.frame)
-            # REP 117 too far / too close are kept, not filled, as in the node
-            return frame.infinities.restore(result) if frame.infinities is not None else result
+            return complete(self.engine.complete, frame)  # the node's completion step
         except LingbotDepthError as exc:
             self._drop(exc)
         except Exception as exc:  # as in the node: a bug costs one frame, not the run
@@ -277,7 +274,7 @@ def process_bag(in_path: str | Path, out_path: str | Path, engine: Engine, confi
         with BagWriter(out_path, out_storage, reader.typestore) as writer, \
                 Progress(expected, enabled=show_progress) as progress:
             out = OutputWriter(writer, reader, config, builder, model_id=model_id,
-                               mode="completion" if engine.name in CLASSICAL_ENGINES else config.mode)
+                               mode=effective_mode(engine.name, config.mode))
             summary.skipped_topics = out.skipped
             try:
                 _Pipeline(reader, chosen, config, engine, out, summary, progress, limit).run()

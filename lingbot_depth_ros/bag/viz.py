@@ -21,7 +21,7 @@ from ..core.io import (OutputCommit, OutputWriteError, colorize_depth, colorize_
                        robust_range, write_png)
 from ..core.pairing import DropCounter
 from ..engines.base import Engine
-from ..ros.params import NodeConfig
+from ..core.config import NodeConfig
 from .decode import image_fields, stamp_ns
 from .frames import FrameAssembler, PairStats, iter_frames
 from .output_topics import DEPTH, SOURCE_MASK

@@ -135,7 +135,7 @@ def _register_make_demo(sub) -> None:
 def load_config(args: argparse.Namespace):
     """(NodeConfig, topic overrides for select_topics) from --params and the topic flags."""
     from ..core.errors import LingbotDepthError
-    from ..ros.params import NodeConfig
+    from ..core.config import NodeConfig
 
     values = {}
     try:
@@ -159,7 +159,7 @@ def read_node_params(path: Path) -> dict:
     an error, as in the node, not a run on defaults."""
     import yaml
 
-    from ..ros.params import NODE_NAME, load_params_file
+    from ..core.config import NODE_NAME, load_params_file
 
     values = load_params_file(path)
     if values:

@@ -63,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
 def _check_node_params(params: Path, overrides: dict) -> None:
     """The params file and overrides as the node will read them: LingbotDepthError if not."""
     from ..core.errors import LingbotDepthError
-    from ..ros.params import NodeConfig
+    from ..core.config import NodeConfig
     from .bag import read_node_params
 
     try:

@@ -1,4 +1,4 @@
-"""Reading and writing the serialized (CDR) form of ROS 2 messages, ROS-free.
+"""Writing the serialized (CDR) form of ROS 2 messages, ROS-free.
 
 The message layouts built on this are in core/serialized.py. Format: the 4-byte
 encapsulation header (CDR, little- or big-endian), then the fields in order, each primitive
@@ -9,8 +9,6 @@ length with the NUL included; sequences a uint32 count.
 from __future__ import annotations
 
 import struct
-
-from .errors import BufferSizeError, EncodingError
 
 _LE_HEADER = b"\x00\x01\x00\x00"
 #: byte blobs up to this size are packed with the small fields; larger ones stay parts
@@ -91,63 +89,3 @@ class CdrWriter:
     def value(self) -> bytes:
         return b"".join(self.parts())
 
-
-class CdrReader:
-    """Reads one serialized message in place; uint8[] fields come back as memoryviews."""
-
-    def __init__(self, data, what: str) -> None:
-        self._view = memoryview(data).cast("B") if not isinstance(data, memoryview) else data.cast("B")
-        self._what = what
-        if len(self._view) < 4:
-            raise BufferSizeError(f"{what}: serialized message of {len(self._view)} bytes has no CDR header")
-        kind = self._view[1]
-        if self._view[0] != 0 or kind not in (0, 1):
-            raise EncodingError(f"{what}: not plain CDR (encapsulation {bytes(self._view[:2]).hex()})")
-        self._endian = "<" if kind == 1 else ">"
-        self._offset = 0
-        self._base = 4
-
-    def _take(self, size: int, alignment: int) -> int:
-        self._offset += -self._offset % alignment
-        start = self._base + self._offset
-        if start + size > len(self._view):
-            raise BufferSizeError(
-                f"{self._what}: serialized message truncated ({len(self._view)} bytes, "
-                f"field needs {start + size})")
-        self._offset += size
-        return start
-
-    def _unpack(self, fmt: str, size: int, alignment: int):
-        start = self._take(size, alignment)
-        return struct.unpack_from(self._endian + fmt, self._view, start)
-
-    def u8(self) -> int:
-        return self._unpack("B", 1, 1)[0]
-
-    def u32(self) -> int:
-        return self._unpack("I", 4, 4)[0]
-
-    def i32(self) -> int:
-        return self._unpack("i", 4, 4)[0]
-
-    def f64s(self, count: int | None = None) -> tuple[float, ...]:
-        """float64[count], or a float64[] sequence when count is None."""
-        n = self.u32() if count is None else count
-        if n == 0:
-            return ()
-        return self._unpack(f"{n}d", 8 * n, 8)
-
-    def string(self) -> str:
-        n = self.u32()
-        start = self._take(n, 1)
-        return bytes(self._view[start:start + max(0, n - 1)]).decode("utf-8", errors="replace")
-
-    def blob(self) -> memoryview:
-        n = self.u32()
-        start = self._take(n, 1)
-        return self._view[start:start + n]
-
-    def header(self) -> tuple[int, str]:
-        sec = self.i32()
-        nanosec = self.u32()
-        return sec * 1_000_000_000 + nanosec, self.string()

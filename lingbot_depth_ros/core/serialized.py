@@ -1,77 +1,18 @@
-"""The serialized (CDR) form of the messages the node receives and publishes, ROS-free.
+"""The serialized (CDR) form of the node's output messages, ROS-free, for the bag tools.
 
-The node subscribes with raw=True and reads images here in place: no rclpy message is built
-and the pixels stay a view of the received buffer, where a generated message copies them
-twice (C message, then array.array). The node and `bag process` write the `*_parts` forms:
-the message as buffers whose pixels are not copied, which the node joins once into each
-publisher's reused buffer (ros/serialized_publisher.py) and the bag writer hands to the
-kernel as they are (equal to rosbags' serializer, tested). In rclpy, bytes written here
-deserialize to the same message as its own serialize_message gives (tested; only the
-padding bytes, which Fast CDR leaves unset, may differ).
+`bag process` writes the `*_parts` forms: the message as buffers whose pixels are not copied,
+which the bag writer hands to the kernel as they are (equal to rosbags' serializer, tested).
+In rclpy, bytes written here deserialize to the same message as its own serialize_message
+gives (tested; only the padding bytes, which Fast CDR leaves unset, may differ). The live
+node publishes ordinary rclpy messages (ros/messages.py).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
-from .cdr import CdrReader, CdrWriter
+from .cdr import CdrWriter
 from .codec import ImageFields
 from .outputs import CameraInfoFields, FrameOutputs
 from .pointcloud import CloudFields
-
-
-@dataclass
-class StampedImage:
-    """A received sensor_msgs/Image: header and fields (data may view the received buffer)."""
-
-    stamp_ns: int
-    frame_id: str
-    fields: ImageFields
-    #: wall and CPU time the receiving process spent reading and pairing it, milliseconds
-    receive_ms: float = 0.0
-    receive_cpu_ms: float = 0.0
-
-    @property
-    def encoding(self) -> str:
-        return self.fields.encoding
-
-
-@dataclass(frozen=True)
-class StampedInfo:
-    """A received sensor_msgs/CameraInfo."""
-
-    stamp_ns: int
-    frame_id: str
-    fields: CameraInfoFields
-
-
-# -- reading -------------------------------------------------------------------------------
-def read_image(data, what: str = "sensor_msgs/Image") -> StampedImage:
-    """Parse a serialized Image; BufferSizeError when it is cut short, EncodingError when it
-    is not CDR."""
-    reader = CdrReader(data, what)
-    stamp, frame_id = reader.header()
-    height, width = reader.u32(), reader.u32()
-    encoding = reader.string()
-    is_bigendian = reader.u8()
-    step = reader.u32()
-    fields = ImageFields(height=height, width=width, encoding=encoding,
-                         is_bigendian=is_bigendian, step=step, data=reader.blob())
-    return StampedImage(stamp, frame_id, fields)
-
-
-def read_camera_info(data, what: str = "sensor_msgs/CameraInfo") -> StampedInfo:
-    reader = CdrReader(data, what)
-    stamp, frame_id = reader.header()
-    height, width = reader.u32(), reader.u32()
-    model = reader.string()
-    d = reader.f64s()
-    k, r, p = reader.f64s(9), reader.f64s(9), reader.f64s(12)
-    binning_x, binning_y = reader.u32(), reader.u32()
-    roi = (reader.u32(), reader.u32(), reader.u32(), reader.u32(), bool(reader.u8()))
-    fields = CameraInfoFields(height=height, width=width, distortion_model=model, d=d, k=k,
-                              r=r, p=p, binning_x=binning_x, binning_y=binning_y, roi=roi)
-    return StampedInfo(stamp, frame_id, fields)
 
 
 # -- writing -------------------------------------------------------------------------------

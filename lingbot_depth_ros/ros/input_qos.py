@@ -25,7 +25,7 @@ REFRESH_PERIOD_S = 0.5
 class InputSpec:
     msg_type: type
     topic: str
-    callback: Callable[[bytes], None]
+    callback: Callable[[object], None]
 
 
 def followed_policy(publisher_policies: list, current):
@@ -64,9 +64,8 @@ class InputSubscriptions:
             self._node.destroy_subscription(old)
         qos = QoSProfile(depth=self._depth, reliability=policy,
                          durability=DurabilityPolicy.VOLATILE)
-        # raw=True: the callbacks get the serialized bytes and read them in place.
         self._subs[spec.topic] = self._node.create_subscription(
-            spec.msg_type, spec.topic, spec.callback, qos, raw=True)
+            spec.msg_type, spec.topic, spec.callback, qos)
         self.policy[spec.topic] = policy
         self._node.get_logger().info(
             f"input {self._node.resolve_topic_name(spec.topic)}: {policy_name(policy)} "

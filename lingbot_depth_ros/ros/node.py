@@ -1,12 +1,12 @@
-"""`lingbot_depth_node`: registered colour + depth in; completed depth, clouds, CompletedRGBD out.
+"""`lingbot_depth_node`: registered color + depth in; completed depth, clouds, CompletedRGBD out.
 
-Subscription callbacks only read the serialized messages in place (core.serialized: no
-rclpy message is built, the pixels stay in the received buffer) and pair them by stamp
-(core.pairing), then hand the newest pair to the worker threads through a one-deep slot
-(latest wins), so the executor never waits for inference. One worker decodes and completes,
-the other builds the outputs (core.outputs, shared with the bag tools) and publishes
-(ros/worker.py). Every received image ends up
-published, counted as dropped under a reason, or still queued (see ros/diagnostics.py).
+Subscription callbacks take ordinary rclpy messages (any RMW, XCDR1 or XCDR2), keep their
+pixel buffers as they came (ros/messages.py) and pair them by stamp (core.pairing), then
+hand the newest pair to the worker threads through a one-deep slot (latest wins), so the
+executor never waits for inference. One worker decodes and completes, the other builds the
+outputs (core.outputs, shared with the bag tools) and publishes (core/worker.py). Every
+received image ends up published, counted as dropped under a reason, or still queued (see
+ros/diagnostics.py). Messages the RMW cannot deserialize are dropped by the RMW itself.
 
 Topics (relative, so a namespace or remap moves them; resolved names for the root namespace):
   in:  color/image_raw, depth/image_raw, color/camera_info (names set by parameters)
@@ -29,19 +29,14 @@ from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 
-from ..core import serialized
-from ..core.codec import COLOR_ENCODINGS, DEPTH_ENCODINGS, decode_fields, to_rgb8
-from ..core.depth import Infinities, check_registered, depth_to_metres, require_some_valid
-from ..core.errors import (BufferSizeError, EncodingError, IntrinsicsError, InvalidDepthError,
-                           LingbotDepthError, ShapeMismatchError, UnregisteredError)
 from ..core.frame import CompletionResult, RGBDFrame
 from ..core.allocator import HeapTrimmer, tune_for_frame_buffers
-from ..core.outputs import CameraInfoFields, FrameOutputs, OutputBuilder, nominal_intrinsics
+from ..core.outputs import CameraInfoFields, FrameOutputs, OutputBuilder
+from ..core.pipeline import INPUT_ERRORS, AssembledFrame, FrameAssembler, complete, effective_mode
 from ..core.pairing import DropCounter, LatestSlot, Pair, StampPairer
-from ..core.serialized import StampedImage, StampedInfo
+from ..core.stamped import StampedImage, StampedInfo
 from ..core.threads import set_math_threads
 from ..engines.base import Engine
-from ..engines.registry import CLASSICAL_ENGINES
 from . import messages
 from .dds_profile import configure_fastdds
 from .diagnostics import NodeStats, RecentDrops, diagnostic_array, health
@@ -49,12 +44,8 @@ from .engine_keeper import EngineKeeper
 from .input_qos import REFRESH_PERIOD_S, InputSpec, InputSubscriptions
 from .node_process import run_node
 from .params import NODE_NAME, NodeConfig, declare_parameters
-from .serialized_publisher import SerializedPublisher
-from .worker import CompletionWorkers, StageClock
+from ..core.worker import CompletionWorkers, StageClock
 
-#: errors caused by the input frame: drop it, never blame (or replace) the engine
-INPUT_ERRORS = (EncodingError, BufferSizeError, ShapeMismatchError, InvalidDepthError,
-                IntrinsicsError, UnregisteredError)
 #: parameters any rclpy node accepts besides ours
 _BUILTIN_PARAMS = ("use_sim_time", "start_type_description_service")
 _WARN_EVERY_S = 5.0
@@ -87,7 +78,7 @@ class LingbotDepthNode(Node):
         self.slot = LatestSlot(self.drops)
         self.recent_drops = RecentDrops(self.config.health_timeout)
         self.fatal_error = ""  # set when the engine failed with fallback none (see _stop)
-        self._unregistered_said = False
+        self.assembler = FrameAssembler(self.config, warn=self._without_camera_info)
         self._stop_guard = self.create_guard_condition(lambda: self.context.try_shutdown())
         self.keeper = EngineKeeper(self, self.config, self.stats, self._stop)
         # Reusing the cloud buffer is safe here: _process publishes (copies) before the next build.
@@ -136,15 +127,14 @@ class LingbotDepthNode(Node):
         c = self.config
         out_qos = QoSProfile(depth=c.output_queue_depth, reliability=ReliabilityPolicy.RELIABLE)
 
-        def serialized_publisher(msg_type, topic: str, wanted: bool):
-            return SerializedPublisher(self.create_publisher(msg_type, topic, out_qos)) if wanted else None
+        def publisher(msg_type, topic: str, wanted: bool):
+            return self.create_publisher(msg_type, topic, out_qos) if wanted else None
 
-        self.depth_pub = serialized_publisher(Image, "depth_completed", c.publish_depth)
-        self.info_pub = serialized_publisher(CameraInfo, "depth_completed/camera_info", c.publish_depth)
-        self.mask_pub = serialized_publisher(Image, "depth_completed/source_mask", c.publish_source_mask)
-        self.cloud_pub = serialized_publisher(PointCloud2, "depth_completed/points", c.publish_cloud)
-        rgbd = self._make_rgbd_publisher(out_qos) if c.publish_rgbd else None
-        self.rgbd_pub = SerializedPublisher(rgbd) if rgbd is not None else None
+        self.depth_pub = publisher(Image, "depth_completed", c.publish_depth)
+        self.info_pub = publisher(CameraInfo, "depth_completed/camera_info", c.publish_depth)
+        self.mask_pub = publisher(Image, "depth_completed/source_mask", c.publish_source_mask)
+        self.cloud_pub = publisher(PointCloud2, "depth_completed/points", c.publish_cloud)
+        self.rgbd_pub = self._make_rgbd_publisher(out_qos) if c.publish_rgbd else None
         self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
 
     def _make_rgbd_publisher(self, qos):
@@ -166,39 +156,29 @@ class LingbotDepthNode(Node):
         # Info first: when messages of all three are ready at once, the executor takes them in
         # creation order, so a pair then finds the camera info of its own stamp.
         inputs = InputSubscriptions(self, c.qos, c.queue_depth, [
-            InputSpec(CameraInfo, c.camera_info_topic, self._on_info_cdr),
-            InputSpec(Image, c.color_topic, self._on_color_cdr),
-            InputSpec(Image, c.depth_topic, self._on_depth_cdr)])
+            InputSpec(CameraInfo, c.camera_info_topic, self._on_info),
+            InputSpec(Image, c.color_topic, self._on_color),
+            InputSpec(Image, c.depth_topic, self._on_depth)])
         if c.qos == "auto":
             self._qos_timer = self.create_timer(REFRESH_PERIOD_S, inputs.refresh)
         return inputs
 
     # -- executor thread: read and pair only ----------------------------------------------
-    def _on_color_cdr(self, data: bytes) -> None:
-        self._receive("color", data)
+    def _on_color(self, msg: Image) -> None:
+        self._receive("color", msg)
 
-    def _on_depth_cdr(self, data: bytes) -> None:
-        self._receive("depth", data)
+    def _on_depth(self, msg: Image) -> None:
+        self._receive("depth", msg)
 
-    def _receive(self, stream: str, data: bytes) -> None:
+    def _receive(self, stream: str, msg: Image) -> None:
+        # Messages the RMW cannot deserialize never reach here: it drops them itself.
         wall, cpu = time.perf_counter(), time.thread_time()
         self.stats.count_received(stream)
-        try:
-            image = serialized.read_image(data, f"{stream} image")
-        except LingbotDepthError as exc:  # unreadable: one image dropped, counted
-            self.drops.add(exc.reason, 1)
-            self._warn_throttled(f"dropped a {stream} image ({exc.reason}): {exc}")
-            return
-        self._add(stream, image, wall, cpu)
+        self._add(stream, messages.stamped_image(msg), wall, cpu)
 
-    def _on_info_cdr(self, data: bytes) -> None:
+    def _on_info(self, msg: CameraInfo) -> None:
         self.stats.count_received("camera_info")
-        try:
-            info = serialized.read_camera_info(data)
-        except LingbotDepthError as exc:
-            self.stats.count_received("camera_info_unreadable")
-            self._warn_throttled(f"ignored an unreadable camera info ({exc.reason}): {exc}")
-            return
+        info = messages.stamped_info(msg)
         with self._pair_lock:
             self.pairer.add_info(info, info.stamp_ns)
 
@@ -224,19 +204,17 @@ class LingbotDepthNode(Node):
         with self._pair_lock:
             self.pairer.expire(int(self.config.pair_timeout * 1e9))
 
-    # -- worker threads (ros/worker.py) ---------------------------------------------------
+    # -- worker threads (core/worker.py) ---------------------------------------------------
     def _complete_pair(self, pair: Pair) -> _Completed:
         """Stage 1: decode, validate and complete one pair."""
         clock = StageClock()
         clock.add("receive", pair.color.receive_ms + pair.depth.receive_ms,
                   pair.color.receive_cpu_ms + pair.depth.receive_cpu_ms)
-        frame, info, infinities = self._frame_of(pair)
+        item = self._frame_of(pair)
         clock.lap("decode")
-        result = self.keeper.complete(frame, INPUT_ERRORS)
-        if infinities is not None:  # REP 117 too far / too close: kept, not filled
-            result = infinities.restore(result)
+        result = complete(lambda frame: self.keeper.complete(frame, INPUT_ERRORS), item)
         clock.lap("engine")
-        return _Completed(pair, frame, info, result, clock)
+        return _Completed(pair, item.frame, item.info, result, clock)
 
     def _publish_completed(self, done: _Completed) -> None:
         """Stage 2: build every subscribed output and publish it."""
@@ -253,78 +231,36 @@ class LingbotDepthNode(Node):
             self.stats.count_heap_trim(self.heap_trimmer.last_ms)
 
     def _publish(self, outputs: FrameOutputs) -> None:
-        """Publish one frame's outputs serialized (core.serialized); stamp and frame id are
-        the input colour image's. Each buffer is copied once into the publisher's reused
-        message buffer and once by the DDS writer (ros/serialized_publisher.py; costs in
-        docs/node.md)."""
-        stamp, frame_id = outputs.stamp_ns, outputs.frame_id
+        """Publish one frame's outputs as rclpy messages; stamp and frame id are the input
+        colour image's. Buffers go in as bytes/array.array (ros/messages.py says why)."""
+        header = messages.make_header(outputs.stamp_ns, outputs.frame_id)
         if self.depth_pub is not None:
-            self.depth_pub.publish(serialized.image_parts(stamp, frame_id, outputs.depth))
+            self.depth_pub.publish(messages.image_msg(outputs.depth, header))
             if outputs.camera_info is not None:
-                self.info_pub.publish([serialized.camera_info_cdr(stamp, frame_id, outputs.camera_info)])
+                self.info_pub.publish(messages.camera_info_msg(outputs.camera_info, header))
         if _subscribed(self.mask_pub):
-            self.mask_pub.publish(serialized.image_parts(stamp, frame_id, outputs.source_mask))
+            self.mask_pub.publish(messages.image_msg(outputs.source_mask, header))
         if outputs.cloud is not None:
-            self.cloud_pub.publish(serialized.cloud_parts(stamp, frame_id, outputs.cloud))
+            self.cloud_pub.publish(messages.cloud_msg(outputs.cloud, header))
         if outputs.color is not None:
-            self.rgbd_pub.publish(serialized.completed_rgbd_parts(outputs))
+            self.rgbd_pub.publish(messages.rgbd_msg(outputs, header))
 
     @property
     def effective_mode(self) -> str:
-        """Classical engines always complete measured depth, whatever `mode` asks."""
-        return "completion" if self.engine.name in CLASSICAL_ENGINES else self.config.mode
+        return effective_mode(self.engine.name, self.config.mode)
 
-    def _frame_of(self, pair: Pair
-                  ) -> tuple[RGBDFrame, CameraInfoFields | None, Infinities | None]:
-        """Decode and validate one pair; raises an INPUT_ERRORS exception for bad input."""
-        color, depth_image = pair.color, pair.depth
-        self._check_registered(color.frame_id, depth_image.frame_id)
-        # Check the encodings by name first: a depth encoding on the colour topic must read
-        # as a wrong encoding, not as a buffer of the wrong size.
-        for image, allowed in ((color, COLOR_ENCODINGS), (depth_image, DEPTH_ENCODINGS)):
-            if image.encoding not in allowed:
-                raise EncodingError(f"encoding '{image.encoding}' is not one of {', '.join(allowed)}")
-        rgb = to_rgb8(decode_fields(color.fields), color.encoding)
-        raw = decode_fields(depth_image.fields)
-        if raw.shape[:2] != rgb.shape[:2]:
-            raise ShapeMismatchError(
-                f"colour is {rgb.shape[1]}x{rgb.shape[0]} but depth is {raw.shape[1]}x{raw.shape[0]}:"
-                " subscribe to depth registered to colour")
-        infinities = Infinities.of(raw, depth_image.encoding)
-        depth = depth_to_metres(raw, depth_image.encoding, self.config.depth_scale,
-                                self.config.valid_range)
-        if self.effective_mode == "completion":
-            require_some_valid(depth)
-        info = self._camera_info(pair.info, *rgb.shape[:2])
-        K = info.K if info is not None else nominal_intrinsics(*rgb.shape[:2])
-        frame = RGBDFrame(rgb=rgb, depth=depth, K=K, stamp_ns=color.stamp_ns, frame_id=color.frame_id)
-        return frame, info, infinities
+    def _frame_of(self, pair: Pair) -> AssembledFrame:
+        """Decode and validate one pair (core/pipeline.py); raises an INPUT_ERRORS exception."""
+        self.assembler.completion_mode = self.effective_mode == "completion"
+        info = pair.info.fields if pair.info is not None else None
+        item = self.assembler.assemble(pair.color, pair.depth, info, pair.paired_at_ns)
+        if self.assembler.distortion_warning and not self.stats.distortion_warning:
+            self.stats.distortion_warning = self.assembler.distortion_warning
+        return item
 
-    def _check_registered(self, color_frame_id: str, depth_frame_id: str) -> None:
-        try:
-            check_registered(color_frame_id, depth_frame_id, self.config.assume_registered)
-        except UnregisteredError as exc:
-            if not self._unregistered_said:  # once; the drops are counted as "unregistered"
-                self._unregistered_said = True
-                self.get_logger().error(f"dropping every pair: {exc}")
-            raise
-
-    def _camera_info(self, received: StampedInfo | None, height: int, width: int
-                     ) -> CameraInfoFields | None:
-        """The pair's usable camera info, or None (then: depth only, no cloud, a warning)."""
-        problem = "no camera info received yet"
-        if received is not None:
-            info = received.fields
-            problem = info.usability_problem(height, width)
-            if not problem:
-                if not self.stats.distortion_warning and info.distortion_note():
-                    self.stats.distortion_warning = info.distortion_note()
-                    self.get_logger().warning(self.stats.distortion_warning)
-                return info
+    def _without_camera_info(self, message: str) -> None:
         self.stats.count_without_camera_info()
-        self.get_logger().warning(f"{problem}: publishing depth without cloud or camera info",
-                                  throttle_duration_sec=_WARN_EVERY_S)
-        return None
+        self._warn_throttled(message)
 
     # -- diagnostics and shutdown ---------------------------------------------------------
     def _warn_throttled(self, message: str) -> None:

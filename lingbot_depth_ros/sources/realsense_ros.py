@@ -27,9 +27,9 @@ from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, Image
 
-from ..core import serialized
 from ..core.depth import DepthRange
-from ..core.serialized import StampedImage, StampedInfo
+from ..core.stamped import StampedImage, StampedInfo
+from ..ros import messages
 from .realsense import (FILTER_NAMES, RealSenseCapture, RealSenseSettings, RealSenseSource,
                         SourceState, SourceStatus)
 
@@ -159,12 +159,13 @@ class RealSenseRosSource:
     def _handle(self, capture: RealSenseCapture) -> None:
         color_fields, depth_fields, info_fields = capture.message_fields()
         stamp, frame_id = capture.stamp_ns, self.settings.frame_id
-        if self._pubs:  # serialized, as the node publishes (core/serialized.py says why)
-            info_cdr = serialized.camera_info_cdr(stamp, frame_id, info_fields)
-            self._pubs["color"].publish(serialized.image_cdr(stamp, frame_id, color_fields))
-            self._pubs["color_info"].publish(info_cdr)
-            self._pubs["depth"].publish(serialized.image_cdr(stamp, frame_id, depth_fields))
-            self._pubs["depth_info"].publish(info_cdr)
+        if self._pubs:
+            header = messages.make_header(stamp, frame_id)
+            info = messages.camera_info_msg(info_fields, header)
+            self._pubs["color"].publish(messages.image_msg(color_fields, header))
+            self._pubs["color_info"].publish(info)
+            self._pubs["depth"].publish(messages.image_msg(depth_fields, header))
+            self._pubs["depth_info"].publish(info)
         if self._on_frame is not None:
             self._on_frame(StampedImage(stamp, frame_id, color_fields),
                            StampedImage(stamp, frame_id, depth_fields),

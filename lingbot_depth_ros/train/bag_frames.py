@@ -24,7 +24,7 @@ from ..bag.topics import select_topics
 from ..core.captures import DEPTH_NAME, INTRINSICS_NAME
 from ..core.depth import metres_to_16uc1
 from ..core.pairing import DropCounter
-from ..ros.params import NodeConfig
+from ..core.config import NodeConfig
 from .config import SourceConfig
 
 log = logging.getLogger(__name__)

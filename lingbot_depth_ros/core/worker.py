@@ -1,4 +1,4 @@
-"""The node's two worker threads, off the executor: completion, then outputs.
+"""The pipeline's two worker threads, ROS-free, off the executor: completion, then outputs.
 
 Stage 1 takes the newest pair from the LatestSlot and runs decode + engine; stage 2 builds
 the outputs and publishes. The hand-over holds one item: while stage 2 publishes frame N,

@@ -1,0 +1,219 @@
+"""The node's configuration, ROS-free: one parameter table (name, default, range or choices,
+description) and `NodeConfig`, the typed values, so the bag tools and the CLI read the same
+YAML files as the node. ros/params.py declares the table on an rclpy node.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .depth import DepthRange
+from .outputs import DEPTH_OUTPUT_ENCODINGS, MODES, OutputOptions
+
+NODE_NAME = "lingbot_depth_node"
+QOS_CHOICES = ("auto", "sensor_data", "reliable")
+FALLBACK_CHOICES = ("guided", "none")
+SOURCE_CHOICES = ("ros", "realsense")
+ENGINE_CHOICES = ("guided", "nearest", "telea", "torch", "onnxruntime", "tensorrt", "auto")
+
+
+@dataclass(frozen=True)
+class Param:
+    name: str
+    default: Any  # its Python type (str, bool, int, float) is the parameter type
+    description: str
+    range: tuple[float, float] | None = None  # inclusive, for int and float
+    choices: tuple[str, ...] | None = None  # for strings
+
+
+PARAMS: tuple[Param, ...] = (
+    # inputs
+    Param("source", "ros", "Where frames come from: ros (subscribe to the topics below) or "
+          "realsense (open the camera with pyrealsense2; see the realsense.* parameters).",
+          choices=SOURCE_CHOICES),
+    Param("color_topic", "color/image_raw", "Colour image topic (rgb8, bgr8, rgba8, bgra8, mono8)."),
+    Param("depth_topic", "depth/image_raw",
+          "Depth image topic, registered to the colour image (16UC1, mono16 or 32FC1)."),
+    Param("camera_info_topic", "color/camera_info", "Camera info of the colour image."),
+    Param("qos", "auto",
+          "Input reliability: auto (follow the publisher: best effort if it is, else reliable), "
+          "sensor_data (best effort) or reliable.",
+          choices=QOS_CHOICES),
+    Param("queue_depth", 30,
+          "Input subscription history depth: images the reader keeps while the executor is "
+          "busy; a full history overwrites its oldest image before the node sees it.",
+          range=(1, 100)),
+    Param("slop", 0.02, "Largest colour/depth stamp difference that still pairs, seconds.",
+          range=(0.0, 1.0)),
+    Param("pair_queue_size", 10, "Unpaired images kept per stream while waiting for a partner.",
+          range=(1, 100)),
+    Param("pair_timeout", 1.0,
+          "Seconds an image waits for its partner before it is dropped as unpaired.",
+          range=(0.01, 60.0)),
+    Param("assume_registered", False,
+          "Pair colour and depth even when their frame ids differ (else dropped as unregistered)."),
+    Param("depth_scale", 0.001, "Metres per unit of integer depth (16UC1/mono16); 0.001 = mm.",
+          range=(1e-6, 1.0)),
+    Param("min_depth", 0.1, "Smallest valid input depth, metres; nearer readings are no data.",
+          range=(0.0, 100.0)),
+    Param("max_depth", 10.0, "Largest valid input depth, metres; farther readings are no data.",
+          range=(0.01, 1000.0)),
+    # engine
+    Param("engine", "guided", "Completion engine; see fallback for when it fails.",
+          choices=ENGINE_CHOICES),
+    Param("fallback", "guided",
+          "When the engine fails to load or at run time: guided (switch to it, WARN) or none "
+          "(stop with an error).", choices=FALLBACK_CHOICES),
+    Param("checkpoint", "", "LingBot-Depth checkpoint (model.pt) for torch/auto."),
+    Param("onnx", "", "ONNX file for onnxruntime/tensorrt/auto."),
+    Param("engine_file", "", "TensorRT engine file for tensorrt/auto."),
+    Param("mode", "completion",
+          "completion (use measured depth) or monocular (colour only; neural engines).",
+          choices=MODES),
+    Param("resolution_level", 9, "Neural token-grid level: 0 fastest, 9 most detail.",
+          range=(0, 9)),
+    Param("refine_measured", False, "Let the engine replace measured pixels too."),
+    # outputs
+    Param("publish_depth", True, "Publish depth_completed and depth_completed/camera_info."),
+    Param("depth_encoding", "32FC1", "depth_completed encoding: 32FC1 (m, NaN) or 16UC1 (mm, 0).",
+          choices=DEPTH_OUTPUT_ENCODINGS),
+    Param("publish_source_mask", True, "Publish depth_completed/source_mask (mono8)."),
+    Param("publish_cloud", True, "Publish depth_completed/points (PointCloud2 XYZRGB)."),
+    Param("publish_rgbd", True, "Publish depth_completed/rgbd (CompletedRGBD)."),
+    Param("cloud_decimation", 1, "Keep every n-th row and column in the cloud.", range=(1, 16)),
+    Param("cloud_max_range", 0.0, "Leave points farther than this out of the cloud, metres; 0 = no cap.",
+          range=(0.0, 1000.0)),
+    Param("cloud_organized", True, "Organised HxW cloud with NaN points; false = valid points only."),
+    Param("output_queue_depth", 5,
+          "History depth of every output publisher (reliable): messages kept for a slow "
+          "subscriber; each costs one message of memory once used (1 = latest only).",
+          range=(1, 100)),
+    Param("math_threads", 1,
+          "Worker threads of OpenCV and OpenBLAS in this process; 1 = none (the pipeline's "
+          "own threads use the cores; idle pool workers spin); 0 = the libraries' defaults.",
+          range=(0, 256)),
+    Param("heap_trim_period", 5.0,
+          "Seconds between handing the allocator's free pages back to the kernel (glibc "
+          "malloc_trim), which keeps resident memory from creeping; 0 = never.",
+          range=(0.0, 3600.0)),
+    Param("diagnostics_period", 1.0, "Seconds between /diagnostics messages.", range=(0.1, 60.0)),
+    Param("health_timeout", 3.0,
+          "Seconds without input (STALE) or without output while input arrives (ERROR) before "
+          "/diagnostics says so.", range=(0.5, 600.0)),
+)
+PARAMS_BY_NAME = {p.name: p for p in PARAMS}
+
+
+@dataclass(frozen=True)
+class NodeConfig:
+    """Typed parameter values; field names equal the parameter names."""
+
+    source: str
+    color_topic: str
+    depth_topic: str
+    camera_info_topic: str
+    qos: str
+    queue_depth: int
+    slop: float
+    pair_queue_size: int
+    pair_timeout: float
+    assume_registered: bool
+    depth_scale: float
+    min_depth: float
+    max_depth: float
+    engine: str
+    fallback: str
+    checkpoint: str
+    onnx: str
+    engine_file: str
+    mode: str
+    resolution_level: int
+    refine_measured: bool
+    publish_depth: bool
+    depth_encoding: str
+    publish_source_mask: bool
+    publish_cloud: bool
+    publish_rgbd: bool
+    cloud_decimation: int
+    cloud_max_range: float
+    cloud_organized: bool
+    output_queue_depth: int
+    math_threads: int
+    heap_trim_period: float
+    diagnostics_period: float
+    health_timeout: float
+
+    @classmethod
+    def from_values(cls, values: dict[str, Any]) -> "NodeConfig":
+        """Defaults overridden by `values`; raises ValueError on unknown, mistyped or out of range."""
+        unknown = sorted(set(values) - set(PARAMS_BY_NAME))
+        if unknown:
+            raise ValueError(f"unknown parameter(s) for {NODE_NAME}: {', '.join(unknown)}")
+        merged = {p.name: check_value(p, values.get(p.name, p.default)) for p in PARAMS}
+        config = cls(**merged)
+        config.valid_range  # noqa: B018 - raises on min_depth >= max_depth
+        return config
+
+    @property
+    def valid_range(self) -> DepthRange:
+        return DepthRange(min_m=self.min_depth, max_m=self.max_depth)
+
+    @property
+    def output_options(self) -> OutputOptions:
+        return OutputOptions(depth_encoding=self.depth_encoding, cloud=self.publish_cloud,
+                             cloud_decimation=self.cloud_decimation,
+                             cloud_max_range_m=self.cloud_max_range,
+                             cloud_organized=self.cloud_organized, rgbd=self.publish_rgbd)
+
+    def engine_options(self) -> dict[str, Any]:
+        """Keyword arguments for engines.create_engine (classical engines ignore model files)."""
+        options: dict[str, Any] = {"refine_measured": self.refine_measured, "mode": self.mode,
+                                   "resolution_level": self.resolution_level}
+        for key in ("checkpoint", "onnx", "engine_file"):
+            if getattr(self, key):
+                options[key] = getattr(self, key)
+        return options
+
+
+assert [f.name for f in fields(NodeConfig)] == [p.name for p in PARAMS], "table and config differ"
+
+
+def check_value(param: Param, value: Any) -> Any:
+    """Return `value` if it has the parameter's type, range and choices; else raise ValueError."""
+    kind = type(param.default)
+    # bool is an int in Python; YAML 1 for a float parameter is what rclpy rejects too.
+    if type(value) is not kind:
+        raise ValueError(f"parameter '{param.name}' must be {kind.__name__}, got "
+                         f"{type(value).__name__} {value!r}")
+    if param.range is not None and not param.range[0] <= value <= param.range[1]:
+        raise ValueError(f"parameter '{param.name}' = {value} is outside [{param.range[0]}, "
+                         f"{param.range[1]}]")
+    if param.choices is not None and value not in param.choices:
+        raise ValueError(f"parameter '{param.name}' = '{value}' is not one of "
+                         f"{', '.join(param.choices)}")
+    return value
+
+
+def load_params_file(path: str | Path, node_name: str = NODE_NAME) -> dict[str, Any]:
+    """The `ros__parameters` a ROS 2 params YAML gives this node (exact name or wildcard keys).
+
+    Keys are matched like rcl does for a node without namespace: `/**`, `/**/<name>`,
+    `<name>` and `/<name>`; later keys override earlier ones.
+    """
+    path = Path(path)
+    try:
+        document = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as exc:
+        raise ValueError(f"cannot read parameter file {path}: {exc}") from exc
+    if not isinstance(document, dict):
+        raise ValueError(f"{path} is not a ROS 2 parameter file (top level must be a mapping)")
+    wanted = {"/**", f"/**/{node_name}", node_name, f"/{node_name}"}
+    values: dict[str, Any] = {}
+    for key, section in document.items():
+        if key in wanted and isinstance(section, dict):
+            values.update(section.get("ros__parameters") or {})
+    return values
