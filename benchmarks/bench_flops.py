@@ -1,7 +1,7 @@
 """FLOPs of the ViT-L LingBot-Depth network per frame at each resolution level, and the
 latency floor they put on a GPU (default: an H100 at about 800 TFLOP/s dense bf16).
 
-Analytic (lingbot_depth_ros.model.flops), so it needs no GPU: this is the yardstick the
+Analytic (benchmarks/flops.py), so it needs no GPU: this is the yardstick the
 TensorRT engine's measured latency is compared against when a GPU is available.
 
     python benchmarks/bench_flops.py [--height 480 --width 640 --peak-tflops 800]
@@ -17,7 +17,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from lingbot_depth_ros.model import tokens_for_level  # noqa: E402
-from lingbot_depth_ros.model.flops import count_flops  # noqa: E402
+
+from flops import count_flops  # noqa: E402
 
 LEVELS = [5, 11, 17, 23]  # DINOv2 ViT-L blocks whose outputs feed the decoder
 DECODER_DIMS = [1024, 256, 128, 64, 32]

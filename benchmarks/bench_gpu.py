@@ -9,7 +9,7 @@ back through model/checkpoint.py in the official format (no weights can be downl
 GPU machine). Sections, each "ok", "skipped" (with the reason: the machine cannot run it) or
 "failed" (a bug; the exit code is then 1):
 - matmul: this GPU's bf16 matrix-product rate, median of timed 8192^3 products; the FLOP
-  floor of a configuration is its model/flops.py count over this rate;
+  floor of a configuration is its benchmarks/flops.py count over this rate;
 - latency: levels 0 and 9, completion and monocular, bf16 and fp16: engine latency per frame
   (complete(), median and p95 over --frames after --warmup), its inference stage, peak GPU
   memory, against the floor of the FLOPs each frame actually ran (kept depth tokens) and of

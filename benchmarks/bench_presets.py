@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Frames lost per camera preset: each driver's topic layout, encodings and default QoS
-(lingbot_depth_ros/ros/driver_topics.py; no large-data DDS profile on the publishing side)
+(test/driver_topics.py; no large-data DDS profile on the publishing side)
 played at 30 Hz, 640x480, into the node started by `ros2 launch` with that preset.
 
     ./run.sh setup && python benchmarks/bench_presets.py [--duration 60] [--presets zed2i ...]
@@ -28,6 +28,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "test"))  # driver_topics: the drivers' layouts, shared with the tests
 
 import rclpy  # noqa: E402
 from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
@@ -36,7 +37,8 @@ from rclpy.qos import QoSProfile, ReliabilityPolicy  # noqa: E402
 
 from lingbot_depth_ros.core.captures import read_intrinsics, read_raw_depth, read_rgb, rgb_path  # noqa: E402
 from lingbot_depth_ros.ros.diagnostics import parse_values  # noqa: E402
-from lingbot_depth_ros.ros.driver_topics import DRIVERS, DriverPlayer  # noqa: E402
+
+from driver_topics import DRIVERS, DriverPlayer  # noqa: E402
 
 RATE_HZ = 30.0
 COUNTERS = ("color_received", "depth_received", "published", "dropped_total")

@@ -15,9 +15,10 @@ import torch.nn.functional as F
 from lingbot_depth_ros.core.captures import find_captures, load_capture
 from lingbot_depth_ros.engines import create_engine
 from lingbot_depth_ros.model import build_model, save_checkpoint, token_grid, tokens_for_level
-from lingbot_depth_ros.model.flops import count_flops
 from lingbot_depth_ros.model.network import depth_patch_validity, remap_depth_input
 from lingbot_depth_ros.model.vit import PATCH_SIZE
+
+from flops import count_flops  # benchmarks/flops.py
 
 #: random mask heads sit below p = 0.5 everywhere; this logit shift puts about half of the
 #: pixels above it, so that the node publishes filled pixels as with trained weights

@@ -11,10 +11,10 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils.flop_counter import FlopCounterMode
 
 from lingbot_depth_ros.model import build_model, tiny_config
-from lingbot_depth_ros.model.flops import conv_stack_flops, count_flops
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 from bench_flops import table, vitl_config  # noqa: E402
+from flops import conv_stack_flops, count_flops  # noqa: E402
 
 
 def measured_flops(model, height: int, width: int, **forward) -> int:

@@ -38,8 +38,7 @@ from lingbot_depth_ros.core.codec import decode_fields  # noqa: E402
 from lingbot_depth_ros.ros import messages  # noqa: E402
 from lingbot_depth_ros.sources.realsense import DeviceStream, RealSenseSettings  # noqa: E402
 from lingbot_depth_ros.sources.realsense_ros import RAW_TOPICS, RealSenseRosSource  # noqa: E402
-from lingbot_depth_ros.sources.software_camera import (  # noqa: E402
-    SoftwareCamera, SoftwareCameraSpec)
+from software_camera import SoftwareCamera, SoftwareCameraSpec  # noqa: E402
 
 RELIABLE = QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE)
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
@@ -145,7 +144,7 @@ def test_node_with_source_realsense_completes_the_camera_frames(context, tmp_pat
     from rclpy.parameter import Parameter
 
     from lingbot_depth_ros.ros.node import LingbotDepthNode
-    from lingbot_depth_ros.sources.software_camera import record_db3
+    from software_camera import record_db3
 
     rgb, raw, K = load_example(3)
     path = tmp_path / "camera.db3"

@@ -23,8 +23,7 @@ except SourceUnavailableError as exc:
 
 from lingbot_depth_ros.sources.realsense import (  # noqa: E402
     DeviceStream, RealSenseSettings, RealSenseSource, SourceState)
-from lingbot_depth_ros.sources.software_camera import (  # noqa: E402
-    SoftwareCamera, SoftwareCameraSpec, record_db3)
+from software_camera import SoftwareCamera, SoftwareCameraSpec, record_db3  # noqa: E402
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 FAST = RealSenseSettings(frame_timeout_s=0.4, reconnect_interval_s=0.05)

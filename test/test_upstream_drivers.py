@@ -1,4 +1,4 @@
-"""Driver conformance: each preset against what its driver publishes (ros/driver_topics.py,
+"""Driver conformance: each preset against what its driver publishes (test/driver_topics.py,
 read from the drivers' sources; docs/drivers.md). The node runs under a real `ros2 launch`
 with the preset; this process plays the driver's topic layout, encodings and default QoS
 (reliable, without the large-data DDS profile) at 30 Hz, 640x480, and every pair sent must
@@ -23,7 +23,7 @@ from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image
 
 from lingbot_depth_ros.ros.diagnostics import parse_values
-from lingbot_depth_ros.ros.driver_topics import DRIVERS, DriverPlayer
+from driver_topics import DRIVERS, DriverPlayer
 
 ROOT = Path(__file__).resolve().parents[1]
 FRAMES = 60

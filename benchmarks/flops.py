@@ -17,8 +17,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from .network import token_grid, tokens_for_level
-from .vit import PATCH_SIZE, backbone_spec
+from lingbot_depth_ros.model.network import token_grid, tokens_for_level
+from lingbot_depth_ros.model.vit import PATCH_SIZE, backbone_spec
 
 
 def ffn_hidden(dim: int, ffn: str) -> int:

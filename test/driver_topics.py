@@ -15,9 +15,9 @@ import numpy as np
 from rclpy.qos import (QoSProfile, ReliabilityPolicy, qos_profile_system_default)
 from sensor_msgs.msg import CameraInfo, Image
 
-from ..core.codec import encode_image
-from ..core.outputs import CameraInfoFields
-from . import messages
+from lingbot_depth_ros.core.codec import encode_image
+from lingbot_depth_ros.core.outputs import CameraInfoFields
+from lingbot_depth_ros.ros import messages
 
 #: rclcpp's default QoS (rmw_qos_profile_default): reliable, volatile, keep last 10
 RCLCPP_DEFAULT = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)

@@ -16,7 +16,7 @@ from typing import Iterable
 
 import numpy as np
 
-from .realsense_streams import import_pyrealsense2
+from lingbot_depth_ros.sources.realsense_streams import import_pyrealsense2
 
 _DEPTH_UID, _COLOR_UID = 0, 1
 
