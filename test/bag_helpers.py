@@ -57,3 +57,14 @@ def run_cli(argv: list[str], capsys) -> tuple[int, str, str]:
     rc = cli_main([str(a) for a in argv])
     out, err = capsys.readouterr()
     return rc, out, err
+
+
+def cloud_msg(store, cloud, header):
+    """rosbags' own PointCloud2 of `cloud`: the reference for the spliced bytes."""
+    t = store.types
+    fields = [t["sensor_msgs/msg/PointField"](name=f.name, offset=f.offset, datatype=f.datatype,
+                                               count=f.count) for f in cloud.fields]
+    return t["sensor_msgs/msg/PointCloud2"](
+        header=header, height=cloud.height, width=cloud.width, fields=fields,
+        is_bigendian=bool(cloud.is_bigendian), point_step=cloud.point_step, row_step=cloud.row_step,
+        data=np.frombuffer(cloud.data, np.uint8), is_dense=bool(cloud.is_dense))

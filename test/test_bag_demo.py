@@ -6,7 +6,7 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
-from bag_helpers import (COLOR, DEPTH, EXAMPLES, FRAME_ID, INFO, bag_types, image_array,
+from bag_helpers import (COLOR, DEPTH, EXAMPLES, FRAME_ID, INFO, bag_types, cloud_msg, image_array,
                          make_demo, read_bag, run_cli, stamp)
 from rosbags.rosbag2 import StoragePlugin, Writer
 
@@ -127,8 +127,8 @@ def test_spliced_serialization_equals_rosbags(msgtype):
     if msgtype.endswith("Image"):
         msg = factory.image(ImageFields(1, 70_001, "mono8", 0, 70_001, body), header)
     else:
-        msg = factory.cloud(CloudFields(height=1, width=4375, fields=XYZRGB_FIELDS, point_step=16,
-                                        row_step=70_000, data=body, is_dense=True), header)
+        msg = cloud_msg(store, CloudFields(height=1, width=4375, fields=XYZRGB_FIELDS, point_step=16,
+                                           row_step=70_000, data=body, is_dense=True), header)
     parts = serialize_parts(store, msg, msgtype)
     assert len(parts) == 3 and parts[1].obj is not None  # spliced, body not copied
     assert b"".join(parts) == bytes(store.serialize_cdr(msg, msgtype))

@@ -46,10 +46,6 @@ class PairStats:
     received: Counter = field(default_factory=Counter)  # "color" | "depth" | "camera_info"
     pairs: int = 0
 
-    @property
-    def images_in(self) -> int:
-        return self.received["color"] + self.received["depth"]
-
 
 def iter_pairs(reader: BagReader, topics: InputTopics, config: NodeConfig, drops: DropCounter,
                stats: PairStats, on_message: Callable | None = None,

@@ -12,8 +12,7 @@ import numpy as np
 from rosbags.typesys.store import Typestore
 
 from ..core.codec import ImageFields
-from ..core.outputs import CameraInfoFields, FrameOutputs
-from ..core.pointcloud import CloudFields
+from ..core.outputs import CameraInfoFields
 
 IMAGE = "sensor_msgs/msg/Image"
 CAMERA_INFO = "sensor_msgs/msg/CameraInfo"
@@ -35,10 +34,7 @@ class MessageFactory:
         self._image = t[IMAGE]
         self._info = t[CAMERA_INFO]
         self._roi = t["sensor_msgs/msg/RegionOfInterest"]
-        self._cloud = t[POINT_CLOUD2]
-        self._field = t["sensor_msgs/msg/PointField"]
         self._compressed = t["sensor_msgs/msg/CompressedImage"]
-        self._rgbd = t.get(COMPLETED_RGBD)
 
     def header(self, stamp_ns: int, frame_id: str):
         sec, nanosec = divmod(int(stamp_ns), 1_000_000_000)
@@ -61,28 +57,6 @@ class MessageFactory:
             p=np.asarray(info.p, dtype=np.float64), binning_x=info.binning_x,
             binning_y=info.binning_y,
             roi=self._roi(x_offset=x, y_offset=y, height=h, width=w, do_rectify=bool(rectify)))
-
-    def cloud(self, cloud: CloudFields, header):
-        fields = [self._field(name=f.name, offset=f.offset, datatype=f.datatype, count=f.count)
-                  for f in cloud.fields]
-        return self._cloud(header=header, height=cloud.height, width=cloud.width, fields=fields,
-                           is_bigendian=bool(cloud.is_bigendian), point_step=cloud.point_step,
-                           row_step=cloud.row_step, data=_u8(cloud.data), is_dense=bool(cloud.is_dense))
-
-    def completed_rgbd(self, out: FrameOutputs, header):
-        """CompletedRGBD of one frame; needs the rgbd outputs and camera info (as the node)."""
-        if self._rgbd is None:
-            raise KeyError(f"{COMPLETED_RGBD} is not registered in this typestore")
-        if out.depth_32fc1 is None or out.color is None or out.camera_info is None:
-            raise ValueError("CompletedRGBD needs the rgbd outputs and camera info")
-        s = out.summary
-        return self._rgbd(
-            header=header, rgb=self.image(out.color, header), depth=self.image(out.depth_32fc1, header),
-            source_mask=self.image(out.source_mask, header),
-            camera_info=self.camera_info(out.camera_info, header),
-            measured_fraction=s.measured_fraction, filled_fraction=s.filled_fraction,
-            latency_ms=s.latency_ms, inference_ms=s.inference_ms, engine=s.engine,
-            model=s.model, mode=s.mode)
 
 
 def serialize_parts(typestore: Typestore, msg, msgtype: str) -> list:

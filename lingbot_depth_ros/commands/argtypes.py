@@ -79,7 +79,6 @@ def side_px(text: str) -> int:
             f"output buffers") from None
 fps = bounded_float(MIN_FPS, MAX_FPS, "a rate in Hz")
 repeat = bounded_int(1, MAX_REPEAT, "a repeat count")
-positive_float = bounded_float(0.0, math.inf, "a positive finite number", low_open=True)
 non_negative_float = bounded_float(0.0, math.inf, "a finite number >= 0")
 depth_scale = bounded_float(1e-9, 1e3, "metres per depth unit", low_open=True)
 depth_m = bounded_float(0.0, 1e4, "a depth in metres")

@@ -61,7 +61,7 @@ def camera_info_cdr(stamp_ns: int, frame_id: str, info: CameraInfoFields) -> byt
 
 
 def cloud_parts(stamp_ns: int, frame_id: str, cloud: CloudFields) -> list:
-    """A serialized PointCloud2 as buffers to write in order; joined: cloud_cdr."""
+    """A serialized PointCloud2 as buffers to write in order."""
     w = CdrWriter()
     w.header(stamp_ns, frame_id)
     w.u32(cloud.height)
@@ -80,13 +80,9 @@ def cloud_parts(stamp_ns: int, frame_id: str, cloud: CloudFields) -> list:
     return w.parts()
 
 
-def cloud_cdr(stamp_ns: int, frame_id: str, cloud: CloudFields) -> bytes:
-    return b"".join(cloud_parts(stamp_ns, frame_id, cloud))
-
-
 def completed_rgbd_parts(outputs: FrameOutputs) -> list:
     """lingbot_depth_ros/CompletedRGBD of one frame as buffers to write in order (needs the
-    rgbd outputs and camera info); joined: completed_rgbd_cdr.
+    rgbd outputs and camera info).
 
     Every part carries the frame's stamp and frame id, as the node's messages do."""
     if outputs.depth_32fc1 is None or outputs.color is None or outputs.camera_info is None:
@@ -102,7 +98,3 @@ def completed_rgbd_parts(outputs: FrameOutputs) -> list:
     for text in (s.engine, s.model, s.mode):
         w.string(text)
     return w.parts()
-
-
-def completed_rgbd_cdr(outputs: FrameOutputs) -> bytes:
-    return b"".join(completed_rgbd_parts(outputs))
