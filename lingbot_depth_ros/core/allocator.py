@@ -1,15 +1,6 @@
-"""glibc malloc settings for a process that handles a few large buffers per frame.
-
-By default glibc serves blocks above a moving threshold (128 KiB, growing up to 32 MiB as
-such blocks are freed) with fresh mmap pages and hands freed heap tops back to the kernel.
-An RGB-D pipeline allocates and frees the same 0.3-5 MB images, clouds and messages every
-frame, so each frame pays page faults on new pages (kernel time per frame: see
-docs/benchmarks.md) and RSS creeps up in steps as the threshold moves. Fixing both thresholds
-keeps those buffers on the heap and reuses them: steady RSS after warm-up, fewer faults.
-
-A long-running process (the node) also uses one arena and trims it periodically
-(HeapTrimmer): see `tune_for_frame_buffers(single_arena=True)`.
-"""
+"""glibc malloc settings for a process that handles a few large buffers per frame: fixed
+mmap/trim thresholds keep frame buffers on the heap for reuse, and a long-running process
+also uses one arena and trims it periodically (why: docs/internals.md)."""
 
 from __future__ import annotations
 
@@ -39,12 +30,7 @@ _applied = False
 
 def tune_for_frame_buffers(single_arena: bool = False) -> bool:
     """Apply the settings once per process; False (and nothing changed) off glibc.
-
-    single_arena: every thread allocates from the main heap (call before any thread starts:
-    importing rclpy already creates two arenas). glibc otherwise gives threads arenas of
-    their own, and malloc_trim cannot shrink the free top of those, so the node's resident
-    memory crept up with three arenas and stays flat with one (docs/benchmarks.md, "Free
-    space in per-thread malloc arenas")."""
+    single_arena: every thread allocates from the main heap (call before any thread starts)."""
     global _applied
     if _applied:
         return True
@@ -90,17 +76,8 @@ def heap_usage() -> tuple[int, int] | None:
 
 
 class HeapTrimmer:
-    """Gives the allocator's free pages back to the kernel every `period_s` (glibc malloc_trim).
-
-    With the heap kept for reuse (above), the blocks a frame frees serve the next frame, but
-    free space between blocks still grows as blocks of a dozen sizes are freed in varying
-    order by several threads, and every page of it once touched stays resident.
-    malloc_trim(0) releases the whole free pages of every arena (madvise) and the main
-    heap's free top, so resident memory follows memory in use. It costs one call per period
-    (timed in `last_ms`; figures in docs/benchmarks.md) plus page faults on released pages the next
-    frames use again; at 5 s and 30 Hz that is one frame in 150. The node trims between
-    frames, and from its diagnostics timer while no frame is in flight, so memory goes back
-    once a stream stops."""
+    """Gives the allocator's free pages back to the kernel every `period_s` (glibc malloc_trim),
+    so resident memory follows memory in use; the last call's duration is in `last_ms`."""
 
     def __init__(self, period_s: float, clock: Callable[[], float] = time.monotonic) -> None:
         self.period_s = period_s

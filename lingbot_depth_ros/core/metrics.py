@@ -1,24 +1,9 @@
-"""Depth accuracy metrics over valid ground truth.
-
-Conventions (p = predicted depth, g = ground truth, both metres, d = ln p - ln g, means over
-the scored pixels):
-
-========  ==========================================  ========
-abs_rel   mean(|p - g| / g)                           lower is better
-sq_rel    mean((p - g)^2 / g)                         lower
-rmse      sqrt(mean((p - g)^2))                       lower, metres
-rmse_log  sqrt(mean(d^2))                             lower
-mae       mean(|p - g|)                               lower, metres
-silog     sqrt(mean(d^2) - mean(d)^2)  (lambda = 1)   lower, no x100 scaling
-delta_k   share with max(p/g, g/p) < 1.25^k, k=1,2,3  higher
-========  ==========================================  ========
+"""Depth accuracy metrics over valid ground truth (definitions: docs/engines.md).
 
 Scored pixels: ground truth finite and > 0, inside the optional `mask`, and prediction finite
-and > 0. Pixels the prediction leaves empty are not scored but counted: ``coverage`` is the
-share of candidate pixels (valid ground truth inside the mask) the prediction covers, so an
-engine cannot look good by leaving hard pixels empty. With nothing to score every metric is
-NaN and ``count`` is 0.
-"""
+and > 0. ``coverage`` is the share of those candidates the prediction covers, so an engine
+cannot look good by leaving hard pixels empty. With nothing to score every metric is NaN and
+``count`` is 0."""
 
 from __future__ import annotations
 

@@ -1,35 +1,7 @@
 """The block-wise masking protocol: corrupt a valid depth map, complete it, score it.
 
-After the evaluation protocol of the LingBot-Depth paper (random rectangular blocks dropped
-from the sensor depth plus sensor-like noise, at four levels), with our own exact parameters.
-The capture's own valid depth is the ground truth; the corrupted copy is what engines see.
-
-Corruption, per level (sizes in pixels for a 640x480 image; for other sizes block sides scale
-with s = min(H, W) / 480 and the block count with H*W / (640*480*s^2), at least one block, so
-the dropped share stays about the same):
-
-=========  ======  ==============  ===========  ==========  ================================
-level      blocks  side (px)       sigma (m)    shot (m)    dropped share (640x480, 20 seeds)
-=========  ======  ==============  ===========  ==========  ================================
-easy       15      24 .. 64        0.005        2.5e-5      ~9%
-medium     20      32 .. 96        0.010        1e-4        ~24%
-hard       40      48 .. 128       0.020        4e-4        ~62%
-extreme    50      64 .. 160       0.050        1e-3        ~85%
-=========  ======  ==============  ===========  ==========  ================================
-
-- Blocks: width and height drawn independently and uniformly (integers) from the side range;
-  the centre uniformly over the image; blocks are clipped at the border and may overlap.
-  Every pixel inside a block is dropped (NaN), whatever the sensor measured there.
-- Noise on the kept pixels: z' = z + N(0, sigma^2) + N(0, shot * z), i.e. a constant
-  Gaussian term plus a shot (Poisson-like) term whose variance grows linearly with depth
-  (standard deviation sqrt(shot * z): 1 cm at 1 m and 2 cm at 4 m on `medium`). Noisy values
-  are clipped to at least 1 mm so they stay valid depth.
-- Randomness: one numpy Generator (PCG64) seeded by the caller; the draw order is block
-  sizes, block centres, then the two noise fields, so a seed reproduces the corruption.
-
-Scoring (`score_completion`) compares the completed depth with the clean ground truth on
-``masked`` (dropped pixels that had valid ground truth) and ``all`` (every valid ground-truth
-pixel, so noise kept on measured pixels counts there), with the metrics of core.metrics.
+Levels, block sizes, noise model and seeding are described in docs/engines.md; the capture's
+own valid depth is the ground truth, the corrupted copy is what engines see.
 """
 
 from __future__ import annotations
@@ -109,10 +81,8 @@ def block_mask(shape: tuple[int, int], level: Level, rng: np.random.Generator) -
 
 def corrupt_depth(depth: np.ndarray, level: str | Level,
                   rng: np.random.Generator | np.random.SeedSequence | int) -> Corruption:
-    """Drop random blocks from `depth` (float32 metres, NaN = none) and add noise.
-
-    Raises InvalidDepthError if `depth` has no valid pixel.
-    """
+    """Drop random blocks from `depth` (float32 metres, NaN = none) and add noise; raises
+    InvalidDepthError if `depth` has no valid pixel."""
     level = get_level(level) if isinstance(level, str) else level
     rng = np.random.default_rng(rng)
     require_some_valid(depth)
@@ -157,13 +127,8 @@ def make_trials(frames: list[RGBDFrame], level: str | Level, seeds: list[int]) -
 
 
 def evaluate_engine(engine, trials: list[Trial], warmup: int = 1) -> dict:
-    """Complete every trial with `engine` and score it.
-
-    Returns ``{"masked": {...}, "all": {...}, "ms_per_frame": median, "per_capture":
-    {capture: {"masked", "all", "ms_per_frame"}}}``; metrics are averaged over a capture's
-    trials, then over captures (each capture weighs the same). ``ms_per_frame`` is the median
-    wall time of ``engine.complete`` after `warmup` untimed calls.
-    """
+    """Complete and score every trial: metrics averaged per capture, then over captures (each
+    weighs the same); ``ms_per_frame`` is the median time of ``complete`` after `warmup` calls."""
     for trial in trials[:warmup]:
         engine.complete(trial.frame)
     scores: dict[str, list[dict]] = {}

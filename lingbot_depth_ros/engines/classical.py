@@ -39,7 +39,6 @@ class NearestEngine(Engine):
     """Nearest-valid-pixel fill, what camera SDK hole-filling filters do."""
 
     name = "nearest"
-    OPTIONS = ("refine_measured",)
 
     def _predict(self, frame: RGBDFrame, timings: dict[str, float]) -> np.ndarray:
         with stage(timings, "fill"):
@@ -53,7 +52,6 @@ class TeleaEngine(Engine):
     """
 
     name = "telea"
-    OPTIONS = ("refine_measured", "radius")
 
     def __init__(self, radius: float = 5.0, refine_measured: bool = False) -> None:
         super().__init__(refine_measured=refine_measured)

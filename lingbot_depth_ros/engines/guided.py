@@ -1,23 +1,7 @@
 """The `guided` engine: colour-guided, locally planar push-pull hole filling (CPU, no weights).
 
-Depth is filled in log space by a coarse-to-fine pyramid of local plane fits:
-
-1. Pull: every pyramid cell (2^l x 2^l pixels) accumulates the moments of its valid pixels
-   (count, position, position^2, log depth, log depth x position), about the cell centre, so
-   each level holds an exact least-squares plane fit of the data under each cell; and the
-   min/max log depth of that data.
-2. Push, coarse to fine: each cell's plane is the ridge-regularised fit of its own data, with
-   the plane interpolated from the coarser level as the prior (weights `lambda_value`,
-   `lambda_gradient`). Cells without data inherit the prior, so holes are filled by planes
-   that continue the surrounding surfaces (a slanted floor stays slanted). On the coarse
-   levels (from `color_level` up) the prior is a colour-weighted vote of the 3x3 coarser
-   neighbours: a neighbour whose data looks like this cell's colour (YCrCb, Gaussian
-   `sigma_color`) counts more, so a hole takes the depth of the surface it looks like, not of
-   whatever is nearest across an edge. Finer levels interpolate bilinearly (colour there did
-   not improve accuracy in our measurements).
-3. Every plane value is clamped to the data range of its 3x3 neighbourhood, so extrapolating a
-   steep plane cannot overshoot into depths no neighbouring pixel measured.
-
+Depth is filled in log space by a coarse-to-fine pyramid of ridge-regularised local plane
+fits, with a colour-weighted prior on the coarse levels; docs/engines.md describes the steps.
 Measured pixels are kept by Engine.complete unless refine_measured is set.
 """
 
@@ -320,8 +304,6 @@ class GuidedEngine(Engine):
     """Colour-guided planar push-pull fill (see the module doc); the embedded default."""
 
     name = "guided"
-    OPTIONS = ("refine_measured", "sigma_color", "color_level", "lambda_value",
-               "lambda_gradient")
 
     def __init__(self, sigma_color: float = 0.15, color_level: int = 3,
                  lambda_value: float = 1.0, lambda_gradient: float = 3.0,

@@ -56,8 +56,6 @@ def _provider_name(provider) -> str:
 
 class OnnxRuntimeEngine(Engine):
     name = "onnxruntime"
-    OPTIONS = ("onnx", "providers", "refine_measured", "mask_threshold", "threads",
-               "fuse_attention")
 
     def __init__(self, onnx: str | Path | None = None, providers="auto",
                  refine_measured: bool = False, mask_threshold: float = DEFAULT_MASK_THRESHOLD,

@@ -95,8 +95,6 @@ class TensorRTEngine(Engine):
     """
 
     name = "tensorrt"
-    OPTIONS = ("engine_file", "onnx", "precision", "cache_dir", "workspace_gb",
-               "refine_measured", "device", "mask_threshold")
 
     def __init__(self, engine_file: str | Path | None = None, onnx: str | Path | None = None,
                  precision: str = "auto", cache_dir: str | Path | None = None,

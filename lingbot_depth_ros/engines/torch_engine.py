@@ -57,9 +57,6 @@ def resolve_device(device: str | int | None) -> torch.device:
 
 class TorchEngine(Engine):
     name = "torch"
-    OPTIONS = ("checkpoint", "device", "mode", "resolution_level", "num_tokens",
-               "refine_measured", "precision", "mask_threshold", "static_grid", "attention",
-               "pinned_io", "cuda_graph", "compile", "cast_weights")
 
     def __init__(self, checkpoint: str | Path | None = None, device: str | int = "auto",
                  mode: str = "completion", resolution_level: int = 9,
