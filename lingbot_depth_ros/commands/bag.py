@@ -8,8 +8,6 @@ override it. Without --params or topic flags, input topics are found by looking 
 from __future__ import annotations
 
 import argparse
-import json
-import math
 from pathlib import Path
 from .argtypes import (add_model_file_args, count, fps, model_file_options, output_file,
                        output_path, repeat, seed)
@@ -202,6 +200,7 @@ def make_engine(name: str, config, args: argparse.Namespace):
 def run_process(args: argparse.Namespace) -> int:
     from ..bag.process import process_bag
     from ..core.errors import LingbotDepthError
+    from ..core.io import write_json
     from ..core.threads import set_math_threads
 
     config, topics = load_config(args)
@@ -216,7 +215,7 @@ def run_process(args: argparse.Namespace) -> int:
         engine.close()
     print("\n".join(summary.lines()))
     if args.summary_json:
-        _write_json(args.summary_json, summary_dict(summary))
+        write_json(args.summary_json, summary_dict(summary))
     if summary.interrupted:
         return 130
     if summary.processed == 0:
@@ -234,6 +233,7 @@ def summary_dict(summary) -> dict:
 def run_eval(args: argparse.Namespace) -> int:
     from ..bag.evaluate import evaluate_bag, format_report
     from ..core.errors import LingbotDepthError
+    from ..core.io import write_json
 
     config, topics = load_config(args)
     engines = {}
@@ -253,7 +253,7 @@ def run_eval(args: argparse.Namespace) -> int:
                                 f"colour/depth pairs, dropped images: {dropped}); "
                                 f"{args.json} not written")
     print("\n".join(format_report(report)))
-    _write_json(args.json, report)
+    write_json(args.json, report)
     return 0
 
 
@@ -298,21 +298,3 @@ def _check_storage(output: Path, storage: str | None) -> None:
     if output.exists():
         raise LingbotDepthError(f"output {output} exists already; remove it or choose another name")
 
-
-def _json_safe(value):
-    """NaN/inf -> null (strict JSON), containers recursively, other objects as text."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {str(k): _json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json_safe(v) for v in value]
-    if value is None or isinstance(value, (str, int, bool)):
-        return value
-    return str(value)
-
-
-def _write_json(path: Path, data: dict) -> None:
-    from ..core.io import write_text
-
-    write_text(path, json.dumps(_json_safe(data), indent=2) + "\n")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 from pathlib import Path
 
 from ..core.depth import DEFAULT_DEPTH_SCALE, DepthRange
@@ -113,7 +112,7 @@ def engine_options(args: argparse.Namespace) -> dict[str, tuple[dict, dict]]:
 def run(args: argparse.Namespace) -> int:
     from ..core.captures import find_captures, load_capture
     from ..core.errors import LingbotDepthError
-    from ..core.io import write_text
+    from ..core.io import write_json
     from ..core.protocol import evaluate_engine, get_level, make_trials
     from ..engines import create_engine
 
@@ -141,20 +140,9 @@ def run(args: argparse.Namespace) -> int:
         report["engines"][name] = scores | {"description": engine.describe()}
     print(format_table(report))
     if args.json:
-        write_text(args.json, json.dumps(_finite_or_null(report), indent=2) + "\n")
+        write_json(args.json, report)
         print(f"wrote {args.json}")
     return 0
-
-
-def _finite_or_null(value):
-    """NaN/inf (a metric with no pixels to score) -> null, so the file is strict JSON."""
-    if isinstance(value, dict):
-        return {k: _finite_or_null(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_finite_or_null(v) for v in value]
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
 
 
 def protocol_summary(args, level, frames, seeds) -> dict:

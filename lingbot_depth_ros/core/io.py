@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import math
 import os
 import shutil
 from pathlib import Path
@@ -135,6 +137,22 @@ def write_text(path: str | Path, text: str) -> Path:
     with OutputCommit() as commit:
         commit.stage(path).write_text(text)
     return Path(path)
+
+
+def write_json(path: str | Path, data) -> Path:
+    """`data` as strict JSON: NaN/inf (a metric with no pixels to score) -> null, containers
+    recursively, other objects as text."""
+    def safe(value):
+        if isinstance(value, float):
+            return value if math.isfinite(value) else None
+        if isinstance(value, dict):
+            return {str(k): safe(v) for k, v in value.items()}
+        if isinstance(value, (list, tuple)):
+            return [safe(v) for v in value]
+        if value is None or isinstance(value, (str, int, bool)):
+            return value
+        return str(value)
+    return write_text(path, json.dumps(safe(data), indent=2) + "\n")
 
 
 def robust_range(*depths: np.ndarray, low_pct: float = 1.0,
