@@ -1,13 +1,6 @@
-"""rosbags' MCAP storage reader with fewer copies of each message.
-
-rosbags reads a chunk into memory, copies each message record out of it and then the
-message body out of the record: three copies of every 1 MB image, with the GIL held for
-two of them, on the thread that feeds the engine in `bag process`. Here an uncompressed
-chunk holding one message (how our writer stores every large message) is read as exactly
-that message's bytes, and other uncompressed chunks are read once and sliced. Compressed
-chunks and files without an index take rosbags' own path. Messages come out in the same
-order as from rosbags (log time, then chunk position, then order within the chunk).
-"""
+"""rosbags' MCAP storage reader with fewer copies of each message: indexed, uncompressed chunks
+are read once and sliced (docs/internals.md); compressed chunks and files without an index
+take rosbags' own path. Messages come out in rosbags' order."""
 
 from __future__ import annotations
 

@@ -1,14 +1,6 @@
-"""rosbags' MCAP storage writer with fewer copies of each message.
-
-rosbags copies every message body about five times on its way to the file (record buffer,
-chunk buffer, chunk value, chunk record, file). A processed 640x480 frame adds ~10 MB of
-output (depth, mask, cloud, CompletedRGBD), so those copies dominated `bag process`. Here a
-large message becomes a chunk of its own, written straight from the caller's buffer to the
-file; small messages share a chunk buffer that goes to the file without another copy. The
-records are the ones rosbags writes (uncompressed chunks, message indexes, chunk indexes),
-read back by rosbags and the MCAP tools alike. Records are gathered and handed to the kernel
-with one os.writev per flush (a frame's outputs in `bag process`), not one write per part.
-"""
+"""rosbags' MCAP storage writer with fewer copies of each message: a large message is a chunk
+of its own written from the caller's buffer, and records go out with one os.writev per flush
+(docs/internals.md). The records are the ones rosbags writes."""
 
 from __future__ import annotations
 
@@ -32,13 +24,8 @@ _IOV_MAX = os.sysconf("SC_IOV_MAX") if hasattr(os, "sysconf") else 1024
 
 
 class GatherFile:
-    """A write-only file that keeps what it is given and writes it out with os.writev.
-
-    A bag writer thread that issues one write per record gives the GIL away, and has to win
-    it back from the engine thread, once per record; here it does so once per flush, and
-    large buffers go to the kernel without another copy. A buffer passed to write() must
-    not change until the next flush() (or close()).
-    """
+    """A write-only file that keeps what it is given and writes it out with os.writev; a
+    buffer passed to write() must not change until the next flush() (or close())."""
 
     def __init__(self, file) -> None:
         file.flush()  # whatever it buffered goes first

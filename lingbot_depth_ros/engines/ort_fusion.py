@@ -1,20 +1,7 @@
-"""ONNX Runtime-only rewrite of the exported attention into com.microsoft.MultiHeadAttention.
-
-The static graph keeps every depth token and masks the invalid ones with an additive key bias,
-so in standard ops each block builds the (heads, S, S) score matrix and walks it three times
-(MatMul, Add, Softmax): at level 9 (7177 tokens) that is ~800 MB per pass and most of the CPU
-time. ORT's CPU MultiHeadAttention has a tiled (flash) kernel that never builds that matrix,
-but only when it gets no key mask and no bias; with a key_padding_mask it falls back to the
-full matrix. So the key bias goes into the scores through one more q/k component per head:
-q gets a constant 1 and k gets bias / scale, hence scale * (q.k + bias / scale) = scale * q.k
-+ bias. Unmasked keys (bias 0) get the same scores, masked ones (bias -30000) still weigh
-exactly 0 after the softmax.
-
-The rewrite happens in memory for ORT sessions only: the .onnx file keeps standard ops, so
-TensorRT still parses it. Every match is checked on index arrays (the Reshape / Transpose /
-Slice / Squeeze chains between the projection and the attention are replayed), so a graph
-that is not plain multi-head attention in the expected layout is left as it is.
-"""
+"""ONNX Runtime-only rewrite of the exported attention into com.microsoft.MultiHeadAttention,
+with the key bias folded into one more q/k component so that ORT's tiled kernel runs (why and
+how: docs/internals.md). In memory only: the .onnx file keeps standard ops for TensorRT, and
+a graph not in the expected layout is left as it is."""
 
 from __future__ import annotations
 

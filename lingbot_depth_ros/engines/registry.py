@@ -1,12 +1,8 @@
 """The one way to build an engine: name -> class, options checked against the constructor.
 
-An engine's options are its constructor's keyword parameters (no list restated beside it).
-Names are checked before anything loads, with a "did you mean" hint for typos; values are
-converted to the type of the parameter's default (so `radius=abc` from a command line is a
-one-line EngineOptionError, not a traceback in the engine), and a ValueError the constructor
-raises about a value becomes an EngineOptionError naming the engine. Heavy runtimes (torch,
-onnxruntime, tensorrt) import lazily, when their engine is built.
-"""
+An engine's options are its constructor's keyword parameters. Names are checked before
+anything loads (with a "did you mean" hint), values converted to the type of the parameter's
+default, and a constructor's ValueError becomes an EngineOptionError naming the engine."""
 
 from __future__ import annotations
 
@@ -134,12 +130,8 @@ def renamed_options(options: dict | None) -> dict:
 
 
 def engine_options(name: str, options: dict, offered: dict | None = None) -> dict:
-    """The checked, converted constructor keywords for engine `name`.
-
-    `options` must all be taken (unknown names are an error, with a hint); `offered` (a
-    node config's shared options such as mode or resolution_level) go only to an engine
-    that takes them. A classical engine ignores model files wherever they come from.
-    """
+    """The checked, converted constructor keywords for engine `name`: every one of `options`
+    must be taken; `offered` (a node config's shared options) go only to an engine taking them."""
     params = engine_parameters(name)
     options, offered = renamed_options(options), renamed_options(offered)
     if name in CLASSICAL_ENGINES:
@@ -157,11 +149,8 @@ def engine_options(name: str, options: dict, offered: dict | None = None) -> dic
 
 
 def create_engine(name: str = "guided", offered: dict | None = None, **options) -> Engine:
-    """Create engine `name` with `options` (see engine_options for `offered`).
-
-    ``auto`` tries tensorrt > onnxruntime(CUDA) > torch(CUDA) > onnxruntime(CPU) > guided
-    with whatever model files are given, logging why each better one was skipped.
-    """
+    """Create engine `name` with `options` (see engine_options for `offered`); ``auto``
+    picks the best one that runs here (docs/engines.md)."""
     if name == "auto":
         options = renamed_options(options)
         _check_auto_options(options)
@@ -203,10 +192,8 @@ def _construct_offered(name: str, options: dict) -> Engine:
 
 
 def load_engine(config, name: str | None = None, **model_files) -> tuple[Engine, str]:
-    """(engine, model id) for a node configuration: `config.engine` (or `name`) built with
-    `config.engine_options()` offered and `model_files` (checkpoint=, onnx=, engine_file=)
-    overriding the config's. Raises what create_engine raises; the caller decides whether to
-    fall back (the node) or stop (the command line)."""
+    """(engine, model id) for a node configuration, `model_files` overriding the config's;
+    raises what create_engine raises (the caller falls back or stops)."""
     name = name or config.engine
     offered = {**config.engine_options(), **{k: v for k, v in model_files.items() if v}}
     engine = create_engine(name, offered=offered)

@@ -1,15 +1,9 @@
 """Static-shape ONNX export of the whole pipeline: raw frame in, metres and mask out.
 
-The graph's inputs are ``rgb`` uint8 (1, H, W, 3) in RGB order and ``depth`` float32
-(1, H, W) metres (NaN, inf and <= 1 cm mean no data); its outputs are ``depth_out`` float32
-(1, H, W) metres and ``mask`` float32 (1, H, W) probability (ones without a mask head).
-(ONNX names each value once, so the output cannot also be called ``depth``.)
-Every resize is a gather of precomputed taps with PyTorch's own interpolation weights
-(antialiased bilinear for the image, nearest for depth, bilinear for the outputs), so the
-graph reproduces the eager model to float rounding on every runtime, TensorRT included,
-without depending on how each runtime implements Resize. Invalid depth tokens are masked as
-attention keys, so the sequence length is fixed.
-"""
+Inputs ``rgb`` uint8 (1, H, W, 3) RGB and ``depth`` float32 (1, H, W) metres (NaN, inf and
+<= 1 cm mean no data); outputs ``depth_out`` float32 (1, H, W) metres and ``mask`` float32
+(1, H, W) probability (ones without a mask head). Resizes are gathers of PyTorch's own
+interpolation taps (docs/internals.md)."""
 
 from __future__ import annotations
 
@@ -37,12 +31,8 @@ _EXTERNAL_DATA_BYTES = 1_800_000_000
 
 
 def resize_taps(size_in: int, size_out: int, mode: str, antialias: bool = False):
-    """PyTorch's 1-D resampling weights as taps: (index (out, T) int64, weight (out, T)).
-
-    Obtained by resizing an identity matrix (one basis image per batch entry), so they are
-    exactly what F.interpolate uses. The untouched second axis is 2 wide because PyTorch's
-    antialiased kernel returns wrong weights for 1-pixel-wide images.
-    """
+    """PyTorch's 1-D resampling weights as taps: (index (out, T) int64, weight (out, T)),
+    from resizing an identity matrix (the other axis is 2 wide: docs/internals.md)."""
     eye = torch.eye(size_in, dtype=torch.float32)[:, None, :, None].expand(-1, 1, -1, 2)
     kwargs = {} if mode == "nearest" else {"align_corners": False, "antialias": antialias}
     dense = F.interpolate(eye.contiguous(), size=(size_out, 2), mode=mode, **kwargs)[:, 0, :, 0].T

@@ -265,10 +265,8 @@ class LingBotDepth(nn.Module):
         return GridPlan(height, width, rows, cols, patch_pos, uv, aligned_key_bias)
 
     def cast_matmul_weights(self, dtype: torch.dtype) -> LingBotDepth:
-        """Store the weights of every linear and convolution layer in `dtype`, for inference
-        under autocast to that dtype: autocast would cast them to it in every forward pass
-        anyway, so the numbers are the same without the per-frame casts. Norms, LayerScale,
-        positional embedding and class token stay float32, as autocast keeps them."""
+        """Store linear and convolution weights in `dtype` for inference under autocast to it
+        (the same numbers without per-frame casts); the rest stays float32, as autocast keeps it."""
         for module in self.modules():
             if isinstance(module, (nn.Linear, nn.Conv2d, nn.ConvTranspose2d)):
                 module.to(dtype)

@@ -1,11 +1,5 @@
-"""Entry point of `lingbot_depth_node` (console script and scripts/lingbot_depth_node).
-
-Stop signals are handled first (ros/node_process.py), so that a Ctrl-C while the slow
-imports run stops the process as cleanly as one later. Process-wide malloc settings come
-next: importing rclpy loads libraries whose threads create their own malloc arenas, and
-once an arena exists the node's threads may be handed it even with the arena limit set
-(core/allocator.py explains why the node wants one).
-"""
+"""Entry point of `lingbot_depth_node`: stop signals first, then malloc settings, then rclpy
+(the order matters, docs/internals.md)."""
 
 from __future__ import annotations
 

@@ -1,18 +1,6 @@
-"""Start-up and shutdown of the node's process: one error path, one stop path.
-
-Start-up: anything that stops the node before it spins (rcl's argument and parameter-file
-parsing, a parameter or topic name rclpy rejects, an engine that cannot be built) ends in
-one line on stderr and exit code 2, never a traceback.
-
-Stop: SIGINT and SIGTERM stop the node cleanly: exit 0, the workers joined and the engine
-closed. Under `ros2 launch` a Ctrl-C reaches the node twice (from the terminal and from
-launch). With rclpy's own handlers, the first shuts the context down from another thread
-while Python raises KeyboardInterrupt at some later bytecode, which landed inside the
-teardown ("process has died, exit code -2", engine not closed) or raced the spin and the
-logging. Here the handlers are ours alone: during start-up the first signal leaves it at
-once (StopRequested), afterwards signals are only recorded, the spin loop sees them within
-SPIN_POLL_S, and the teardown runs on a live context.
-"""
+"""Start-up and shutdown of the node's process: one error path (one line on stderr, exit 2)
+and one stop path (SIGINT/SIGTERM recorded by our own handlers, teardown on a live context);
+why rclpy's handlers are not used: docs/internals.md."""
 
 from __future__ import annotations
 
@@ -92,12 +80,9 @@ def one_line(exc: BaseException) -> str:
 
 def run_node(start: Callable[[], object], args: list[str] | None, name: str,
              started_note: str = "") -> int:
-    """rclpy.init(args), `start()` the node, spin until a stop signal, tear down.
-
-    `start` must leave nothing behind when it raises (the node's constructor destroys what
-    it built). Returns the process exit code: 0 after a stop, STARTUP_ERROR_EXIT when the
-    node could not start, RUNTIME_FAILURE_EXIT when the node stopped itself for good and says
-    why in its `fatal_error` (one line on stderr each)."""
+    """rclpy.init(args), `start()` the node (which must leave nothing behind when it raises),
+    spin until a stop signal, tear down. Returns 0 after a stop, STARTUP_ERROR_EXIT when the
+    node could not start, RUNTIME_FAILURE_EXIT when it stopped itself (`fatal_error`)."""
     import rclpy
     from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
     from rclpy.signals import SignalHandlerOptions

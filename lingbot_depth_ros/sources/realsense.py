@@ -1,13 +1,8 @@
 """Direct RealSense capture (pyrealsense2), ROS-free.
 
-`RealSenseSource.captures()` yields `RealSenseCapture`s: the colour image, the depth aligned
-to it by librealsense (`rs.align`) in device units and as an `RGBDFrame` in metres, the
-colour stream's factory intrinsics and a stamp (`align_to="depth"` instead resamples the
-colour into the depth camera, which is cheaper). Depth units come from the depth sensor;
-optional librealsense post-processing filters run on the depth before alignment. When the
-camera is unplugged or stops delivering frames, the source reports `disconnected` and keeps
-trying to open it again; a recording that plays to its end reports `ended`.
-"""
+`RealSenseSource.captures()` yields `RealSenseCapture`s: colour, depth aligned by librealsense
+in device units and as an `RGBDFrame` in metres, factory intrinsics and a stamp. An unplugged
+or silent camera reports `disconnected` and is reopened; a recording at its end, `ended`."""
 
 from __future__ import annotations
 
@@ -161,12 +156,8 @@ def build_filters(rs, names: tuple[str, ...]) -> list:
 
 
 class StampClock:
-    """Device timestamps (ms) -> stamps in ns since the epoch.
-
-    Global and system time are already host time; a hardware clock has its own origin, so
-    it is anchored to the host clock at its first frame and advanced by the device's own
-    deltas (no host jitter between frames).
-    """
+    """Device timestamps (ms) -> ns since the epoch; a hardware clock is anchored to the host
+    clock at its first frame, then advanced by its own deltas (no host jitter)."""
 
     def __init__(self, rs) -> None:
         self._host_domains = (rs.timestamp_domain.global_time, rs.timestamp_domain.system_time)
@@ -292,10 +283,8 @@ class RealSenseSource:
         self._stop.set()
 
     def captures(self) -> Iterator[RealSenseCapture]:
-        """Yield captures until stop(), the end of a recording, or the generator is closed.
-
-        Raises SourceUnavailableError when the first open fails and `wait_for_device` is off.
-        """
+        """Yield captures until stop(), the end of a recording, or the generator is closed;
+        SourceUnavailableError when the first open fails and `wait_for_device` is off."""
         self._stop.clear()
         try:
             while not self._stop.is_set():

@@ -1,21 +1,8 @@
 """rclpy side of direct RealSense capture: run a RealSenseSource inside a node.
 
-A capture thread reads the camera, publishes the raw streams under realsense-ros's usual
-names (relative, so the node's namespace applies) and hands each (colour, depth, info)
-message triple to the node, which pairs and completes them like subscribed messages.
-
-  camera/camera/color/image_raw                     rgb8
-  camera/camera/color/camera_info                   the colour stream's factory intrinsics
-  camera/camera/aligned_depth_to_color/image_raw    16UC1 millimetres, registered to colour
-  camera/camera/aligned_depth_to_color/camera_info  the same intrinsics
-
-With `realsense.align_to: depth` the depth is published as captured
-(camera/camera/depth/image_rect_raw, camera/camera/depth/camera_info) and the colour
-registered to it under camera/camera/aligned_color_to_depth/{image_raw,camera_info}.
-
-Its settings are node parameters under `realsense.`; its state (streaming, disconnected,
-...) is logged on every change and published as its own status on /diagnostics.
-"""
+A capture thread publishes the raw streams under realsense-ros's names (docs/realsense.md)
+and hands each (colour, depth, info) triple to the node, which pairs and completes them like
+subscribed messages; the source's state is logged and published on /diagnostics."""
 
 from __future__ import annotations
 
