@@ -1,11 +1,6 @@
-"""Bag messages -> paired, validated RGBDFrames, with the node's pairing and input checks.
-
-`iter_pairs` feeds the node's StampPairer in log-time order (the order a live node receives
-them) and yields every pair; `FrameAssembler` adapts a bag pair to the one pipeline's
-assembler (core/pipeline.py), which the node uses too, so offline and live drop the same
-frames for the same reasons. Offline every pair is processed: there is no "latest wins"
-superseding, since nothing forces the bag to be read in real time.
-"""
+"""Bag messages -> paired, validated RGBDFrames, with the node's pairing and input checks, so
+offline and live drop the same frames for the same reasons. Offline every pair is processed
+(no "latest wins": nothing forces the bag to be read in real time)."""
 
 from __future__ import annotations
 
@@ -50,14 +45,9 @@ class PairStats:
 def iter_pairs(reader: BagReader, topics: InputTopics, config: NodeConfig, drops: DropCounter,
                stats: PairStats, on_message: Callable | None = None,
                limit: int | None = None) -> Iterator[Pair]:
-    """Yield every colour/depth pair of the bag (the first `limit`); `pair.color`/
-    `pair.depth` are Received.
-
-    `on_message(connection, log_time_ns, raw)` sees every message of the bag first (all
-    topics when given, else only the input topics), e.g. to copy it to an output bag.
-    The last pair is yielded without reading on, so `limit` pairs are read, not one more;
-    images still waiting for a partner when the pairs stop are counted unpaired.
-    """
+    """Yield every colour/depth pair of the bag in log-time order (the first `limit`, without
+    reading on); `on_message(connection, log_time_ns, raw)` sees every message first (e.g. to
+    copy it). Images still waiting for a partner at the end are counted unpaired."""
     if limit is not None and limit < 1:
         return
     pairer = StampPairer(config.slop, config.pair_queue_size, drops, clock_ns=time.monotonic_ns)

@@ -1,13 +1,7 @@
-"""``engine: auto``: the fastest engine this machine can run with the model files given.
-
-Order: tensorrt > onnxruntime(CUDA) > torch(CUDA) > onnxruntime(CPU) > guided. PyTorch on
-the CPU is never chosen: at ViT-L size it takes seconds per frame, so the classical guided
-fill is the better real-time fallback (ask for ``engine: torch`` explicitly to get it).
-
-Only "cannot run here" (EngineUnavailableError: runtime missing, no CUDA device) moves on to
-the next candidate. A model file that is missing, corrupt or mismatched raises
-ModelFileError: silently falling back to a weaker engine would hide a broken deployment.
-"""
+"""``engine: auto``: the fastest engine this machine can run with the model files given
+(order and why torch on the CPU is never chosen: docs/engines.md). Only "cannot run here"
+(EngineUnavailableError) moves on; a broken model file raises ModelFileError, since falling
+back silently would hide a broken deployment."""
 
 from __future__ import annotations
 
@@ -116,11 +110,7 @@ def _reason(exc: Exception) -> str:
 
 def create_auto_engine(construct: Construct, options: dict) -> Engine:
     """Create the best available engine; its ``selection_log`` lists each candidate's fate.
-
-    `options` are the usual engine options (model files, device, precision, cache_dir,
-    refine_measured, mode, resolution_level, ...); `construct` gives each candidate those
-    its constructor accepts.
-    """
+    `construct` gives each candidate the `options` its constructor accepts."""
     opts = {k: v for k, v in options.items() if v is not None}
     checkpoint, onnx, engine_file = (opts.pop(k, None) for k in ("checkpoint", "onnx", "engine_file"))
     cuda = cuda_device_index(opts.pop("device", None))

@@ -1,11 +1,6 @@
-"""The ``tensorrt`` engine: a serialized TensorRT plan run on a CUDA stream.
-
-Pre-processing (resize, normalisation, invalid-depth handling) and post-processing (exp
-remap, resize to the input size, mask sigmoid) are inside the exported graph, so one frame
-costs: two host->device copies of the raw uint8 colour and float depth, one
-``execute_async_v3``, the mask threshold on the GPU, and one device->host copy of the result.
-Device buffers are torch CUDA tensors whose addresses are bound to the plan's I/O tensors once.
-"""
+"""The ``tensorrt`` engine: a serialized TensorRT plan run on a CUDA stream. Pre- and
+post-processing are inside the exported graph, so a frame is two host->device copies, one
+``execute_async_v3``, the mask threshold on the GPU and one device->host copy."""
 
 from __future__ import annotations
 
@@ -85,14 +80,9 @@ def _bind_io(trt, engine, context, device) -> dict:
 
 
 class TensorRTEngine(Engine):
-    """LingBot-Depth through TensorRT on one CUDA device.
-
-    Give `onnx` (a static-shape export) to build the plan on first use into `cache_dir` (or
-    into `engine_file` when also given) and rebuild it whenever the graph, precision,
-    TensorRT version or GPU changes; or give only `engine_file` to run a prebuilt plan.
-    precision: fp16, bf16, fp32 or auto (bf16 on Ampere and newer, else fp16).
-    Raises EngineUnavailableError when tensorrt or a CUDA device is missing.
-    """
+    """LingBot-Depth through TensorRT on one CUDA device: from `onnx` (plan built and cached
+    on first use, rebuilt when its key changes) or a prebuilt `engine_file`; precision fp16,
+    bf16, fp32 or auto. EngineUnavailableError when tensorrt or a CUDA device is missing."""
 
     name = "tensorrt"
 

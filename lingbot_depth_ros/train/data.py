@@ -1,14 +1,6 @@
-"""Training data: capture folders and rosbag2 recordings, mixed by weight, split for held-out.
-
-Every frame of every source becomes a FrameRef pointing at a capture folder (rosbag frames
-are extracted once into capture folders under the cache directory, see bag_frames.py), so
-one loader serves all sources and DataLoader workers need no open bag handles.
-
-Samples are a pure function of (seed, global sample index): the index picks the source by
-weight, the frame, the augmentation and the mask through one seeded generator. Resuming at
-step s therefore replays exactly the samples an uninterrupted run would have drawn, and
-every rank of a distributed run draws different samples without coordination.
-"""
+"""Training data: capture folders and rosbag2 recordings, mixed by weight, split for held-out;
+samples are a pure function of (seed, global sample index), so resume is exact
+(docs/training.md)."""
 
 from __future__ import annotations
 
@@ -145,11 +137,8 @@ class MaskedSamples(torch.utils.data.Dataset):
 
 
 class StepBatches(torch.utils.data.Sampler):
-    """Index lists for one rank, one per micro-batch, from `start_step` to `steps`.
-
-    Global sample index of (step, micro-step m, rank r, item b):
-    ((step * accumulate + m) * world + r) * batch + b.
-    """
+    """Index lists for one rank, one per micro-batch, from `start_step` to `steps`; global
+    index of (step, micro-step m, rank r, item b): ((step * accumulate + m) * world + r) * batch + b."""
 
     def __init__(self, start_step: int, steps: int, batch: int, accumulate: int,
                  rank: int = 0, world: int = 1) -> None:

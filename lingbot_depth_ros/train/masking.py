@@ -1,17 +1,6 @@
-"""Masked depth modelling: which depth tokens the network sees during training.
-
-The paper's rule, per sample, on the grid of 14x14 depth patches:
-
-1. a patch with no valid pixel is always masked (the sensor's own holes);
-2. a patch with some valid and some invalid pixels is masked with probability 0.75;
-3. a target ratio r is drawn uniformly from [0.6, 0.9]; while fewer than round(r * N) of
-   the N patches are masked, randomly chosen fully valid patches are masked as well
-   (patches already masked by 1-2 stay masked, so holes can push the share above r).
-
-Depth without holes (synthetic, or a perfect sensor) has only fully valid patches, so the
-rule reduces to random patch masking at ratio r. The visible depth then gets Gaussian noise;
-the target is the original depth, scored on its valid pixels only.
-"""
+"""Masked depth modelling: which depth tokens the network sees during training (the paper's
+rule: holes always, mixed patches with p = 0.75, then fully valid patches up to a drawn
+ratio; docs/training.md)."""
 
 from __future__ import annotations
 

@@ -1,16 +1,7 @@
 """Checkpoints (official format) and the trainer state that makes `--resume` exact.
 
-Layout under out_dir::
-
-    checkpoints/step_0000000.pt   the starting weights (kept: the report's "before")
-    checkpoints/step_NNNNNNN.pt   periodic checkpoints (the newest `keep` are kept)
-    model_final.pt                the weights after the last step
-    trainer_state.pt              step, optimiser, scheduler, RNG states, which checkpoint
-
-Each model file is ``{"model_config", "model"}`` and loads with load_checkpoint, in every
-engine. The trainer state is written after its checkpoint, both atomically, so a crash
-at any moment leaves a consistent pair to resume from.
-"""
+Under out_dir: checkpoints/step_NNNNNNN.pt (step 0 = the starting weights, kept), model_final.pt
+and trainer_state.pt, each written atomically, the state after its checkpoint."""
 
 from __future__ import annotations
 
