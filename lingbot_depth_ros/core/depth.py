@@ -28,13 +28,8 @@ class DepthRange:
 
 def depth_to_metres(raw: np.ndarray, encoding: str, depth_scale: float = DEFAULT_DEPTH_SCALE,
                     valid_range: DepthRange = DepthRange()) -> np.ndarray:
-    """Convert a decoded depth image to float32 metres, NaN wherever it is not a valid reading.
-
-    Integer encodings (16UC1, mono16) are multiplied by `depth_scale` (metres per unit,
-    0.001 for millimetres); 32FC1 is already metres. Zero, NaN, inf and values outside
-    `valid_range` become NaN, so sensor garbage (65535 mm spikes, sub-5 cm echoes) cannot
-    leak into completion.
-    """
+    """A decoded depth image as float32 metres (integer encodings times `depth_scale`), NaN
+    wherever it is zero, NaN, inf or outside `valid_range`, so sensor garbage cannot leak in."""
     if encoding in ("16UC1", "mono16"):
         if not depth_scale > 0:
             raise ValueError(f"depth_scale must be positive, got {depth_scale}")
@@ -73,11 +68,8 @@ def require_some_valid(depth_m: np.ndarray, min_fraction: float = 0.0) -> float:
 
 
 def check_registered(color_frame_id: str, depth_frame_id: str, assume_registered: bool) -> None:
-    """Raise UnregisteredError when depth is not in the colour image's optical frame.
-
-    Same-size images with different frame ids (e.g. RealSense `depth/image_rect_raw` beside
-    `color/image_raw`) are not pixel-aligned; `assume_registered` is for drivers that
-    register depth but keep the depth camera's frame id."""
+    """Raise UnregisteredError when depth is not in the colour image's optical frame (same-size
+    images with different frame ids are not pixel-aligned; see `assume_registered`)."""
     if not assume_registered and color_frame_id != depth_frame_id:
         raise UnregisteredError(
             f"depth frame '{depth_frame_id}' is not the colour frame '{color_frame_id}': "
@@ -86,11 +78,8 @@ def check_registered(color_frame_id: str, depth_frame_id: str, assume_registered
 
 @dataclass(frozen=True)
 class Infinities:
-    """Where a 32FC1 depth image said +Inf ("too far") or -Inf ("too close"), REP 117.
-
-    depth_to_metres turns them into NaN so engines treat them as no measurement; `restore`
-    puts them back after completion, so they are neither filled nor lost: the output keeps
-    their meaning and no engine surface is invented there."""
+    """Where a 32FC1 depth image said +Inf ("too far") or -Inf ("too close"), REP 117: engines
+    see NaN there, and `restore` puts them back after completion (neither filled nor lost)."""
 
     too_far: np.ndarray
     too_close: np.ndarray

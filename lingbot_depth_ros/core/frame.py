@@ -20,11 +20,8 @@ class SourceMask(enum.IntEnum):
 
 @dataclass
 class RGBDFrame:
-    """One registered colour + depth pair.
-
-    rgb: uint8 (H, W, 3) in RGB order. depth: float32 (H, W) metres, NaN where the sensor
-    gave no valid measurement. K: float64 (3, 3) pixel intrinsics of the colour image.
-    """
+    """One registered colour + depth pair: rgb uint8 (H, W, 3) RGB, depth float32 (H, W)
+    metres (NaN = no measurement), K float64 (3, 3) colour intrinsics."""
 
     rgb: np.ndarray
     depth: np.ndarray
@@ -67,12 +64,8 @@ _MAX_PRINCIPAL_PX = 1e6
 
 
 def validate_intrinsics(K) -> np.ndarray:
-    """Return K as float64 (3, 3) or raise IntrinsicsError with what is wrong.
-
-    The one check of every camera matrix (files, camera info, the node's and the bag's
-    inputs): a pinhole K is [[fx, s, cx], [0, fy, cy], [0, 0, 1]] with finite values and
-    focal lengths of a real camera.
-    """
+    """K as float64 (3, 3), or IntrinsicsError with what is wrong: the one check of every
+    camera matrix (pinhole [[fx, s, cx], [0, fy, cy], [0, 0, 1]], finite, real focal lengths)."""
     if K is None:
         raise IntrinsicsError("no camera intrinsics given")
     try:
@@ -99,12 +92,8 @@ def validate_intrinsics(K) -> np.ndarray:
 
 @dataclass
 class CompletionResult:
-    """What an engine returns for one frame.
-
-    depth: float32 (H, W) metres, NaN where still unknown (+Inf/-Inf where `infinite` says the
-    input said too far/too close). source: uint8 (H, W) SourceMask
-    values. timings_ms: stage name -> milliseconds (e.g. preprocess, inference, postprocess).
-    """
+    """What an engine returns for one frame: depth float32 (H, W) metres (NaN = unknown, +/-Inf
+    where the input said too far/close), source uint8 SourceMask values, timings_ms per stage."""
 
     depth: np.ndarray
     source: np.ndarray

@@ -1,15 +1,6 @@
-"""Pair colour, depth and camera info by header stamp: one policy for the node and bag tools.
-
-Policy: a colour and a depth image pair when their stamps differ by at most `slop`. Camera
-info is the one stamped nearest the colour image within `slop`, else the newest one seen
-(it rarely changes); a pair without any camera info is still emitted and flagged. Unpaired
-images older than the newest pair are dropped with the reason "unpaired", and so are images that
-waited longer than a timeout for a partner (`expire`, which the live node calls: a stream that
-stops would otherwise leave its partner queued for ever). When the consumer
-is slower than the camera, only the newest pair is kept ("latest wins"); the pairs it
-replaces are dropped with the reason "superseded".
-A stamp that jumps backwards (a looping bag) resets the queues, counted as "time_jump".
-"""
+"""Pair colour, depth and camera info by header stamp: one policy for the node and bag tools
+(stamps within `slop`, latest wins, every image paired or dropped with one reason; the policy
+in full: docs/internals.md)."""
 
 from __future__ import annotations
 
@@ -52,12 +43,8 @@ class DropCounter:
 
 
 class StampPairer:
-    """Approximate-time pairing of colour and depth with a bounded queue per stream.
-
-    Not thread-safe by itself: the node calls it under its own lock; bag tools call it from
-    one thread. Each input image counts once: in a pair, or in `drops` under one reason.
-    Drops are counted per image (a superseded pair counts 2).
-    """
+    """Approximate-time pairing of colour and depth with a bounded queue per stream. Not
+    thread-safe by itself (the node calls it under its own lock)."""
 
     def __init__(self, slop_s: float = 0.02, queue_size: int = 10,
                  drops: DropCounter | None = None,
@@ -172,11 +159,8 @@ class StampPairer:
 
 
 class LatestSlot:
-    """A one-deep mailbox between the pairing callback and the inference worker.
-
-    `put` replaces an unconsumed pair (counting it as "superseded"); `take` blocks until a
-    pair arrives or `close` is called.
-    """
+    """A one-deep mailbox between the pairing callback and the inference worker: `put`
+    replaces an unconsumed pair (counted "superseded"); `take` blocks until a pair or `close`."""
 
     def __init__(self, drops: DropCounter) -> None:
         self._drops = drops

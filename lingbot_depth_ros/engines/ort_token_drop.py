@@ -1,16 +1,7 @@
 """ONNX Runtime-only: run the encoder blocks on the kept tokens only, as the eager model does.
-
-The static graph keeps every depth token and gives the invalid ones a -30000 key bias, so
-their attention weights are exactly 0: no other token ever reads them, and their own outputs
-are cut off before the decoder, which reads the class and image tokens only. Gathering the
-kept tokens once, before the first block, therefore computes the same outputs with fewer
-tokens: the reference's variable-length path (masking="drop"), here with a run-time length.
-
-plan_token_drop finds the pieces in the original graph; apply_token_drop rewrites a graph whose
-attention is already fused without a key bias and then proves the rewrite safe: every op the
-token stream reaches must work token by token (or be the fused attention) until it is cut to
-leading tokens that are always kept.
-"""
+Invalid depth tokens weigh exactly 0 in attention and are cut before the decoder, so gathering
+the kept ones before the first block gives the same outputs (proof and checks:
+docs/internals.md)."""
 
 from __future__ import annotations
 

@@ -1,12 +1,6 @@
-"""What a TensorRT plan was built from, recorded in a JSON sidecar next to the ``.engine``.
-
-A serialized TensorRT plan only runs on the TensorRT version and GPU model that built it, and
-it bakes in the ONNX graph's weights, input size and token grid. The sidecar records all of
-that so a cached plan is rebuilt when any of it changes, and a plan handed to us by path is
-refused with a clear message instead of TensorRT's bare deserialisation failure.
-
-Pure Python (plus ``onnx`` to read graph metadata): no TensorRT or GPU needed here.
-"""
+"""What a TensorRT plan was built from, recorded in a JSON sidecar next to the ``.engine``, so
+a stale cached plan is rebuilt and a foreign one refused clearly (docs/internals.md). Pure
+Python (plus ``onnx``): no TensorRT or GPU needed here."""
 
 from __future__ import annotations
 
@@ -99,11 +93,8 @@ def file_sha256(path: str | Path, chunk: int = 1 << 22) -> str:
 
 
 def read_onnx_info(path: str | Path) -> OnnxModelInfo:
-    """Hash an exported graph and read its ``lingbot.*`` metadata.
-
-    Raises ModelFileError when the file is missing, is not ONNX, or was not written by our
-    exporter (no size/token-grid metadata, so no way to key a plan on it).
-    """
+    """Hash an exported graph and read its ``lingbot.*`` metadata; ModelFileError when it is
+    missing, not ONNX, or not from our exporter (nothing to key a plan on)."""
     import onnx
 
     path = Path(path)
@@ -182,12 +173,8 @@ def stale_reasons(plan_path: str | Path, wanted: PlanKey) -> list[str]:
 
 
 def check_given_plan(plan_path: str | Path, runtime: RuntimeIdentity) -> PlanKey | None:
-    """Vet a plan named by the user (no ONNX to rebuild from).
-
-    Returns its key, or None when it has no sidecar (then only deserialisation can tell).
-    Raises ModelFileError when it is missing or its sidecar says another TensorRT version or
-    GPU built it: TensorRT cannot run such a plan.
-    """
+    """Vet a plan named by the user: its key, or None without a sidecar; ModelFileError when
+    it is missing or another TensorRT version or GPU built it."""
     plan_path = Path(plan_path)
     if not plan_path.is_file():
         raise ModelFileError(f"TensorRT engine {plan_path} does not exist")
@@ -214,10 +201,7 @@ def default_cache_dir() -> Path:
 
 
 def cached_plan_path(cache_dir: str | Path, info: OnnxModelInfo, precision: str) -> Path:
-    """One cache slot per graph name, input size and precision.
-
-    The remaining key fields (hashes, TensorRT version, GPU) live in the sidecar, so a new
-    checkpoint or driver upgrade rebuilds in place instead of piling up stale plans.
-    """
+    """One cache slot per graph name, input size and precision (the rest of the key is in
+    the sidecar, so an upgrade rebuilds in place)."""
     stem = info.path.stem
     return Path(cache_dir) / f"{stem}_{info.width}x{info.height}_{precision}.engine"
