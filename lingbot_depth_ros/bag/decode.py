@@ -1,12 +1,6 @@
 """Decode the image messages found in bags into numpy: raw Image, CompressedImage colour and
-image_transport's ``compressedDepth`` (ROS-free; messages are read by their fields only).
-
-compressedDepth layout (compressed_depth_image_transport): ``format`` is
-``"<encoding>; compressedDepth[ png|rvl]"``; ``data`` is a 12-byte little-endian ConfigHeader
-(int32 format, float32 depthQuantA, float32 depthQuantB) followed by a PNG. For 16UC1 the PNG
-holds the raw 16-bit depth; for 32FC1 it holds inverse depth quantised as
-``q = A / z + B`` (0 = no data), so ``z = A / (q - B)``.
-"""
+image_transport's ``compressedDepth`` (layout: docs/bags.md). ROS-free: messages are read by
+their fields only."""
 
 from __future__ import annotations
 
@@ -136,11 +130,8 @@ def decode_compressed_depth(fmt: str, data) -> tuple[str, np.ndarray]:
 def encode_compressed_depth(depth: np.ndarray, depth_max: float = 10.0,
                             depth_quantization: float = 100.0,
                             png_level: int = 1) -> tuple[str, bytes]:
-    """uint16 raw (16UC1) or float32 metres (32FC1) -> (format, data) as the publisher writes.
-
-    Defaults match compressed_depth_image_transport's parameters. 16UC1 values above
-    `depth_max` (in millimetres) are zeroed; 32FC1 values at or beyond it become 0 (no data).
-    """
+    """uint16 raw (16UC1) or float32 metres (32FC1) -> (format, data) as the publisher writes,
+    with its default parameters; values beyond `depth_max` become no data."""
     params = [cv2.IMWRITE_PNG_COMPRESSION, int(png_level)]
     if depth.dtype == np.uint16:
         encoding, header = "16UC1", _CONFIG_HEADER.pack(_INV_DEPTH, 0.0, 0.0)

@@ -1,9 +1,5 @@
-"""Write a demo rosbag2 from capture folders, as a RealSense D435i driver would record it.
-
-Topics, encodings and frame ids follow realsense2_camera (ROS 2 wrapper 4.x, namespace
-``/camera/camera``) with ``align_depth.enable:=true``; header stamps advance at the given
-rate and each message's log time is its stamp plus a small, fixed transport delay.
-"""
+"""Write a demo rosbag2 from capture folders, as a RealSense D435i driver (realsense2_camera
+4.x, ``align_depth.enable:=true``) would record it; log time = stamp + a fixed transport delay."""
 
 from __future__ import annotations
 
@@ -80,12 +76,8 @@ _MAX_STAMP_NS = 2**31 * 10**9
 def write_demo_bag(captures_dir: str | Path, out: str | Path, fps: float = 30.0, repeat: int = 1,
                    storage: str | None = None, camera: str = "realsense",
                    transport: str = "raw", depth_offset_ns: int = 0) -> dict:
-    """Write the demo bag; returns {frames, topics, path, storage}.
-
-    transport "compressed" records colour as image_transport ``compressed`` (jpeg) and depth as
-    ``compressedDepth`` (png), on the ``.../compressed`` and ``.../compressedDepth`` topics.
-    `depth_offset_ns` shifts depth stamps against colour (hardware sync is never perfect).
-    """
+    """Write the demo bag; returns {frames, topics, path, storage}. Transport "compressed"
+    records jpeg colour and png compressedDepth; `depth_offset_ns` shifts depth stamps."""
     if camera not in CAMERAS:
         raise ValueError(f"camera must be one of {', '.join(CAMERAS)}, got '{camera}'")
     if transport not in TRANSPORTS:

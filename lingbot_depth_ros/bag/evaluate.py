@@ -1,15 +1,6 @@
 """`lingbot-depth bag eval`: the block-wise protocol on every paired frame of a bag, plus
-temporal stability.
-
-Accuracy: each frame's valid sensor depth is the ground truth; blocks are dropped and noise
-added (core.protocol, seeded per frame stamp, so every engine sees the same corruption) and
-the completion is scored on the dropped pixels ("masked") and on all valid pixels ("all").
-
-Temporal stability: each engine also completes the uncorrupted frames; for consecutive
-frames, the mean absolute change of the depth at pixels the engine filled in both is the
-flicker a consumer sees (meaningful on a static camera). The sensor's own change on pixels
-it measured in both frames is reported next to it as the noise floor.
-"""
+temporal stability (frame-to-frame change of filled pixels beside the sensor's own; details:
+docs/bags.md)."""
 
 from __future__ import annotations
 

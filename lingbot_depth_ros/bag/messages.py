@@ -1,8 +1,5 @@
-"""rosbags message objects <-> the package's plain data (core.codec / core.outputs).
-
-The bag counterpart of the node's rclpy conversions: the same FrameOutputs become the same
-messages, so a consumer cannot tell replayed output from live output.
-"""
+"""rosbags message objects <-> the package's plain data (core.codec / core.outputs), the bag
+counterpart of the node's rclpy conversions."""
 
 from __future__ import annotations
 
@@ -60,13 +57,8 @@ class MessageFactory:
 
 
 def serialize_parts(typestore: Typestore, msg, msgtype: str) -> list:
-    """The CDR bytes of `msg` as buffers to write one after the other.
-
-    A large Image or PointCloud2 body is handed through uncopied: the message is serialized
-    with empty data and the body's length and bytes are spliced in where the data goes
-    (rosbags would copy megabytes into a new buffer first). Little-endian CDR, as rosbags
-    writes on this machine; the joined parts equal typestore.serialize_cdr(msg, msgtype).
-    """
+    """The CDR bytes of `msg` as buffers to write in order (joined: serialize_cdr's bytes); a
+    large Image/PointCloud2 body is spliced in uncopied after serializing with empty data."""
     tail = _DATA_TAIL.get(msgtype)
     data = getattr(msg, "data", None)
     if tail is None or data is None or len(data) < _SPLICE_MIN:

@@ -1,10 +1,6 @@
-"""The output bag of `bag process`: input topics copied byte for byte, plus the node's outputs.
-
-Output topics, types and QoS are the node's (ros/node.py), resolved for a node in the root
-namespace. Each output message carries the input colour image's stamp and frame id; its log
-time is the log time at which the input pair was complete (deterministic, unlike the wall
-clock a live recorder would add on top).
-"""
+"""The output bag of `bag process`: input topics copied byte for byte, plus the node's outputs
+(topics, types and QoS of a node in the root namespace), stamped like the input colour image
+and logged at the time the input pair was complete."""
 
 from __future__ import annotations
 

@@ -1,10 +1,5 @@
-"""`lingbot-depth bag process`: replay a bag through the node's pipeline into a new bag.
-
-The output holds every input topic unchanged plus the node's outputs under the node's topic
-names and types, stamped and framed like the input colour image, so a consumer cannot tell
-replayed output from live output. Three stages overlap on a pipeline (read+decode, engine,
-build+write); each stage is one thread, so message order and results are deterministic.
-"""
+"""`lingbot-depth bag process`: replay a bag through the node's pipeline into a new bag, in
+three overlapping one-thread stages (docs/bags.md), so that results are deterministic."""
 
 from __future__ import annotations
 
@@ -87,11 +82,8 @@ class ProcessSummary:
 
 
 class _Pipeline:
-    """reader thread -> engine thread -> writer (the caller's thread), bounded queues between.
-
-    The caller's thread owns the output bag (sqlite3 connections are bound to their thread)
-    and receives Ctrl-C, so an interrupted run closes a readable bag.
-    """
+    """reader thread -> engine thread -> writer (the caller's thread, which owns the output
+    bag and receives Ctrl-C), bounded queues between."""
 
     def __init__(self, reader: BagReader, topics: InputTopics, config: NodeConfig,
                  engine: Engine, out: OutputWriter, summary: ProcessSummary,
@@ -133,9 +125,8 @@ class _Pipeline:
         log.warning("dropped a frame pair (%s): %s", exc.reason, exc)
 
     # -- stage 1: read, pair, decode ------------------------------------------------------
-    # Each queue item is (frame or None, copied input messages read before it): one hand-off
-    # per frame rather than one per message, since every thread wake-up has to win the GIL
-    # back from the engine.
+    # Each queue item is (frame or None, copied input messages read before it): one GIL
+    # hand-off per frame, not per message.
     def _read(self) -> None:
         try:
             pairs = iter_pairs(self.reader, self.topics, self.config, self.drops, self.stats,
@@ -253,10 +244,8 @@ def process_bag(in_path: str | Path, out_path: str | Path, engine: Engine, confi
                 storage: str | None = None, distro: str = "auto", model_id: str = "",
                 topics: dict | None = None, limit: int | None = None,
                 show_progress: bool = True) -> ProcessSummary:
-    """Complete every colour/depth pair of `in_path` into a new bag at `out_path`.
-
-    A run that completes no frame (every pair dropped) writes no bag: `summary.output` is
-    empty and the drops say why."""
+    """Complete every colour/depth pair of `in_path` into a new bag at `out_path` (none when no
+    frame was completed: the drops say why)."""
     started = time.perf_counter()
     with BagReader(in_path, distro=distro) as reader:
         if reader.message_count == 0:

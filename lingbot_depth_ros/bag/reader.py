@@ -1,10 +1,6 @@
-"""Open rosbag2 recordings (sqlite3 or MCAP, directory or single file) with ``rosbags``.
-
-Message types come from the bag's own embedded definitions where it has them and from the
-chosen distribution's standard definitions (Humble, Jazzy, Kilted) for the rest; our
-CompletedRGBD is always registered from ``msg/CompletedRGBD.msg``. Every failure to read
-becomes a BagError with what went wrong, never a rosbags/sqlite traceback.
-"""
+"""Open rosbag2 recordings (sqlite3 or MCAP, directory or single file) with ``rosbags``: types
+from the bag, else the chosen distribution; CompletedRGBD from ``msg/``. Every failure to
+read is a BagError line, never a rosbags/sqlite traceback."""
 
 from __future__ import annotations
 

@@ -1,9 +1,5 @@
-"""Read MCAP files that end early (a recorder killed before it wrote the summary and footer).
-
-rosbags refuses an MCAP without its end magic. This reader keeps every complete record before
-the damage: it finds the last whole top-level record, then lets rosbags scan the data section
-up to there as it does for summary-less files. Opened files say whether they were cut.
-"""
+"""Read MCAP files that end early (a recorder killed before the summary and footer): every
+complete record before the damage is kept; opened files say whether they were cut."""
 
 from __future__ import annotations
 

@@ -1,9 +1,5 @@
-"""Find the colour, depth and camera info topics of a bag: from the node's parameters, from
-explicit names, or by looking at what the bag holds.
-
-A configured raw topic also matches its image_transport sub-topic (``<topic>/compressed`` for
-colour, ``<topic>/compressedDepth`` for depth), as a node with that transport would subscribe.
-"""
+"""Find the colour, depth and camera info topics of a bag: from the node's parameters, explicit
+names, or what the bag holds. A raw topic also matches its image_transport sub-topic."""
 
 from __future__ import annotations
 

@@ -1,10 +1,6 @@
-"""`lingbot-depth bag viz`: colour | raw depth | completed depth | source mask, per frame, as
-an mp4 or a folder of PNGs.
-
-One colour scale serves the whole clip (percentiles of the raw depth over the clip), so a
-colour means the same distance in every frame. Completed depth comes from the bag itself when
-it holds `bag process` output (matched by stamp), else from the chosen engine.
-"""
+"""`lingbot-depth bag viz`: colour | raw depth | completed depth | source mask per frame, as
+an mp4 or PNGs, with one colour scale for the clip; completed depth comes from the bag's own
+`bag process` output (matched by stamp), else from the chosen engine."""
 
 from __future__ import annotations
 

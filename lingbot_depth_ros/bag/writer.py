@@ -1,11 +1,5 @@
 """Write rosbag2 recordings with ``rosbags``: a bag directory, or a single ``.mcap``/``.db3``
-file when the output path ends so (what ``ros2 bag play FILE`` accepts).
-
-Every bag is assembled in ``<out>.partial/`` and moved to its final name only when it was
-closed cleanly, so a failed run (disk full, a crash) never leaves a finished-looking bag
-there: the staging folder is removed and the error is one BagError line. A run stopped on
-purpose (Ctrl-C, SIGTERM) still closes (index, metadata) and commits a readable bag.
-"""
+file. Assembled in ``<out>.partial/`` and moved into place only when closed cleanly."""
 
 from __future__ import annotations
 
