@@ -1,9 +1,5 @@
-"""Load capture folders of the examples layout into RGBDFrames.
-
-A capture folder holds ``rgb.png`` or ``rgb.jpg`` (8-bit colour), ``raw_depth.png`` (16-bit
-depth in sensor units, millimetres by default, 0 = none) and ``intrinsics.txt`` (3x3 K as
-whitespace-separated numbers).
-"""
+"""Load capture folders of the examples layout into RGBDFrames: ``rgb.png|jpg``,
+``raw_depth.png`` (16-bit sensor units, 0 = none) and ``intrinsics.txt`` (3x3 K)."""
 
 from __future__ import annotations
 
@@ -99,11 +95,8 @@ def find_captures(root: str | Path) -> list[Path]:
 
 def load_capture(folder: str | Path, depth_scale: float = DEFAULT_DEPTH_SCALE,
                  valid_range: DepthRange = DepthRange()) -> RGBDFrame:
-    """Load one capture folder as an RGBDFrame with depth validated to metres (NaN = none).
-
-    `depth_scale` is metres per raw unit (0.001 for millimetres); readings outside
-    `valid_range` (e.g. 65535 mm spikes, sub-10 cm echoes) become NaN.
-    """
+    """Load one capture folder as an RGBDFrame, depth in metres (`depth_scale` per raw unit;
+    NaN = none or outside `valid_range`)."""
     folder = Path(folder)
     rgb = read_rgb(rgb_path(folder))
     raw = read_raw_depth(folder / DEPTH_NAME)

@@ -1,10 +1,5 @@
-"""Writing the serialized (CDR) form of ROS 2 messages, ROS-free.
-
-The message layouts built on this are in core/serialized.py. Format: the 4-byte
-encapsulation header (CDR, little- or big-endian), then the fields in order, each primitive
-aligned to its size (at most 8) counted from the end of that header; strings are a uint32
-length with the NUL included; sequences a uint32 count.
-"""
+"""Writing the serialized (CDR) form of ROS 2 messages, ROS-free (format: docs/internals.md;
+the message layouts are in core/serialized.py)."""
 
 from __future__ import annotations
 

@@ -1,10 +1,5 @@
-"""numpy <-> ``sensor_msgs/Image`` field codec (our own cv_bridge).
-
-The ROS 2 cv_bridge is not installable from PyPI and PyPI's ``cv-bridge`` port raises on
-``16UC1``, so images are converted here, ROS-free: the functions take and return the plain
-message fields (height, width, encoding, is_bigendian, step, data), which serves rclpy
-messages, rosbags messages and tests alike.
-"""
+"""numpy <-> ``sensor_msgs/Image`` field codec (our own cv_bridge: the ROS 2 one is not on
+PyPI, docs/internals.md), ROS-free, on the plain message fields."""
 
 from __future__ import annotations
 
@@ -54,12 +49,8 @@ def _lookup(encoding: str) -> tuple[np.dtype, int]:
 
 def decode_image(height: int, width: int, encoding: str, is_bigendian: int, step: int,
                  data) -> np.ndarray:
-    """View the message buffer as (H, W) or (H, W, C) in native byte order.
-
-    Zero-copy when the rows are unpadded-or-padded little-endian data (a strided view);
-    a copy only when the byte order has to be swapped. Raises EncodingError or
-    BufferSizeError with the exact mismatch.
-    """
+    """View the message buffer as (H, W) or (H, W, C) in native byte order (a copy only to
+    swap bytes); EncodingError or BufferSizeError with the exact mismatch."""
     dtype, channels = _lookup(encoding)
     height, width, step = int(height), int(width), int(step)
     if height <= 0 or width <= 0:

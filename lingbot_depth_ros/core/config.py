@@ -199,11 +199,8 @@ def check_value(param: Param, value: Any) -> Any:
 
 
 def load_params_file(path: str | Path, node_name: str = NODE_NAME) -> dict[str, Any]:
-    """The `ros__parameters` a ROS 2 params YAML gives this node (exact name or wildcard keys).
-
-    Keys are matched like rcl does for a node without namespace: `/**`, `/**/<name>`,
-    `<name>` and `/<name>`; later keys override earlier ones.
-    """
+    """The `ros__parameters` a ROS 2 params YAML gives this node, keys matched as rcl does
+    without namespace (`/**`, `/**/<name>`, `<name>`, `/<name>`; later ones override)."""
     path = Path(path)
     try:
         document = yaml.safe_load(path.read_text())

@@ -1,11 +1,7 @@
-"""The pipeline's completion engine: loads the configured one and applies the `fallback`
-policy, ROS-free (the node publishes each change: ros/engine_keeper.py).
-
-fallback guided: a neural engine that fails to load or throws at run time is replaced by
-`guided` (diagnostics WARN, the engine topic says why). fallback none: a load failure raises
-EngineFailedError; a run-time failure marks the engine failed, every later pair is dropped as
-`engine_failed` and `on_fatal` is called (the node then shuts down).
-"""
+"""The pipeline's completion engine with the `fallback` policy, ROS-free (the node publishes
+each change: ros/engine_keeper.py). guided: a failing neural engine is replaced by `guided`.
+none: a load failure raises EngineFailedError; a run-time failure drops every later pair as
+`engine_failed` and calls `on_fatal`."""
 
 from __future__ import annotations
 

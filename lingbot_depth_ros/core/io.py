@@ -42,13 +42,9 @@ class OutputWriteError(LingbotDepthError, OSError):
 
 
 class OutputCommit:
-    """The one output-commit path: every file is written as ``<name>.partial`` and renamed
-    to its final name only when all of them were written, so a failed run (disk full, an
-    error half-way) leaves nothing finished-looking behind; the partial files are removed.
-
-    ``with OutputCommit() as commit: write(commit.stage(path))`` - an OSError inside
-    becomes one OutputWriteError line.
-    """
+    """The one output-commit path: files are written as ``<name>.partial`` and renamed only
+    when all were written, so a failed run leaves nothing finished-looking behind.
+    ``with OutputCommit() as commit: write(commit.stage(path))``; an OSError is one line."""
 
     def __init__(self) -> None:
         #: (partial, final, "file" | "beside" | "into": see stage_folder)

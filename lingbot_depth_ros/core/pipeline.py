@@ -1,12 +1,6 @@
-"""One frame pipeline for the live node and `bag process`, ROS-free.
-
-A pair of received images becomes a validated RGBDFrame here (FrameAssembler: encodings,
-registration, decode, metres, the REP 117 +/-Inf kept aside, the camera-info policy), the
-effective mode is decided here, and `complete` runs the engine and restores the +/-Inf. The
-node (ros/node.py) and the bag tools (bag/frames.py, bag/process.py) only adapt their
-messages to `StampedImage` / `CameraInfoFields`, so offline and live drop the same frames for
-the same reasons and complete them the same way.
-"""
+"""One frame pipeline for the live node and `bag process`, ROS-free: received images become a
+validated RGBDFrame, and `complete` runs the engine, so offline and live drop and complete
+frames alike (docs/internals.md)."""
 
 from __future__ import annotations
 

@@ -1,11 +1,5 @@
-"""The serialized (CDR) form of the node's output messages, ROS-free, for the bag tools.
-
-`bag process` writes the `*_parts` forms: the message as buffers whose pixels are not copied,
-which the bag writer hands to the kernel as they are (equal to rosbags' serializer, tested).
-In rclpy, bytes written here deserialize to the same message as its own serialize_message
-gives (tested; only the padding bytes, which Fast CDR leaves unset, may differ). The live
-node publishes ordinary rclpy messages (ros/messages.py).
-"""
+"""The serialized (CDR) form of the node's output messages, ROS-free, for the bag tools: the
+`*_parts` forms keep pixels uncopied (equal to rosbags' and rclpy's bytes, docs/internals.md)."""
 
 from __future__ import annotations
 
@@ -82,9 +76,7 @@ def cloud_parts(stamp_ns: int, frame_id: str, cloud: CloudFields) -> list:
 
 def completed_rgbd_parts(outputs: FrameOutputs) -> list:
     """lingbot_depth_ros/CompletedRGBD of one frame as buffers to write in order (needs the
-    rgbd outputs and camera info).
-
-    Every part carries the frame's stamp and frame id, as the node's messages do."""
+    rgbd outputs and camera info); every part carries the frame's stamp and frame id."""
     if outputs.depth_32fc1 is None or outputs.color is None or outputs.camera_info is None:
         raise ValueError("CompletedRGBD needs the rgbd outputs and camera info")
     stamp, frame_id, s = outputs.stamp_ns, outputs.frame_id, outputs.summary

@@ -1,13 +1,5 @@
-"""Worker-thread pools of OpenCV and the BLAS libraries, set per process.
-
-Both run a pool of worker threads (one per core by default) whose idle workers spin on
-sched_yield for a while after each parallel call. The node and `bag process` already keep the
-cores busy with their own pipeline threads (receive, engine, outputs, write), so on a small
-machine those spinning workers take CPU the pipeline needs (docs/benchmarks.md has the
-figures). OpenCV sets its pool at run time; every BLAS loaded into the process (numpy's
-OpenBLAS, the copy OpenCV bundles) is set through threadpoolctl. OpenMP pools (PyTorch's) are
-left alone: the torch engine sizes those itself.
-"""
+"""Worker-thread pools of OpenCV and the BLAS libraries, set per process: their spinning idle
+workers take CPU the pipeline's own threads need (docs/internals.md)."""
 
 from __future__ import annotations
 
@@ -17,9 +9,8 @@ log = logging.getLogger(__name__)
 
 
 def set_math_threads(count: int) -> dict[str, int]:
-    """Give OpenCV and every loaded BLAS `count` threads (0: leave their defaults).
-
-    Returns what was set, library -> threads, for the log."""
+    """Give OpenCV and every loaded BLAS `count` threads (0: leave their defaults); returns
+    library -> threads, for the log."""
     if count < 0:
         raise ValueError(f"math threads must be >= 0, got {count}")
     applied: dict[str, int] = {}
