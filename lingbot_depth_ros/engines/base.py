@@ -12,12 +12,8 @@ from ..core.frame import CompletionResult, RGBDFrame, SourceMask
 
 
 class Engine(abc.ABC):
-    """Completes the depth of an RGBDFrame.
-
-    Subclasses implement `_predict(frame, timings) -> float32 (H, W) metres` (NaN allowed
-    where they cannot say). `complete` then merges: measured pixels are kept as measured
-    unless the engine was built with ``refine_measured=True``.
-    """
+    """Completes the depth of an RGBDFrame: subclasses implement `_predict` (float32 metres,
+    NaN allowed); `complete` keeps measured pixels unless ``refine_measured=True``."""
 
     #: registry name ("guided", "torch", ...)
     name: str = "engine"

@@ -46,10 +46,8 @@ class NearestEngine(Engine):
 
 
 class TeleaEngine(Engine):
-    """OpenCV fast-marching inpainting (Telea 2004) of the depth in millimetres.
-
-    radius: neighbourhood radius in pixels each filled pixel is estimated from.
-    """
+    """OpenCV fast-marching inpainting (Telea 2004) of the depth in millimetres; `radius` is
+    the neighbourhood (pixels) each filled pixel is estimated from."""
 
     name = "telea"
 

@@ -1,9 +1,5 @@
-"""Frame <-> tensor conversions shared by the neural engines (torch, onnxruntime, tensorrt).
-
-All three feed the network the raw frame: uint8 RGB (1, H, W, 3) and float32 metres
-(1, H, W) with 0 for "no data", and turn its depth and mask outputs into one float32
-(H, W) prediction with NaN where the mask head is not confident.
-"""
+"""Frame <-> tensor conversions shared by the neural engines (torch, onnxruntime, tensorrt):
+raw frame in, one float32 (H, W) prediction out, NaN where the mask head is not confident."""
 
 from __future__ import annotations
 
@@ -49,13 +45,8 @@ def check_mask_threshold(value: float) -> float:
 
 def inputs_at_graph_size(frame: RGBDFrame, height: int, width: int
                          ) -> tuple[np.ndarray, np.ndarray]:
-    """frame_to_model_inputs for a static-shape graph of `height` x `width`.
-
-    A frame of another size is stretched to the graph's size: colour by area averaging
-    (linear when enlarging), depth by nearest neighbour, so "no data" never blends into a
-    reading and no depth between two surfaces is invented. The graph resizes to its token
-    grid inside anyway; this only moves that resize to the frame's side of the graph.
-    """
+    """frame_to_model_inputs for a static-shape graph of `height` x `width`: another frame
+    size is stretched to it, colour by area, depth by nearest (docs/internals.md)."""
     rgb, depth = frame_to_model_inputs(frame)
     if (frame.height, frame.width) == (height, width):
         return rgb, depth

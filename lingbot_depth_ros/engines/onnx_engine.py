@@ -1,12 +1,6 @@
-"""The `onnxruntime` engine: a static-shape graph from `lingbot-depth export-onnx`.
-
-The graph holds pre- and post-processing, so a frame costs one session run. Its input size
-is fixed at export; a frame of another size is resized into the graph's size and the
-prediction back to the frame's (neural_common.inputs_at_graph_size). On the CPU
-the session gets the graph with its attention fused into ORT's MultiHeadAttention, and ORT's
-NCHWc convolution layout is left off for narrow decoders (see ort_cpu; the file itself
-keeps standard ops). fuse_attention=False runs the file as exported with ORT's defaults.
-"""
+"""The `onnxruntime` engine: a static-shape graph from `lingbot-depth export-onnx`, one session
+run per frame (pre- and post-processing are in the graph). On the CPU the session runs the
+rewritten graph of ort_cpu; fuse_attention=False runs the file as exported."""
 
 from __future__ import annotations
 

@@ -1,15 +1,6 @@
-"""The graph an ONNX Runtime CPU session runs: the exported file, rewritten in memory.
-
-1. Each attention block becomes one com.microsoft.MultiHeadAttention (ort_fusion).
-2. When the blocks share the export's key mask, the masked tokens are dropped before the
-   first block instead (ort_token_drop), so the fused attention needs no key bias; otherwise
-   the key bias goes into the fused attention.
-3. ORT's NCHWc convolution layout is turned off when most convolution work has fewer output
-   channels than its blocks.
-
-The file on disk is never changed (TensorRT parses it). Whatever does not match is left as
-exported, with the reason in CpuGraph.note.
-"""
+"""The graph an ONNX Runtime CPU session runs: the exported file rewritten in memory (fused
+attention, dropped tokens, NCHWc off for narrow convolutions; docs/internals.md). Whatever
+does not match is left as exported, with the reason in CpuGraph.note."""
 
 from __future__ import annotations
 

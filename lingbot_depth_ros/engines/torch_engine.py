@@ -1,10 +1,6 @@
-"""The `torch` engine: our PyTorch LingBot-Depth on the CPU or a CUDA GPU.
-
-Any input size works (the token grid follows the frame). On CUDA the network runs under
-bf16 autocast by default, like the reference; outputs are float32. Each frame size gets a
-FrameRunner (engines/torch_runner.py) that keeps what only the size decides; the options
-below choose how it runs (docs/gpu.md says what each is for and how it is measured).
-"""
+"""The `torch` engine: our PyTorch LingBot-Depth on the CPU or a CUDA GPU, any input size (bf16
+autocast on CUDA by default, float32 outputs), one FrameRunner per frame size; docs/gpu.md
+says what each option is for."""
 
 from __future__ import annotations
 
@@ -167,10 +163,7 @@ def _cuda_only(name: str, value, device: torch.device) -> bool:
 
 def resolve_attention(attention: str, cuda_graph, compile: bool, mode: str,
                       device: torch.device) -> tuple[str, bool]:
-    """(attention, cuda_graph) from the options. 'auto' attention gathers the kept depth tokens
-    (fewer tokens, no mask, so the flash kernels apply) unless a CUDA graph or torch.compile
-    is asked for: both need the static shape of key masking. 'auto' cuda_graph is on wherever
-    the forward has a static shape on CUDA (key masking, or monocular without depth tokens)."""
+    """(attention, cuda_graph) from the options, resolving 'auto' (rules: docs/internals.md)."""
     if attention not in ("auto", *ATTENTIONS):
         raise EngineOptionError(
             f"torch: attention must be auto, {' or '.join(ATTENTIONS)}, got {attention!r}")

@@ -1,11 +1,5 @@
-"""The torch engine's per-frame-size runner: staging buffers, the fixed forward, a CUDA graph.
-
-One runner serves every frame of one size. The frame goes in through one host buffer (pinned
-on CUDA) holding depth and colour side by side, so one non-blocking copy moves both; depth
-and mask come back stacked, again in one copy. The forward itself is fixed for the size
-(its GridPlan: token grid, positional embedding, UV), which is what lets torch.compile
-specialise it and a CUDA graph replay it.
-"""
+"""The torch engine's per-frame-size runner: one staging buffer each way, the forward fixed for
+the size (so torch.compile and a CUDA graph can take it), docs/internals.md."""
 
 from __future__ import annotations
 

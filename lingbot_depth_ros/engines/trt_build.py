@@ -188,12 +188,8 @@ def prepare_plan(runtime: RuntimeIdentity, engine_file: str | Path | None = None
                  onnx: str | Path | None = None, precision: str = "fp16",
                  cache_dir: str | Path | None = None, workspace_gb: float = 4.0,
                  device: int = 0) -> tuple[Path, PlanKey | None]:
-    """The plan to load, building it first when it is missing or stale.
-
-    engine_file only: used as is after vetting its sidecar (ModelFileError if it belongs to
-    another TensorRT/GPU). onnx (with or without engine_file): the plan lives at engine_file
-    or in the cache directory and is rebuilt whenever its sidecar key differs.
-    """
+    """The plan to load: a given engine_file alone is vetted and used as is; from onnx, the
+    plan (at engine_file or in the cache) is built when missing or its sidecar key differs."""
     if onnx is None:
         if engine_file is None:
             raise ModelFileError("the tensorrt engine needs an engine file or an ONNX file")
