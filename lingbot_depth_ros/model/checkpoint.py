@@ -1,9 +1,6 @@
 """Checkpoint files in the official format: ``{"model_config": dict, "model": state_dict}``.
-
-Loading is strict: every missing or unexpected key and every shape mismatch makes loading
-fail with one ModelFileError that counts and names them (the full lists are logged and kept
-on the exception), except the keys in TOLERATED_UNEXPECTED (explained there).
-"""
+Loading is strict: missing, unexpected (but TOLERATED_UNEXPECTED) and mis-shaped keys fail in
+one ModelFileError that counts and names them."""
 
 from __future__ import annotations
 
@@ -134,11 +131,8 @@ def model_sha256(model: LingBotDepth) -> str:
 def tiny_config(embed_dim: int = 64, depth: int = 3, num_heads: int = 4,
                 intermediate_layers: int = 2, decoder_dims=(32, 16, 8, 8, 4),
                 mask_head: bool = True) -> dict:
-    """A small model_config in the official layout, for tests and benchmarks.
-
-    The backbone width and depth come from the encoder key ``backbone_kwargs`` (this
-    package's extension; the official checkpoints use the named backbone's sizes).
-    """
+    """A small model_config in the official layout, for tests and benchmarks (sizes in the
+    encoder key ``backbone_kwargs``, this package's extension)."""
     dims = list(decoder_dims)
     stack = dict(resamplers="conv_transpose", dim_times_res_block_hidden=1, num_res_blocks=1,
                  res_block_in_norm="layer_norm", res_block_hidden_norm="layer_norm",

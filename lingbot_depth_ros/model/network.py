@@ -1,10 +1,6 @@
-"""The LingBot-Depth network: RGB-D ViT encoder, UV-conditioned ConvStack decoder, heads.
-
-Built from an official ``model_config`` dict; module and parameter names follow the official
-checkpoints so that state dicts load both ways. Depth tokens of patches without a valid
-pixel are either dropped (the reference's variable-length path) or kept and masked out as
-attention keys (the static-shape path used for export); both give the same numbers.
-"""
+"""The LingBot-Depth network: RGB-D ViT encoder, UV-conditioned ConvStack decoder, heads, with
+the official checkpoints' names. Invalid depth tokens are dropped (the reference's path) or
+masked as attention keys (static shapes, for export): both give the same numbers."""
 
 from __future__ import annotations
 
@@ -78,11 +74,8 @@ def remap_depth_input(depth: torch.Tensor, remap: str) -> torch.Tensor:
 
 
 def depth_patch_validity(remapped: torch.Tensor, rows: int, cols: int) -> torch.Tensor:
-    """bool (B, rows*cols): patches with at least one valid pixel of remapped depth (B,1,h,w).
-
-    Validity is judged on the remapped value and an exact zero is "none", so a pixel at
-    exactly 1.000 m (log 0) counts as missing, as in the reference.
-    """
+    """bool (B, rows*cols): patches with a valid pixel of remapped depth (B,1,h,w); an exact
+    zero is "none", so 1.000 m (log 0) counts as missing, as in the reference."""
     low, high = TOKEN_VALID_RANGE
     pixel = ((remapped != 0) & (remapped >= low) & (remapped <= high)).to(remapped.dtype)
     patches = pixel.reshape(-1, rows, PATCH_SIZE, cols, PATCH_SIZE).amax(dim=(2, 4))
@@ -303,12 +296,8 @@ class LingBotDepth(nn.Module):
                 num_tokens: int | None = None, mode: str = "completion", masking: str = "drop",
                 K: torch.Tensor | None = None, plan: GridPlan | None = None
                 ) -> dict[str, torch.Tensor]:
-        """image (B,3,H,W) RGB in [0,1]; depth (B,H,W) metres, 0/NaN/inf = none.
-
-        Returns depth (B,H,W) metres, mask (B,H,W) probability (when the checkpoint has a
-        mask head) and, given pixel intrinsics K, points (B,H,W,3). A `plan` (from
-        self.plan for this frame size) replaces resolution_level and num_tokens.
-        """
+        """image (B,3,H,W) RGB in [0,1], depth (B,H,W) metres (0/NaN/inf = none) -> depth, mask
+        (with a mask head) and, given K, points (B,H,W,3); a `plan` replaces level and tokens."""
         if mode not in MODES or masking not in MASKINGS:
             raise ValueError(f"mode must be one of {MODES} and masking one of {MASKINGS}")
         h, w = image.shape[-2:]

@@ -1,9 +1,5 @@
-"""DINOv2 ViT pieces of the RGB-D backbone, with the parameter names of the official checkpoints.
-
-Patch size 14, a 37x37 positional grid (image size 518), pre-norm blocks with LayerScale,
-LayerNorm eps 1e-6, qkv bias, exact GELU MLP (SwiGLU for ViT-g). Attention takes an
-optional key mask so that invalid depth tokens can be masked instead of dropped.
-"""
+"""DINOv2 ViT pieces of the RGB-D backbone, with the parameter names of the official
+checkpoints; attention takes an optional key mask so invalid depth tokens can be masked."""
 
 from __future__ import annotations
 
@@ -37,11 +33,8 @@ BACKBONES = {
 
 
 def backbone_spec(name: str, overrides: dict | None = None) -> dict:
-    """Width, depth, heads and FFN of a named backbone, with optional overrides.
-
-    Overrides (encoder key ``backbone_kwargs``) are this package's extension for small test
-    models; the reference ignores that key.
-    """
+    """Width, depth, heads and FFN of a named backbone, with optional overrides (our
+    ``backbone_kwargs`` extension for small test models)."""
     if name not in BACKBONES:
         raise ModelFileError(
             f"model_config: unknown backbone '{name}' (known: {', '.join(BACKBONES)})")
@@ -58,12 +51,8 @@ def backbone_spec(name: str, overrides: dict | None = None) -> dict:
 
 
 def key_bias(attend: torch.Tensor, dtype: torch.dtype, aligned: bool = False) -> torch.Tensor:
-    """bool (B, S) keys to attend -> additive (B, 1, 1, S) bias, 0 or MASKED_KEY_BIAS.
-
-    aligned: the bias is a view into a buffer whose rows are padded to KEY_BIAS_ALIGNMENT
-    elements, the layout the memory-efficient attention kernel reads without a copy. The
-    unaligned form is Where(keep, 0, bias), the pattern the ONNX Runtime rewrite looks for.
-    """
+    """bool (B, S) keys to attend -> additive (B, 1, 1, S) bias, 0 or MASKED_KEY_BIAS; aligned:
+    rows padded for the memory-efficient kernel, else Where(keep, 0, bias) for the ORT rewrite."""
     bias = torch.where(attend, 0.0, MASKED_KEY_BIAS).to(dtype)
     if aligned:
         batch, length = attend.shape
@@ -190,11 +179,8 @@ class RGBDViT(nn.Module):
     def run_blocks(self, x: torch.Tensor, take: list[int],
                    key_bias: torch.Tensor | None = None, keep_tokens: int | None = None
                    ) -> list[torch.Tensor]:
-        """Run all blocks; return norm(output) of the blocks in `take` (block order).
-
-        Only the first `keep_tokens` tokens (class + image tokens) are normed and returned:
-        the norm is per token, so this equals norming everything and slicing afterwards.
-        """
+        """Run all blocks; return norm(output) of the blocks in `take`, for the first
+        `keep_tokens` tokens only (the norm is per token, so slicing first is the same)."""
         outputs = []
         for index, block in enumerate(self.blocks):
             x = block(x, key_bias)
@@ -204,12 +190,8 @@ class RGBDViT(nn.Module):
 
 
 def interpolate_pos_embed(patch_pos: torch.Tensor, rows: int, cols: int) -> torch.Tensor:
-    """Resize a (1, M*M, D) positional grid to (1, rows*cols, D) like DINOv2.
-
-    Bicubic (no antialias) with scale factors ((rows + 0.1) / M, (cols + 0.1) / M): the
-    factors, not just the output size, set the sampling positions, so the offset matters.
-    The grid is returned unchanged only when it already has the requested square size.
-    """
+    """Resize a (1, M*M, D) positional grid to (1, rows*cols, D) like DINOv2: bicubic with scale
+    factors (n + 0.1) / M, which set the sampling positions (unchanged at the same size)."""
     n = patch_pos.shape[1]
     side = int(math.isqrt(n))
     if rows == cols == side:

@@ -239,11 +239,8 @@ class FrameConverter:
 
 
 class RealSenseSource:
-    """Captures from one RealSense camera or recording; reconnects after an unplug.
-
-    `open_stream` builds the stream to read (default: a PipelineStream from `settings`);
-    `on_status` is called with a SourceStatus copy on every state change.
-    """
+    """Captures from one RealSense camera or recording, reconnecting after an unplug;
+    `on_status` gets a SourceStatus copy on every state change."""
 
     def __init__(self, settings: RealSenseSettings = RealSenseSettings(),
                  open_stream: Callable[[], PipelineStream | DeviceStream] | None = None,

@@ -1,10 +1,6 @@
-"""Open librealsense streams: a camera or a recording through `rs.pipeline`, or any
-`rs.device` (e.g. a software device) sensor by sensor into an `rs.syncer`.
-
-Both give the source the same three calls: `start() -> StreamInfo`, `poll(timeout_s) ->
-frameset | None` and `stop()`, plus `lost` (the device was unplugged) and `ended` (a
-recording played to its end), so reconnect logic lives in one place (realsense.py).
-"""
+"""Open librealsense streams: a camera or recording through `rs.pipeline`, or any `rs.device`
+(e.g. a software device) sensor by sensor into an `rs.syncer`; both offer start/poll/stop,
+`lost` and `ended`, so reconnect logic lives in one place (realsense.py)."""
 
 from __future__ import annotations
 
@@ -167,11 +163,8 @@ class PipelineStream:
 
 
 class DeviceStream:
-    """Stream depth + colour of an `rs.device` by opening its sensors into one rs.syncer.
-
-    This is what a pipeline does inside; it serves devices a pipeline cannot find, such as
-    a software device (librealsense 2.59 drops one added with `add_to(context)`).
-    """
+    """Stream depth + colour of an `rs.device` by opening its sensors into one rs.syncer, for
+    devices a pipeline cannot find (a software device)."""
 
     def __init__(self, device, width: int | None = None, height: int | None = None,
                  fps: int | None = None, queue_size: int = 4) -> None:

@@ -1,10 +1,4 @@
-"""Self-supervised masked-depth fine-tuning (``lingbot-depth train``).
-
-config (YAML -> dataclasses), masking (the paper's MDM rule), augment (RGB-D augmentation
-moving K along), data (capture folders and rosbag2 files, weighted, held-out split), optim
-(AdamW groups and schedule), loop (the trainer), state (checkpoints and resume), report
-(held-out block-protocol metrics before/after), distributed (torchrun / DDP).
-"""
+"""Self-supervised masked-depth fine-tuning (``lingbot-depth train``; docs/training.md)."""
 
 from .config import TrainConfig, TrainConfigError, load_config
 

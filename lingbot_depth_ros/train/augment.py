@@ -1,15 +1,5 @@
-"""Training augmentation, written on numpy + OpenCV (already dependencies of the package).
-
-Why our own instead of torchvision/kornia/albumentations: none of them is installed here
-(torchvision must match the torch build exactly, kornia and albumentations pull more), and
-none moves the camera matrix K along with a crop or flip, or resamples a holey depth map
-with nearest neighbours so that holes never blend into valid depth. The photometric steps
-(colour jitter, JPEG, motion blur, shot noise) touch RGB only, as in the paper; the
-geometric ones (random resized crop, horizontal flip) move RGB, depth and K together.
-
-Order follows a camera pipeline: geometry, then colour, then motion blur and photon noise
-on the sensor, then JPEG compression last.
-"""
+"""Training augmentation on numpy + OpenCV: geometric steps move RGB, depth (nearest) and K
+together, photometric ones touch RGB only (why our own: docs/training.md)."""
 
 from __future__ import annotations
 

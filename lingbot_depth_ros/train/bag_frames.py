@@ -1,12 +1,5 @@
-"""Extract a rosbag2 recording into capture folders once, so training reads it like captures.
-
-Topics, pairing and input checks are the bag tools' own (bag/topics.py select_topics,
-bag/frames.py iter_frames: the node's StampPairer and validation), so training sees exactly
-the frames `lingbot-depth bag process` would complete. Depth is written back as 16-bit
-millimetres (0 = none) after validation to metres. A ``.complete`` marker holds the
-extraction parameters and summary; a different configuration or an unfinished extraction
-is redone from scratch.
-"""
+"""Extract a rosbag2 recording into capture folders once, with the bag tools' own topics,
+pairing and checks, so training reads it like captures (docs/training.md)."""
 
 from __future__ import annotations
 

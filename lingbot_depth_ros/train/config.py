@@ -1,11 +1,6 @@
-"""Training configuration: one YAML file, parsed into dataclasses.
-
-Every default is the LingBot-Depth paper's value (AdamW (0.9, 0.999), weight decay 0.05,
-encoder lr 1e-5 with a 2,000-iteration linear warm-up, decoder lr 1e-4, both halved every
-25,000 iterations, 250,000 iterations, gradient clipping at 1.0, bf16 on CUDA; masking ratio
-60-90 %, mixed patches masked with p = 0.75). A YAML file only lists what it changes;
-unknown keys are an error, so a typo cannot silently fall back to a default.
-"""
+"""Training configuration: one YAML file, parsed into dataclasses. Every default is the
+LingBot-Depth paper's value (docs/training.md); unknown keys are an error, so a typo cannot
+silently fall back to a default."""
 
 from __future__ import annotations
 
@@ -58,12 +53,8 @@ class SourceConfig:
 
 @dataclass
 class HoldoutConfig:
-    """Which frames are held out for evaluation (never trained on).
-
-    ``frames`` names frames as ``source/frame`` or just ``frame`` (a capture folder name, or
-    a rosbag frame index); when empty, a deterministic hash of each frame's key puts a
-    ``fraction`` of every source in the held-out split (same split on every machine).
-    """
+    """Which frames are held out for evaluation: named ``frames``, else a stable hash puts a
+    ``fraction`` of every source there (same split on every machine)."""
 
     frames: list[str] = field(default_factory=list)
     fraction: float = 0.1

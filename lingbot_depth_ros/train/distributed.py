@@ -1,8 +1,5 @@
-"""torchrun / DistributedDataParallel plumbing: NCCL on CUDA, gloo on CPU.
-
-``torchrun --nproc_per_node N -m lingbot_depth_ros.cli train --config F.yaml`` sets RANK,
-WORLD_SIZE, LOCAL_RANK and MASTER_ADDR/PORT; without them training runs as a single process.
-"""
+"""torchrun / DistributedDataParallel plumbing: NCCL on CUDA, gloo on CPU; without torchrun's
+environment training runs as a single process."""
 
 from __future__ import annotations
 

@@ -1,8 +1,5 @@
-"""Training logs: CSV files (always) and TensorBoard (when the `tensorboard` package is there).
-
-train_log.csv holds one row per logged step; eval_log.csv one row per held-out evaluation.
-On resume, rows past the resumed step are dropped first, so the files read like one run.
-"""
+"""Training logs: train_log.csv and eval_log.csv (always) and TensorBoard (when installed);
+on resume, rows past the resumed step are dropped first."""
 
 from __future__ import annotations
 

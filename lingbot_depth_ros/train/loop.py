@@ -1,9 +1,5 @@
-"""The training loop: masked depth modelling on the user's own RGB-D data.
-
-One optimiser step = `accumulate` micro-batches per process (DDP averages gradients over
-processes), L1 between predicted and original depth on valid target pixels, gradient
-clipping, AdamW, the per-group schedule. Rank 0 logs, checkpoints and evaluates.
-"""
+"""The training loop: masked depth modelling on the user's own RGB-D data (L1 on valid target
+pixels, DDP, gradient accumulation; rank 0 logs, checkpoints and evaluates)."""
 
 from __future__ import annotations
 

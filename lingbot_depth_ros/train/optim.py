@@ -1,10 +1,5 @@
-"""Optimiser and learning-rate schedule of the paper, with every number from the config.
-
-Two learning rates: the encoder (the pre-trained ViT, fine-tuned gently) and the decoder
-(neck and heads). The encoder warms up linearly; both halve every `halve_every` steps.
-Biases, norms, LayerScale gains and token/position embeddings get no weight decay unless
-``decay_norm_and_bias`` is set (decaying them pulls norms and LayerScale towards zero).
-"""
+"""Optimiser and learning-rate schedule of the paper, every number from the config: encoder
+and decoder groups, no decay on norms and biases by default (docs/training.md)."""
 
 from __future__ import annotations
 

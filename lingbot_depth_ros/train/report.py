@@ -1,11 +1,5 @@
-"""Held-out evaluation on the block-wise protocol, and the before/after training report.
-
-Every held-out frame is corrupted at each configured level (core/protocol.py: random blocks
-dropped plus sensor noise, seeded per frame, so before and after see identical inputs),
-completed by the torch engine loaded from a checkpoint file (the file a user would deploy),
-and scored against the frame's own clean depth on the dropped pixels ("masked") and on all
-valid pixels ("all"). Classical baselines (eval.baselines) run on the same inputs.
-"""
+"""Held-out evaluation on the block-wise protocol, and the before/after training report
+(identical corrupted inputs before and after; docs/training.md)."""
 
 from __future__ import annotations
 
