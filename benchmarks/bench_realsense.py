@@ -30,10 +30,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "test"))  # softwar
 from lingbot_depth_ros.core.captures import (  # noqa: E402
     read_intrinsics, read_raw_depth, read_rgb, rgb_path)
 from lingbot_depth_ros.sources.realsense import FrameConverter, RealSenseSettings  # noqa: E402
-from lingbot_depth_ros.sources.realsense_streams import (  # noqa: E402
-    DeviceStream, import_pyrealsense2)
+from lingbot_depth_ros.sources.realsense_streams import import_pyrealsense2  # noqa: E402
 
-from software_camera import SoftwareCamera, SoftwareCameraSpec  # noqa: E402
+from software_camera import DeviceStream, SoftwareCamera, SoftwareCameraSpec  # noqa: E402
 
 TARGET_MS = 3.0
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "0"

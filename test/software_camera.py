@@ -12,11 +12,12 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable
+from typing import Any, Iterable
 
 import numpy as np
 
-from lingbot_depth_ros.sources.realsense_streams import import_pyrealsense2
+from lingbot_depth_ros.sources.realsense_streams import (COLOR_FORMATS, SourceUnavailableError, StreamInfo,
+                                                         import_pyrealsense2)
 
 _DEPTH_UID, _COLOR_UID = 0, 1
 
@@ -60,8 +61,8 @@ def _video_stream(rs, kind, uid: int, fmt, bpp: int, intr, fps: int):
 class SoftwareCamera:
     """A software_device with a "Stereo Module" (Z16) and an "RGB Camera" (RGB8) sensor.
 
-    Open its sensors with `realsense_streams.DeviceStream(camera.device, ...)` (librealsense
-    pipelines cannot see software devices in 2.59), then `push` frame pairs.
+    Open its sensors with `DeviceStream(camera.device, ...)` (librealsense pipelines cannot
+    see software devices in 2.59), then `push` frame pairs.
     """
 
     def __init__(self, spec: SoftwareCameraSpec) -> None:
@@ -157,3 +158,64 @@ def record_db3(path: str | Path, spec: SoftwareCameraSpec,
         recorder.pause()
         del recorder  # the file is finished when the recorder is destroyed
     return count
+
+
+class DeviceStream:
+    """Stream depth + colour of an `rs.device` by opening its sensors into one rs.syncer, as a
+    pipeline does inside: the `open_stream` of a RealSenseSource over a software device, which
+    librealsense pipelines cannot find (2.59)."""
+
+    def __init__(self, device, width: int | None = None, height: int | None = None,
+                 fps: int | None = None, queue_size: int = 4) -> None:
+        self._rs = import_pyrealsense2()
+        self.device, self.width, self.height, self.fps = device, width, height, fps
+        self.queue_size = queue_size  # framesets kept when the reader falls behind
+        self._open: list = []
+        self._syncer = None
+
+    def _pick(self, stream) -> tuple[Any, Any]:
+        rs = self._rs
+        wanted_formats = (rs.format.z16,) if stream == rs.stream.depth else tuple(
+            getattr(rs.format, name) for name in COLOR_FORMATS)
+        for sensor in self.device.query_sensors():
+            for profile in sensor.get_stream_profiles():
+                if profile.stream_type() != stream or profile.format() not in wanted_formats:
+                    continue
+                video = profile.as_video_stream_profile()
+                if ((self.width is None or video.width() == self.width)
+                        and (self.height is None or video.height() == self.height)
+                        and (self.fps is None or video.fps() == self.fps)):
+                    return sensor, video
+        raise SourceUnavailableError(
+            f"device has no {stream} stream at {self.width}x{self.height} {self.fps} fps")
+
+    def start(self) -> StreamInfo:
+        rs = self._rs
+        depth_sensor, depth_profile = self._pick(rs.stream.depth)
+        color_sensor, color_profile = self._pick(rs.stream.color)
+        self._syncer = rs.syncer(self.queue_size)
+        for sensor, profile in ((depth_sensor, depth_profile), (color_sensor, color_profile)):
+            sensor.open(profile)
+            sensor.start(self._syncer)
+            self._open.append(sensor)
+        serial, name = (self.device.get_info(key) for key in (rs.camera_info.serial_number,
+                                                               rs.camera_info.name))
+        scale = depth_sensor.as_depth_sensor().get_depth_scale()
+        return StreamInfo(color_profile=color_profile, depth_profile=depth_profile,
+                          depth_scale=float(scale), serial=serial, name=name)
+
+    def poll(self, timeout_s: float):
+        ok, frames = self._syncer.try_wait_for_frames(max(1, int(timeout_s * 1000)))
+        return frames if ok else None
+
+    lost = False
+    ended = False
+
+    def stop(self) -> None:
+        for sensor in self._open:
+            try:
+                sensor.stop()
+                sensor.close()
+            except RuntimeError:
+                pass  # the device went away under us
+        self._open.clear()

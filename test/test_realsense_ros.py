@@ -36,9 +36,9 @@ from lingbot_depth_ros.core.captures import (  # noqa: E402
     read_intrinsics, read_raw_depth, read_rgb, rgb_path)
 from lingbot_depth_ros.core.codec import decode_fields  # noqa: E402
 from lingbot_depth_ros.ros import messages  # noqa: E402
-from lingbot_depth_ros.sources.realsense import DeviceStream, RealSenseSettings  # noqa: E402
+from lingbot_depth_ros.sources.realsense import RealSenseSettings  # noqa: E402
 from lingbot_depth_ros.sources.realsense_ros import RAW_TOPICS, RealSenseRosSource  # noqa: E402
-from software_camera import SoftwareCamera, SoftwareCameraSpec  # noqa: E402
+from software_camera import DeviceStream, SoftwareCamera, SoftwareCameraSpec  # noqa: E402
 
 RELIABLE = QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE)
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"

@@ -21,9 +21,8 @@ try:
 except SourceUnavailableError as exc:
     pytest.skip(str(exc), allow_module_level=True)
 
-from lingbot_depth_ros.sources.realsense import (  # noqa: E402
-    DeviceStream, RealSenseSettings, RealSenseSource, SourceState)
-from software_camera import SoftwareCamera, SoftwareCameraSpec, record_db3  # noqa: E402
+from lingbot_depth_ros.sources.realsense import RealSenseSettings, RealSenseSource, SourceState  # noqa: E402
+from software_camera import DeviceStream, SoftwareCamera, SoftwareCameraSpec, record_db3  # noqa: E402
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 FAST = RealSenseSettings(frame_timeout_s=0.4, reconnect_interval_s=0.05)

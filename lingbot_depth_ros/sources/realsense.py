@@ -20,12 +20,10 @@ from ..core.errors import LingbotDepthError
 from ..core.frame import RGBDFrame
 from ..core.outputs import CameraInfoFields
 from ..core.pairing import DropCounter
-from .realsense_streams import (DeviceStream, PipelineStream, SourceUnavailableError,
-                                StreamInfo, import_pyrealsense2)
+from .realsense_streams import PipelineStream, SourceUnavailableError, StreamInfo, import_pyrealsense2
 
 __all__ = ["FILTER_NAMES", "RealSenseCapture", "RealSenseSettings", "RealSenseSource",
-           "SourceState", "SourceStatus", "SourceUnavailableError", "DeviceStream",
-           "PipelineStream"]
+           "SourceState", "SourceStatus", "SourceUnavailableError", "PipelineStream"]
 
 #: librealsense post-processing filters, applied in this order whatever order they are given
 FILTER_NAMES = ("decimation", "spatial", "temporal", "hole_filling")
@@ -243,7 +241,7 @@ class RealSenseSource:
     `on_status` gets a SourceStatus copy on every state change."""
 
     def __init__(self, settings: RealSenseSettings = RealSenseSettings(),
-                 open_stream: Callable[[], PipelineStream | DeviceStream] | None = None,
+                 open_stream: Callable[[], PipelineStream] | None = None,
                  on_status: Callable[[SourceStatus], None] | None = None) -> None:
         self._rs = import_pyrealsense2()
         self.settings = settings
