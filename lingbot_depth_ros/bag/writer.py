@@ -4,7 +4,6 @@ file. Assembled in ``<out>.partial/`` and moved into place only when closed clea
 from __future__ import annotations
 
 import logging
-import shutil
 import sqlite3
 from pathlib import Path
 
@@ -13,6 +12,7 @@ from rosbags.rosbag2 import StoragePlugin, WriterError
 from rosbags.typesys.store import Typestore
 
 from ..core.errors import one_line_reason
+from ..core.io import remove_path
 from .mcap_writer import LeanWriter
 from .messages import serialize_parts
 from .reader import BagError
@@ -71,13 +71,13 @@ class BagWriter:
     def open(self) -> None:
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            _remove(self._staging)  # left by a run that was killed
+            remove_path(self._staging)  # left by a run that was killed
             if not self.single_file:
                 self._staging.mkdir()
             self._writer.open()
         except (WriterError, OSError) as exc:
             self._writer = None
-            _remove(self._staging)
+            remove_path(self._staging)
             raise BagError(f"cannot create output bag {self.path}: {_reason(exc)}") from exc
 
     def add_topic(self, topic: str, msgtype: str, qos: list[Qos] | tuple = (),
@@ -138,9 +138,9 @@ class BagWriter:
             else:
                 self._bag_dir.replace(self.path)
         except _WRITE_ERRORS as exc:
-            _remove(self._staging)
+            remove_path(self._staging)
             raise BagError(f"cannot finish output bag {self.path}: {_reason(exc)}") from exc
-        _remove(self._staging)
+        remove_path(self._staging)
         log.debug("wrote %d messages to %s", self.count, self.path)
 
     def abort(self) -> None:
@@ -151,7 +151,7 @@ class BagWriter:
                 writer.abort()
             except Exception as exc:  # a full disk can fail this too; the files go anyway
                 log.debug("aborting %s: %s", self.path, exc)
-        _remove(self._staging)
+        remove_path(self._staging)
 
 
 #: what storage writes raise on a full disk or a vanished folder (sqlite3 has its own class)
@@ -163,9 +163,3 @@ def _reason(exc: BaseException) -> str:
         return "no space left on the device (sqlite3: database or disk is full)"
     return one_line_reason(exc)
 
-
-def _remove(path: Path) -> None:
-    if path.is_dir() and not path.is_symlink():
-        shutil.rmtree(path, ignore_errors=True)
-    elif path.exists() or path.is_symlink():
-        path.unlink()

@@ -130,6 +130,19 @@ def add_model_file_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--engine-file", type=Path, help="TensorRT engine (tensorrt, auto)")
 
 
+def add_depth_args(parser: argparse.ArgumentParser, scale: bool = True) -> None:
+    """--depth-scale (raw depth only) and --min-depth / --max-depth, the valid range."""
+    from ..core.depth import DEFAULT_DEPTH_SCALE, DepthRange
+
+    if scale:
+        parser.add_argument("--depth-scale", type=depth_scale, default=DEFAULT_DEPTH_SCALE,
+                            help="metres per depth unit (default: %(default)s, millimetres)")
+    parser.add_argument("--min-depth", type=depth_m, default=DepthRange().min_m,
+                        help="readings below this many metres are no data (default: %(default)s)")
+    parser.add_argument("--max-depth", type=depth_m, default=DepthRange().max_m,
+                        help="readings beyond this many metres are no data (default: %(default)s)")
+
+
 def model_file_options(args: argparse.Namespace) -> dict[str, str]:
     """The model files that were given, under the engines' keyword names."""
     given = {"checkpoint": getattr(args, "checkpoint", None), "onnx": getattr(args, "onnx", None),

@@ -12,10 +12,9 @@ import argparse
 from pathlib import Path
 
 from ..core.depth import DepthRange
-from .argtypes import (MAX_COUNT, MAX_FPS, add_model_file_args, bounded_int, count, depth_m,
+from .argtypes import (MAX_COUNT, MAX_FPS, add_depth_args, add_model_file_args, bounded_int, count,
                        model_file_options, non_negative_float, output_dir, side_px)
 
-_DEFAULT_RANGE = DepthRange()
 #: frames skipped on a live camera while auto-exposure settles
 _LIVE_SKIP = 15
 
@@ -45,8 +44,7 @@ def register(subparsers) -> None:
     parser.add_argument("--engine", default="guided", choices=ENGINE_NAMES,
                         help="completion engine (default: guided)")
     add_model_file_args(parser)
-    parser.add_argument("--min-depth", type=depth_m, default=_DEFAULT_RANGE.min_m)
-    parser.add_argument("--max-depth", type=depth_m, default=_DEFAULT_RANGE.max_m)
+    add_depth_args(parser, scale=False)
     parser.add_argument("--timeout", type=non_negative_float, default=5.0,
                         help="give up when no frame arrives for this many seconds")
     parser.add_argument("--out", type=output_dir, default=Path("lingbot_capture"),

@@ -5,10 +5,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..core.depth import DEFAULT_DEPTH_SCALE, DepthRange
-from .argtypes import add_model_file_args, depth_m, depth_scale, model_file_options, output_dir
+from ..core.depth import DepthRange
+from .argtypes import add_depth_args, add_model_file_args, model_file_options, output_dir
 
-_DEFAULT_RANGE = DepthRange()
 
 
 def register(subparsers) -> None:
@@ -28,12 +27,7 @@ def register(subparsers) -> None:
     parser.add_argument("--engine", default="guided", choices=ENGINE_NAMES,
                         help="completion engine (default: guided)")
     add_model_file_args(parser)
-    parser.add_argument("--depth-scale", type=depth_scale, default=DEFAULT_DEPTH_SCALE,
-                        help="metres per depth unit (default: %(default)s, millimetres)")
-    parser.add_argument("--min-depth", type=depth_m, default=_DEFAULT_RANGE.min_m,
-                        help="readings below this many metres are no data (default: %(default)s)")
-    parser.add_argument("--max-depth", type=depth_m, default=_DEFAULT_RANGE.max_m,
-                        help="readings beyond this many metres are no data (default: %(default)s)")
+    add_depth_args(parser)
     parser.add_argument("--out", required=True, type=output_dir, help="output folder (created)")
     parser.set_defaults(func=run)
 

@@ -6,11 +6,9 @@ import argparse
 import json
 from pathlib import Path
 
-from ..core.depth import DEFAULT_DEPTH_SCALE, DepthRange
-from .argtypes import (MAX_SEED, add_model_file_args, count, depth_m, depth_scale,
-                       model_file_options, output_file, seed)
+from ..core.depth import DepthRange
+from .argtypes import MAX_SEED, add_depth_args, add_model_file_args, count, model_file_options, output_file, seed
 
-_DEFAULT_RANGE = DepthRange()
 #: columns of the printed table: (metric, heading, format)
 _TABLE = (("rmse", "RMSE m", "{:.4f}"), ("mae", "MAE m", "{:.4f}"),
           ("abs_rel", "AbsRel", "{:.4f}"), ("delta1", "d1", "{:.3f}"),
@@ -69,12 +67,7 @@ def register(subparsers) -> None:
                         metavar="[ENGINE.]KEY=VALUE",
                         help="engine constructor options, e.g. telea.radius=10 device=cpu; "
                              "without ENGINE. an option goes to every engine that accepts it")
-    parser.add_argument("--depth-scale", type=depth_scale, default=DEFAULT_DEPTH_SCALE,
-                        help="metres per depth unit (default: %(default)s, millimetres)")
-    parser.add_argument("--min-depth", type=depth_m, default=_DEFAULT_RANGE.min_m,
-                        help="readings below this many metres are no data (default: %(default)s)")
-    parser.add_argument("--max-depth", type=depth_m, default=_DEFAULT_RANGE.max_m,
-                        help="readings beyond this many metres are no data (default: %(default)s)")
+    add_depth_args(parser)
     parser.set_defaults(func=run)
 
 

@@ -58,7 +58,7 @@ class OutputCommit:
             raise OutputWriteError(f"cannot write {final}: it is a folder")
         self.make_dir(final.parent)
         partial = final.with_name(final.name + ".partial")
-        _remove_path(partial)  # left by a run that was killed
+        remove_path(partial)  # left by a run that was killed
         self._staged.append((partial, final, "file"))
         return partial
 
@@ -97,7 +97,7 @@ class OutputCommit:
 
     def abort(self) -> None:
         for partial, _, _ in self._staged:
-            _remove_path(partial)
+            remove_path(partial)
         self._staged.clear()
         for folder in self._made_dirs:  # deepest first; only while empty
             try:
@@ -121,7 +121,7 @@ class OutputCommit:
             raise OutputWriteError(f"cannot write {where}: {one_line_reason(exc)}") from exc
 
 
-def _remove_path(path: Path) -> None:
+def remove_path(path: Path) -> None:
     if path.is_dir() and not path.is_symlink():
         shutil.rmtree(path, ignore_errors=True)
     elif path.exists() or path.is_symlink():
