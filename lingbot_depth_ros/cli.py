@@ -1,7 +1,5 @@
-"""The `lingbot-depth` command line. Each subcommand lives in its own module under
-``lingbot_depth_ros.commands`` and exposes ``register(subparsers)``; the module is imported
-only to build the parser, and heavy dependencies import inside the command's run function.
-"""
+"""The `lingbot-depth` command line: each subcommand module under ``commands`` exposes
+``register(subparsers)``; heavy dependencies import inside the command's run function."""
 
 from __future__ import annotations
 

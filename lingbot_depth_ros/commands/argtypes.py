@@ -1,10 +1,6 @@
-"""The one argument-validation path of the subcommands.
-
-`type=` checkers bound every number (a bad one is a usage error naming the option, exit 2,
-before any work) and check output paths (not empty, not a folder where a file is wanted and
-the reverse); the parser prints one line, never the usage block, so every bad argument reads
-the same way. Also the model-file options every engine-running command takes.
-"""
+"""The one argument-validation path of the subcommands: `type=` checkers bound every number and
+check output paths before any work, and the parser prints one line (exit 2), never the usage
+block. Also the model-file and depth-range options several commands take."""
 
 from __future__ import annotations
 

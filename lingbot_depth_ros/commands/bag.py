@@ -1,9 +1,6 @@
-"""`lingbot-depth bag process|eval|viz|make-demo`: offline rosbag2 tools (no ROS install).
-
-Node parameters (topics, depth scale and range, pairing slop, engine, outputs) come from a
-ROS 2 params file given with --params, the same file the node takes; command-line flags
-override it. Without --params or topic flags, input topics are found by looking at the bag.
-"""
+"""`lingbot-depth bag process|eval|viz|make-demo`: offline rosbag2 tools (no ROS install). Node
+parameters come from the node's own params file (--params), overridden by flags; without
+them, input topics are found by looking at the bag."""
 
 from __future__ import annotations
 

@@ -1,10 +1,5 @@
-"""`lingbot-depth capture`: a quick look through a RealSense camera (or a recording), no ROS.
-
-Captures N frames with depth aligned to colour, completes each, and writes one folder per
-frame: the capture itself in the examples layout (rgb.png, raw_depth.png in mm,
-intrinsics.txt, so `complete` and `eval` can read it again) plus the completion files of
-`lingbot-depth complete` (completed depth, source mask, preview, PLY).
-"""
+"""`lingbot-depth capture`: a quick look through a RealSense camera (or a recording), no ROS:
+one folder per frame with the capture (examples layout) and its completion files."""
 
 from __future__ import annotations
 

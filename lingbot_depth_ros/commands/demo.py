@@ -1,9 +1,6 @@
-"""`lingbot-depth demo`: the README's main job, on the embedded default engine.
-
-Builds a 30 Hz RealSense-style bag from the shipped captures, plays it in real time into
-the real node over DDS, records every output into a second bag, and prints what happened
-to each input frame plus a preview image of one completed frame.
-"""
+"""`lingbot-depth demo`: the README's main job on the embedded default engine: a RealSense-style
+bag played in real time into the real node over DDS, its outputs recorded, each input frame
+accounted for, and a preview image written."""
 
 from __future__ import annotations
 

@@ -72,12 +72,8 @@ def register(subparsers) -> None:
 
 
 def engine_options(args: argparse.Namespace) -> dict[str, tuple[dict, dict]]:
-    """(explicit, offered) constructor options per engine in args.engines.
-
-    ENGINE.KEY options are explicit: that engine must take them (a typo fails with a hint).
-    Model files and un-prefixed options are offered to every engine that takes them; an
-    un-prefixed option that no evaluated engine takes is an error.
-    """
+    """(explicit, offered) constructor options per engine: ENGINE.KEY must be taken by that
+    engine; model files and un-prefixed options go to every engine taking them (to none: error)."""
     from ..core.errors import EngineOptionError
     from ..engines.registry import MODEL_FILE_OPTIONS, engine_parameters, renamed_options
     from ..engines.registry import engine_options as checked_options

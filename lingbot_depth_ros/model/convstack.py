@@ -1,10 +1,6 @@
-"""ConvStack: the multi-level convolutional neck and heads of the decoder.
-
-Level i takes its input (1x1 conv or identity), adds it to the upsampled output of level
-i-1, runs residual conv blocks and emits an output (1x1 conv or identity). Parameter names
-follow the official checkpoints: input_blocks.{i}, res_blocks.{i}.{j}.layers.{0..5},
-res_blocks.{i}.{j}.skip_connection, resamplers.{i}.{k}, output_blocks.{i}.
-"""
+"""ConvStack: the multi-level convolutional neck and heads of the decoder. Level i adds its
+input to the upsampled output of level i-1, runs residual conv blocks and emits an output;
+parameter names follow the official checkpoints."""
 
 from __future__ import annotations
 

@@ -1,14 +1,6 @@
 """Node health: counters and latency statistics, and the /diagnostics message built from them.
-
-Accounting invariant (checked by the tests): every received colour or depth image is in a
-published pair, counted in `drops` under one reason, or still `queued`:
-    color_received + depth_received == 2 * published + sum(drops) + queued
-
-Level (the worst that applies; see `health`): STALE when input stopped for `health_timeout`
-seconds; ERROR while input arrives but nothing was published for that long (the message
-names the drop reason that dominated meanwhile), or when the engine failed with fallback
-none; WARN on a fallback engine, distortion, frames without camera info, or no input yet.
-"""
+Every received image is published, dropped under one reason, or queued:
+color_received + depth_received == 2 * published + sum(drops) + queued; levels: docs/node.md."""
 
 from __future__ import annotations
 

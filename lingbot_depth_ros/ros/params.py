@@ -1,8 +1,6 @@
-"""The node's parameters declared with rclpy: the ROS-free table and `NodeConfig`
-(core/config.py, re-exported here) become ParameterDescriptors. Every parameter is read once
-at start-up, so each is declared read-only: `ros2 param set` cannot silently change a value
-the node would ignore.
-"""
+"""The node's parameters declared with rclpy: core/config.py's table becomes read-only
+ParameterDescriptors (each is read once at start-up, so `ros2 param set` cannot silently
+change a value the node would ignore); NodeConfig and PARAMS are re-exported."""
 
 from __future__ import annotations
 

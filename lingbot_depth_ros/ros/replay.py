@@ -1,9 +1,5 @@
-"""Play a rosbag2 into a live LingbotDepthNode over DDS and record its outputs into a bag.
-
-This is `ros2 bag play` + `ros2 bag record` for machines without rosbag2 (pip installs):
-messages travel as the bag's own CDR bytes (rclpy publishes and receives serialized
-messages), so the node sees exactly what a camera driver would have sent.
-"""
+"""Play a rosbag2 into a live LingbotDepthNode over DDS and record its outputs into a bag:
+`ros2 bag play` + `ros2 bag record` for pip installs, sending the bag's own CDR bytes."""
 
 from __future__ import annotations
 
