@@ -107,7 +107,6 @@ class RealSenseCapture:
     depth_scale: float  #: metres per depth_raw unit
     camera_info: CameraInfoFields  #: of the camera both images are registered to
     frame_number: int
-    device_time_ms: float
 
     @property
     def stamp_ns(self) -> int:
@@ -227,13 +226,11 @@ class FrameConverter:
         rgb = np.array(color) if self._encoding == "rgb8" else to_rgb8(color, self._encoding)
         scale = depth_frame.get_units() or self._scale
         depth_m = depth_to_metres(depth_raw, "16UC1", depth_scale=scale, valid_range=self._range)
-        device_ms = color_frame.get_timestamp()
-        stamp_ns = self._clock(device_ms, color_frame.get_frame_timestamp_domain())
+        stamp_ns = self._clock(color_frame.get_timestamp(), color_frame.get_frame_timestamp_domain())
         frame = RGBDFrame(rgb=rgb, depth=depth_m, K=self._K, stamp_ns=stamp_ns,
                           frame_id=self._frame_id)
         return RealSenseCapture(frame=frame, depth_raw=depth_raw, depth_scale=float(scale),
-                                camera_info=self.camera_info, frame_number=int(color_number),
-                                device_time_ms=float(device_ms))
+                                camera_info=self.camera_info, frame_number=int(color_number))
 
 
 class RealSenseSource:
