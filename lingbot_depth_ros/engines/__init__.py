@@ -1,6 +1,5 @@
 """Completion engines behind one interface, and the factory that builds them by name."""
 
-from .base import Engine, merge_prediction, stage
-from .registry import ENGINE_NAMES, create_engine
+from .registry import create_engine
 
-__all__ = ["ENGINE_NAMES", "Engine", "create_engine", "merge_prediction", "stage"]
+__all__ = ["create_engine"]
