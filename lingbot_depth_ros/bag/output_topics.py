@@ -24,6 +24,9 @@ DEPTH_INFO = "/depth_completed/camera_info"
 POINTS = "/depth_completed/points"
 SOURCE_MASK = "/depth_completed/source_mask"
 RGBD = "/depth_completed/rgbd"
+#: every output of the node (names in the root namespace) and its type, in publishing order
+NODE_OUTPUTS = {DEPTH: IMAGE, DEPTH_INFO: CAMERA_INFO, SOURCE_MASK: IMAGE, POINTS: POINT_CLOUD2,
+                RGBD: COMPLETED_RGBD}
 _ZERO = QosTime(sec=0, nsec=0)
 #: the node's output QoS: reliable, volatile, keep last 5
 NODE_OUTPUT_QOS = Qos(history=QosHistory.KEEP_LAST, depth=5, reliability=QosReliability.RELIABLE,
@@ -34,17 +37,10 @@ NODE_OUTPUT_QOS = Qos(history=QosHistory.KEEP_LAST, depth=5, reliability=QosReli
 
 def output_topics(config: NodeConfig) -> dict[str, str]:
     """Topic -> message type of every output the node would publish with `config`."""
-    topics = {}
-    if config.publish_depth:
-        topics[DEPTH] = IMAGE
-        topics[DEPTH_INFO] = CAMERA_INFO
-    if config.publish_source_mask:
-        topics[SOURCE_MASK] = IMAGE
-    if config.publish_cloud:
-        topics[POINTS] = POINT_CLOUD2
-    if config.publish_rgbd:
-        topics[RGBD] = COMPLETED_RGBD
-    return topics
+    enabled = {DEPTH: config.publish_depth, DEPTH_INFO: config.publish_depth,
+               SOURCE_MASK: config.publish_source_mask, POINTS: config.publish_cloud,
+               RGBD: config.publish_rgbd}
+    return {topic: msgtype for topic, msgtype in NODE_OUTPUTS.items() if enabled[topic]}
 
 
 def check_output_types(config: NodeConfig, typestore) -> None:

@@ -17,6 +17,7 @@ from rclpy.parameter import Parameter
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from rosbags.rosbag2 import Reader
 
+from ..bag.output_topics import NODE_OUTPUTS
 from ..bag.reader import build_typestore
 from ..bag.topics import matching_topics
 from ..bag.writer import BagWriter
@@ -24,13 +25,7 @@ from .node import LingbotDepthNode
 from .params import TOPIC_PARAMS, load_params_file
 
 #: node outputs (relative names) and their types, as recorded
-OUTPUT_TOPICS = {
-    "depth_completed": "sensor_msgs/msg/Image",
-    "depth_completed/camera_info": "sensor_msgs/msg/CameraInfo",
-    "depth_completed/source_mask": "sensor_msgs/msg/Image",
-    "depth_completed/points": "sensor_msgs/msg/PointCloud2",
-    "depth_completed/rgbd": "lingbot_depth_ros/msg/CompletedRGBD",
-}
+OUTPUT_TOPICS = {topic.lstrip("/"): msgtype for topic, msgtype in NODE_OUTPUTS.items()}
 _RELIABLE = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
 
 
