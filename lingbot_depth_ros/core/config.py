@@ -1,7 +1,5 @@
-"""The node's configuration, ROS-free: one parameter table (name, default, range or choices,
-description) and `NodeConfig`, the typed values, so the bag tools and the CLI read the same
-YAML files as the node. ros/params.py declares the table on an rclpy node.
-"""
+"""The node's configuration, ROS-free: the parameter table and `NodeConfig`, its typed values,
+so the bag tools and the CLI read the node's YAML files (ros/params.py declares the table)."""
 
 from __future__ import annotations
 

@@ -1,8 +1,5 @@
-"""The block-wise masking protocol: corrupt a valid depth map, complete it, score it.
-
-Levels, block sizes, noise model and seeding are described in docs/engines.md; the capture's
-own valid depth is the ground truth, the corrupted copy is what engines see.
-"""
+"""The block-wise masking protocol: corrupt a valid depth map, complete it, score it against
+the capture's own valid depth (levels, noise and seeding: docs/engines.md)."""
 
 from __future__ import annotations
 

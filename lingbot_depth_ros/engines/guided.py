@@ -1,9 +1,5 @@
-"""The `guided` engine: colour-guided, locally planar push-pull hole filling (CPU, no weights).
-
-Depth is filled in log space by a coarse-to-fine pyramid of ridge-regularised local plane
-fits, with a colour-weighted prior on the coarse levels; docs/engines.md describes the steps.
-Measured pixels are kept by Engine.complete unless refine_measured is set.
-"""
+"""The `guided` engine: colour-guided, locally planar push-pull hole filling in log depth (CPU,
+no weights), a coarse-to-fine pyramid of ridge-regularised plane fits (docs/engines.md)."""
 
 from __future__ import annotations
 

@@ -1,8 +1,5 @@
-"""Build TensorRT plans from our exported ONNX graphs (TensorRT 10 Python API).
-
-`build_engine` is what ``lingbot-depth build-engine`` runs; `prepare_plan` is what the
-tensorrt engine runs at start-up: reuse a cached plan when its sidecar key matches, else build.
-"""
+"""Build TensorRT plans from our exported ONNX graphs (TensorRT 10 Python API): `build_engine`
+for ``lingbot-depth build-engine``, `prepare_plan` (cached or built) for the tensorrt engine."""
 
 from __future__ import annotations
 
