@@ -19,7 +19,7 @@ from ..core.protocol import capture_seed, corrupt_depth, get_level, score_comple
 from ..engines.base import Engine
 from ..core.config import NodeConfig
 from .frames import FrameAssembler, PairStats, iter_frames
-from .progress import Progress
+from .progress import progress_bar
 from .reader import BagReader
 from .topics import select_topics
 
@@ -112,10 +112,10 @@ def evaluate_bag(path: str | Path, engines: dict[str, Engine], config: NodeConfi
         expected = min(reader.topics[chosen.color].count, limit or 1 << 62)
         assembler = FrameAssembler(config)
         frames = iter_frames(reader, chosen, config, drops, stats, assembler, limit)
-        with Progress(expected, enabled=show_progress, desc="evaluating") as progress:
-            for n, item in enumerate(frames, 1):
+        with progress_bar(expected, enabled=show_progress, desc="evaluating") as progress:
+            for item in frames:
                 _score_frame(item.frame, scores, level_def, seed, temporal, sensor)
-                progress.update(n)
+                progress.update(1)
     frames_done = max((len(s.masked) for s in scores.values()), default=0)
     return {
         "bag": str(path), "protocol": protocol, "level": level, "seed": seed,

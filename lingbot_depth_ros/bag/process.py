@@ -20,7 +20,7 @@ from ..engines.base import Engine
 from ..core.config import NodeConfig
 from .frames import FrameAssembler, PairStats, iter_pairs
 from .output_topics import OutputWriter, check_output_types
-from .progress import Progress
+from .progress import progress_bar
 from .reader import BagError, BagReader
 from .topics import InputTopics, select_topics
 from .writer import BagWriter, storage_for
@@ -87,7 +87,7 @@ class _Pipeline:
 
     def __init__(self, reader: BagReader, topics: InputTopics, config: NodeConfig,
                  engine: Engine, out: OutputWriter, summary: ProcessSummary,
-                 progress: Progress, limit: int | None) -> None:
+                 progress, limit: int | None) -> None:
         self.reader, self.topics, self.config = reader, topics, config
         self.engine, self.out, self.summary, self.progress = engine, out, summary, progress
         self.limit = limit
@@ -202,7 +202,7 @@ class _Pipeline:
                     continue
                 self.out.write_frame(frame, result)
                 self.summary.processed += 1
-                self.progress.update(self.summary.processed)
+                self.progress.update(1)
         finally:
             _catch_sigint(previous)
             self.stop.set()
@@ -261,7 +261,7 @@ def process_bag(in_path: str | Path, out_path: str | Path, engine: Engine, confi
         # output buffers serves every frame (no multi-megabyte allocation per frame)
         builder = OutputBuilder(config.output_options, reuse_buffers=True)
         with BagWriter(out_path, out_storage, reader.typestore) as writer, \
-                Progress(expected, enabled=show_progress) as progress:
+                progress_bar(expected, enabled=show_progress) as progress:
             out = OutputWriter(writer, reader, config, builder, model_id=model_id,
                                mode=effective_mode(engine.name, config.mode))
             summary.skipped_topics = out.skipped

@@ -21,7 +21,7 @@ from ..core.config import NodeConfig
 from .decode import image_fields, stamp_ns
 from .frames import FrameAssembler, PairStats, iter_frames
 from .output_topics import DEPTH, SOURCE_MASK
-from .progress import Progress
+from .progress import progress_bar
 from .reader import BagReader, TopicError
 from .topics import select_topics
 
@@ -169,7 +169,7 @@ def render_bag(path: str | Path, out: str | Path, config: NodeConfig, engine: En
                              FrameAssembler(config), limit)
         total = min(reader.topics[chosen.color].count, limit or 1 << 62)
         with _Sink(out, fps) as sink:
-            with Progress(total, enabled=show_progress, desc="rendering") as progress:
+            with progress_bar(total, enabled=show_progress, desc="rendering") as progress:
                 for item in frames:
                     frame = item.frame
                     if engine is not None:
@@ -180,6 +180,6 @@ def render_bag(path: str | Path, out: str | Path, config: NodeConfig, engine: En
                     else:
                         continue  # a frame the processing run dropped
                     sink.add(compose(frame.rgb, frame.depth, completed, source, low, high))
-                    progress.update(sink.count)
+                    progress.update(1)
     return {"frames": sink.count, "out": str(out), "range_m": [low, high],
             "source": engine.describe() if engine is not None else "recorded outputs"}
