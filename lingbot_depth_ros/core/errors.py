@@ -10,64 +10,32 @@ class LingbotDepthError(Exception):
     reason = "error"
 
 
-class EncodingError(LingbotDepthError, ValueError):
-    """An image encoding is unknown or not allowed where it was used."""
-
-    reason = "bad_encoding"
-
-
-class BufferSizeError(LingbotDepthError, ValueError):
-    """An image buffer is shorter than its height, step and encoding promise."""
-
-    reason = "truncated_buffer"
+def _error(name: str, base: type, reason: str, doc: str) -> type:
+    """A LingbotDepthError subclass that is also `base` (callers catching ValueError or
+    RuntimeError still catch it); one table row per class."""
+    return type(name, (LingbotDepthError, base), {"reason": reason, "__doc__": doc, "__module__": __name__})
 
 
-class ShapeMismatchError(LingbotDepthError, ValueError):
-    """Colour, depth and intrinsics do not describe the same image."""
-
-    reason = "size_mismatch"
-
-
-class UnregisteredError(LingbotDepthError, ValueError):
-    """Colour and depth come from different optical frames (depth not registered to colour)."""
-
-    reason = "unregistered"
-
-
-class InvalidDepthError(LingbotDepthError, ValueError):
-    """The depth image holds no usable measurement at all."""
-
-    reason = "all_invalid_depth"
-
-
-class IntrinsicsError(LingbotDepthError, ValueError):
-    """The camera matrix is missing, singular or not finite."""
-
-    reason = "bad_intrinsics"
-
-
-class ModelFileError(LingbotDepthError, RuntimeError):
-    """A checkpoint, ONNX file or TensorRT engine is missing, corrupt or does not match."""
-
-    reason = "model_file"
-
-
-class EngineUnavailableError(LingbotDepthError, RuntimeError):
-    """An engine's runtime (onnxruntime, tensorrt, CUDA) cannot be used on this machine."""
-
-    reason = "engine_unavailable"
-
-
-class EngineOptionError(LingbotDepthError, ValueError):
-    """An engine was given an option it does not take (a typo, or a file for another engine)."""
-
-    reason = "bad_engine_option"
-
-
-class EngineFailedError(LingbotDepthError, ValueError):
-    """The configured engine cannot run and `fallback: none` forbids replacing it."""
-
-    reason = "engine_failed"
+EncodingError = _error("EncodingError", ValueError, "bad_encoding",
+                       "An image encoding is unknown or not allowed where it was used.")
+BufferSizeError = _error("BufferSizeError", ValueError, "truncated_buffer",
+                         "An image buffer is shorter than its height, step and encoding promise.")
+ShapeMismatchError = _error("ShapeMismatchError", ValueError, "size_mismatch",
+                            "Colour, depth and intrinsics do not describe the same image.")
+UnregisteredError = _error("UnregisteredError", ValueError, "unregistered",
+                           "Colour and depth come from different optical frames (depth not registered to colour).")
+InvalidDepthError = _error("InvalidDepthError", ValueError, "all_invalid_depth",
+                           "The depth image holds no usable measurement at all.")
+IntrinsicsError = _error("IntrinsicsError", ValueError, "bad_intrinsics",
+                         "The camera matrix is missing, singular or not finite.")
+ModelFileError = _error("ModelFileError", RuntimeError, "model_file",
+                        "A checkpoint, ONNX file or TensorRT engine is missing, corrupt or does not match.")
+EngineUnavailableError = _error("EngineUnavailableError", RuntimeError, "engine_unavailable",
+                                "An engine's runtime (onnxruntime, tensorrt, CUDA) cannot be used on this machine.")
+EngineOptionError = _error("EngineOptionError", ValueError, "bad_engine_option",
+                           "An engine was given an option it does not take (a typo, or a file for another engine).")
+EngineFailedError = _error("EngineFailedError", ValueError, "engine_failed",
+                           "The configured engine cannot run and `fallback: none` forbids replacing it.")
 
 
 def one_line_reason(exc: BaseException) -> str:
