@@ -33,14 +33,12 @@ class CdrWriter:
     def u8(self, value: int) -> None:
         self._pack("B", 1, int(value))
 
-    def u32(self, value: int) -> None:
-        self._pack("I", 4, int(value))
+    def u32(self, *values: int) -> None:
+        """uint32 fields in a row (one alignment: each is 4 bytes)."""
+        self._pack(f"{len(values)}I", 4, *map(int, values))
 
-    def i32(self, value: int) -> None:
-        self._pack("i", 4, int(value))
-
-    def f32(self, value: float) -> None:
-        self._pack("f", 4, float(value))
+    def f32(self, *values: float) -> None:
+        self._pack(f"{len(values)}f", 4, *map(float, values))
 
     def f64s(self, values, sequence: bool) -> None:
         """float64[] (sequence=True: with its count) or float64[N]."""
@@ -58,17 +56,13 @@ class CdrWriter:
 
     def header(self, stamp_ns: int, frame_id: str) -> None:
         sec, nanosec = divmod(int(stamp_ns), 1_000_000_000)
-        self.i32(sec)
-        self.u32(nanosec)
+        self._pack("iI", 4, sec, nanosec)
         self.string(frame_id)
 
     def blob(self, data) -> None:
         """uint8[]: the count, then the bytes of any buffer (numpy arrays included)."""
         view = memoryview(data).cast("B") if not isinstance(data, (bytes, bytearray)) else data
         self.u32(len(view))
-        self._raw(view)
-
-    def _raw(self, view) -> None:
         if len(view) <= _INLINE_MAX:
             self._small += view
         else:

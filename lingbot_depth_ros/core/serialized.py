@@ -12,8 +12,7 @@ from .pointcloud import CloudFields
 # -- writing -------------------------------------------------------------------------------
 def _image(w: CdrWriter, stamp_ns: int, frame_id: str, fields: ImageFields) -> None:
     w.header(stamp_ns, frame_id)
-    w.u32(fields.height)
-    w.u32(fields.width)
+    w.u32(fields.height, fields.width)
     w.string(fields.encoding)
     w.u8(fields.is_bigendian)
     w.u32(fields.step)
@@ -22,16 +21,12 @@ def _image(w: CdrWriter, stamp_ns: int, frame_id: str, fields: ImageFields) -> N
 
 def _camera_info(w: CdrWriter, stamp_ns: int, frame_id: str, info: CameraInfoFields) -> None:
     w.header(stamp_ns, frame_id)
-    w.u32(info.height)
-    w.u32(info.width)
+    w.u32(info.height, info.width)
     w.string(info.distortion_model)
     w.f64s(info.d, sequence=True)
     for matrix in (info.k, info.r, info.p):
         w.f64s(matrix, sequence=False)
-    w.u32(info.binning_x)
-    w.u32(info.binning_y)
-    for value in info.roi[:4]:
-        w.u32(value)
+    w.u32(info.binning_x, info.binning_y, *info.roi[:4])
     w.u8(bool(info.roi[4]))
 
 
@@ -58,17 +53,14 @@ def cloud_parts(stamp_ns: int, frame_id: str, cloud: CloudFields) -> list:
     """A serialized PointCloud2 as buffers to write in order."""
     w = CdrWriter()
     w.header(stamp_ns, frame_id)
-    w.u32(cloud.height)
-    w.u32(cloud.width)
-    w.u32(len(cloud.fields))
+    w.u32(cloud.height, cloud.width, len(cloud.fields))
     for field in cloud.fields:
         w.string(field.name)
         w.u32(field.offset)
         w.u8(field.datatype)
         w.u32(field.count)
     w.u8(bool(cloud.is_bigendian))
-    w.u32(cloud.point_step)
-    w.u32(cloud.row_step)
+    w.u32(cloud.point_step, cloud.row_step)
     w.blob(cloud.data)
     w.u8(bool(cloud.is_dense))
     return w.parts()
@@ -85,8 +77,7 @@ def completed_rgbd_parts(outputs: FrameOutputs) -> list:
     for image in (outputs.color, outputs.depth_32fc1, outputs.source_mask):
         _image(w, stamp, frame_id, image)
     _camera_info(w, stamp, frame_id, outputs.camera_info)
-    for value in (s.measured_fraction, s.filled_fraction, s.latency_ms, s.inference_ms):
-        w.f32(value)
+    w.f32(s.measured_fraction, s.filled_fraction, s.latency_ms, s.inference_ms)
     for text in (s.engine, s.model, s.mode):
         w.string(text)
     return w.parts()
