@@ -128,16 +128,9 @@ def remove_path(path: Path) -> None:
         path.unlink()
 
 
-def write_text(path: str | Path, text: str) -> Path:
-    """Write a text file through the commit path (JSON reports, summaries)."""
-    with OutputCommit() as commit:
-        commit.stage(path).write_text(text)
-    return Path(path)
-
-
 def write_json(path: str | Path, data) -> Path:
-    """`data` as strict JSON: NaN/inf (a metric with no pixels to score) -> null, containers
-    recursively, other objects as text."""
+    """`data` as strict JSON, through the commit path: NaN/inf (a metric with no pixels to
+    score) -> null, containers recursively, other objects as text."""
     def safe(value):
         if isinstance(value, float):
             return value if math.isfinite(value) else None
@@ -148,7 +141,9 @@ def write_json(path: str | Path, data) -> Path:
         if value is None or isinstance(value, (str, int, bool)):
             return value
         return str(value)
-    return write_text(path, json.dumps(safe(data), indent=2) + "\n")
+    with OutputCommit() as commit:
+        commit.stage(path).write_text(json.dumps(safe(data), indent=2) + "\n")
+    return Path(path)
 
 
 def robust_range(*depths: np.ndarray, low_pct: float = 1.0,
@@ -223,62 +218,23 @@ def write_png(path: str | Path, image: np.ndarray) -> Path:
     return path
 
 
-def write_depth_png_mm(path: str | Path, depth_m: np.ndarray) -> Path:
-    """Completed depth as a 16-bit PNG in millimetres (0 = none, clipped at 65.535 m)."""
-    return write_png(path, metres_to_16uc1(depth_m))
-
-
-def write_depth_npy(path: str | Path, depth_m: np.ndarray) -> Path:
-    """Completed depth as float32 metres, NaN = none."""
-    path = Path(path)
-    try:
-        with open(path, "wb") as f:  # a file object: np.save adds no .npy to a staged name
-            np.save(f, np.asarray(depth_m, dtype=np.float32))
-    except OSError as exc:
-        raise OutputWriteError(f"cannot write {path}: {one_line_reason(exc)}") from exc
-    return path
-
-
 _PLY_VERTEX = np.dtype([("x", "<f4"), ("y", "<f4"), ("z", "<f4"),
                         ("red", "u1"), ("green", "u1"), ("blue", "u1")])
 
 
-def write_ply(path: str | Path, xyz: np.ndarray, rgb: np.ndarray | None = None) -> Path:
-    """Binary little-endian PLY of N points (float x y z, optional uchar red green blue)."""
-    path = Path(path)
-    xyz = np.asarray(xyz, dtype=np.float32).reshape(-1, 3)
-    if rgb is None:
-        vertices = xyz.astype("<f4")
-        colour_header = ""
-    else:
-        rgb = np.asarray(rgb, dtype=np.uint8).reshape(-1, 3)
-        if len(rgb) != len(xyz):
-            raise ValueError(f"{len(xyz)} points but {len(rgb)} colours")
-        vertices = np.empty(len(xyz), dtype=_PLY_VERTEX)
-        for i, name in enumerate("xyz"):
-            vertices[name] = xyz[:, i]
-        for i, name in enumerate(("red", "green", "blue")):
-            vertices[name] = rgb[:, i]
-        colour_header = "property uchar red\nproperty uchar green\nproperty uchar blue\n"
-    header = (f"ply\nformat binary_little_endian 1.0\nelement vertex {len(xyz)}\n"
-              "property float x\nproperty float y\nproperty float z\n"
-              f"{colour_header}end_header\n")
-    try:
-        with open(path, "wb") as f:
-            f.write(header.encode("ascii"))
-            f.write(vertices.tobytes())
-    except OSError as exc:
-        raise OutputWriteError(f"cannot write {path}: {one_line_reason(exc)}") from exc
-    return path
-
-
-def write_cloud_ply(path: str | Path, depth_m: np.ndarray, K: np.ndarray,
-                    rgb: np.ndarray) -> int:
-    """Unproject `depth_m` with K and write its valid points, coloured; return their count."""
+def write_cloud_ply(path: Path, depth_m: np.ndarray, K: np.ndarray, rgb: np.ndarray) -> None:
+    """Binary little-endian PLY of the valid points of `depth_m` unprojected with K, coloured."""
     points = finite_points(organized_points(depth_m, K, rgb))
-    xyz = np.stack([points["x"], points["y"], points["z"]], axis=1)
-    write_ply(path, xyz, unpack_rgb(points["rgb"]))
-    return int(points.size)
+    vertices = np.empty(points.size, dtype=_PLY_VERTEX)
+    for name in "xyz":
+        vertices[name] = points[name]
+    vertices["red"], vertices["green"], vertices["blue"] = unpack_rgb(points["rgb"]).T
+    header = (f"ply\nformat binary_little_endian 1.0\nelement vertex {points.size}\n"
+              "property float x\nproperty float y\nproperty float z\n"
+              "property uchar red\nproperty uchar green\nproperty uchar blue\nend_header\n")
+    with open(path, "wb") as f:
+        f.write(header.encode("ascii"))
+        f.write(vertices.tobytes())
 
 
 def write_completion(out_dir: str | Path, frame: RGBDFrame,
@@ -290,8 +246,9 @@ def write_completion(out_dir: str | Path, frame: RGBDFrame,
     with OutputCommit() as commit:
         commit.make_dir(out_dir)
         staged = {role: commit.stage(path) for role, path in paths.items()}
-        write_depth_png_mm(staged["depth_png"], result.depth)
-        write_depth_npy(staged["depth_npy"], result.depth)
+        write_png(staged["depth_png"], metres_to_16uc1(result.depth))
+        with open(staged["depth_npy"], "wb") as f:  # a file object: np.save adds no .npy to a staged name
+            np.save(f, np.asarray(result.depth, dtype=np.float32))
         write_png(staged["source_mask"], result.source)
         write_png(staged["source_preview"], colorize_source(result.source))
         write_png(staged["preview"], side_by_side(frame.rgb, frame.depth, result.depth))
