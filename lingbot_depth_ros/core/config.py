@@ -3,7 +3,7 @@ so the bag tools and the CLI read the node's YAML files (ros/params.py declares 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, make_dataclass
 from pathlib import Path
 from typing import Any
 
@@ -106,53 +106,17 @@ PARAMS: tuple[Param, ...] = (
 PARAMS_BY_NAME = {p.name: p for p in PARAMS}
 
 
-@dataclass(frozen=True)
-class NodeConfig:
-    """Typed parameter values; field names equal the parameter names."""
-
-    source: str
-    color_topic: str
-    depth_topic: str
-    camera_info_topic: str
-    qos: str
-    queue_depth: int
-    slop: float
-    pair_queue_size: int
-    pair_timeout: float
-    assume_registered: bool
-    depth_scale: float
-    min_depth: float
-    max_depth: float
-    engine: str
-    fallback: str
-    checkpoint: str
-    onnx: str
-    engine_file: str
-    mode: str
-    resolution_level: int
-    refine_measured: bool
-    publish_depth: bool
-    depth_encoding: str
-    publish_source_mask: bool
-    publish_cloud: bool
-    publish_rgbd: bool
-    cloud_decimation: int
-    cloud_max_range: float
-    cloud_organized: bool
-    output_queue_depth: int
-    math_threads: int
-    heap_trim_period: float
-    diagnostics_period: float
-    health_timeout: float
+class _NodeConfigMethods:
+    """What NodeConfig does with its values; NodeConfig's fields come from PARAMS below."""
 
     @classmethod
-    def from_values(cls, values: dict[str, Any]) -> "NodeConfig":
+    def from_values(cls, values: dict[str, Any]) -> NodeConfig:
         """Defaults overridden by `values`; raises ValueError on unknown, mistyped or out of range."""
         unknown = sorted(set(values) - set(PARAMS_BY_NAME))
         if unknown:
             raise ValueError(f"unknown parameter(s) for {NODE_NAME}: {', '.join(unknown)}")
         merged = {p.name: check_value(p, values.get(p.name, p.default)) for p in PARAMS}
-        config = cls(**merged)
+        config = cls(**merged)  # type: ignore[call-arg]
         config.valid_range  # noqa: B018 - raises on min_depth >= max_depth
         return config
 
@@ -177,7 +141,10 @@ class NodeConfig:
         return options
 
 
-assert [f.name for f in fields(NodeConfig)] == [p.name for p in PARAMS], "table and config differ"
+#: typed parameter values; field names and types are the parameter table's
+NodeConfig = make_dataclass("NodeConfig", [(p.name, type(p.default)) for p in PARAMS],
+                            bases=(_NodeConfigMethods,), frozen=True)
+NodeConfig.__module__ = __name__
 
 
 def check_value(param: Param, value: Any) -> Any:
