@@ -11,7 +11,7 @@ import numpy as np
 
 from ..core.codec import ImageFields, decode_fields, to_rgb8
 from ..core.depth import DEFAULT_DEPTH_SCALE, DepthRange, depth_to_metres
-from ..core.errors import EncodingError
+from ..core.errors import EncodingError, error_class
 
 IMAGE = "sensor_msgs/msg/Image"
 COMPRESSED = "sensor_msgs/msg/CompressedImage"
@@ -22,10 +22,8 @@ _CONFIG_HEADER = struct.Struct("<iff")
 _INV_DEPTH = 0  # compressionFormat::INV_DEPTH, the only format the publisher writes
 
 
-class CompressedImageError(EncodingError):
-    """A CompressedImage payload cannot be decoded (corrupt, truncated or unsupported)."""
-
-    reason = "bad_compressed_image"
+CompressedImageError = error_class("CompressedImageError", "bad_compressed_image", EncodingError,
+                                   "A CompressedImage payload cannot be decoded (corrupt, truncated or unsupported).")
 
 
 def stamp_ns(header) -> int:

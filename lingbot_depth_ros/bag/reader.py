@@ -21,7 +21,7 @@ from rosbags.serde import SerdeError
 from rosbags.typesys import Stores, TypesysError, get_types_from_idl, get_types_from_msg, get_typestore
 from rosbags.typesys.store import Typestore
 
-from ..core.errors import LingbotDepthError
+from ..core.errors import error_class
 from ..paths import data_roots
 from .recover import RecoveringReader
 
@@ -40,22 +40,16 @@ _READ_ERRORS = (ReaderError, apsw.Error, sqlite3.Error, struct.error, EOFError, 
 _CDR_ERRORS = (SerdeError, struct.error, IndexError, ValueError, UnicodeDecodeError, AssertionError)
 
 
-class BagError(LingbotDepthError):
-    """A bag cannot be opened or read (missing, truncated, corrupt, unsupported)."""
-
-    reason = "bad_bag"
+BagError = error_class("BagError", "bad_bag", None,
+                       "A bag cannot be opened or read (missing, truncated, corrupt, unsupported).")
 
 
-class TopicError(LingbotDepthError):
-    """A topic the tool needs is missing from the bag or has an unusable type."""
-
-    reason = "missing_topic"
+TopicError = error_class("TopicError", "missing_topic", None,
+                         "A topic the tool needs is missing from the bag or has an unusable type.")
 
 
-class MessageDecodeError(LingbotDepthError):
-    """One message's bytes do not deserialize as its declared type."""
-
-    reason = "undecodable_message"
+MessageDecodeError = error_class("MessageDecodeError", "undecodable_message", None,
+                                 "One message's bytes do not deserialize as its declared type.")
 
 
 def _msg_file_candidates() -> list[Path]:

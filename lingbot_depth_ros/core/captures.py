@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 
 from .depth import DEFAULT_DEPTH_SCALE, DepthRange, depth_to_metres
-from .errors import IntrinsicsError, LingbotDepthError
+from .errors import IntrinsicsError, error_class
 from .frame import RGBDFrame, validate_intrinsics
 
 RGB_NAMES = ("rgb.png", "rgb.jpg", "rgb.jpeg")
@@ -17,10 +17,8 @@ DEPTH_NAME = "raw_depth.png"
 INTRINSICS_NAME = "intrinsics.txt"
 
 
-class CaptureError(LingbotDepthError, ValueError):
-    """A capture folder or one of its files is missing or unreadable."""
-
-    reason = "bad_capture"
+CaptureError = error_class("CaptureError", "bad_capture", ValueError,
+                           "A capture folder or one of its files is missing or unreadable.")
 
 
 def read_intrinsics(path: str | Path) -> np.ndarray:

@@ -1,6 +1,7 @@
 """Specific exceptions, so callers can count a drop by its reason instead of crashing."""
 
 import errno
+import sys
 
 
 class LingbotDepthError(Exception):
@@ -10,32 +11,39 @@ class LingbotDepthError(Exception):
     reason = "error"
 
 
-def _error(name: str, base: type, reason: str, doc: str) -> type:
-    """A LingbotDepthError subclass that is also `base` (callers catching ValueError or
-    RuntimeError still catch it); one table row per class."""
-    return type(name, (LingbotDepthError, base), {"reason": reason, "__doc__": doc, "__module__": __name__})
+def error_class(name: str, reason: str, base: type | None, doc: str) -> type:
+    """A LingbotDepthError subclass with its drop `reason`, in the caller's module; also a
+    subclass of `base` (ValueError, RuntimeError...: callers catching those still catch it)."""
+    if base is None or issubclass(base, LingbotDepthError):
+        bases = (base or LingbotDepthError,)
+    else:
+        bases = (LingbotDepthError, base)
+    return type(name, bases, {"reason": reason, "__doc__": doc,
+                              "__module__": sys._getframe(1).f_globals["__name__"]})
 
 
-EncodingError = _error("EncodingError", ValueError, "bad_encoding",
-                       "An image encoding is unknown or not allowed where it was used.")
-BufferSizeError = _error("BufferSizeError", ValueError, "truncated_buffer",
-                         "An image buffer is shorter than its height, step and encoding promise.")
-ShapeMismatchError = _error("ShapeMismatchError", ValueError, "size_mismatch",
-                            "Colour, depth and intrinsics do not describe the same image.")
-UnregisteredError = _error("UnregisteredError", ValueError, "unregistered",
-                           "Colour and depth come from different optical frames (depth not registered to colour).")
-InvalidDepthError = _error("InvalidDepthError", ValueError, "all_invalid_depth",
-                           "The depth image holds no usable measurement at all.")
-IntrinsicsError = _error("IntrinsicsError", ValueError, "bad_intrinsics",
-                         "The camera matrix is missing, singular or not finite.")
-ModelFileError = _error("ModelFileError", RuntimeError, "model_file",
-                        "A checkpoint, ONNX file or TensorRT engine is missing, corrupt or does not match.")
-EngineUnavailableError = _error("EngineUnavailableError", RuntimeError, "engine_unavailable",
-                                "An engine's runtime (onnxruntime, tensorrt, CUDA) cannot be used on this machine.")
-EngineOptionError = _error("EngineOptionError", ValueError, "bad_engine_option",
-                           "An engine was given an option it does not take (a typo, or a file for another engine).")
-EngineFailedError = _error("EngineFailedError", ValueError, "engine_failed",
-                           "The configured engine cannot run and `fallback: none` forbids replacing it.")
+EncodingError = error_class("EncodingError", "bad_encoding", ValueError,
+                            "An image encoding is unknown or not allowed where it was used.")
+BufferSizeError = error_class("BufferSizeError", "truncated_buffer", ValueError,
+                              "An image buffer is shorter than its height, step and encoding promise.")
+ShapeMismatchError = error_class("ShapeMismatchError", "size_mismatch", ValueError,
+                                 "Colour, depth and intrinsics do not describe the same image.")
+UnregisteredError = error_class("UnregisteredError", "unregistered", ValueError,
+                                "Colour and depth come from different optical frames (depth not registered to colour).")
+InvalidDepthError = error_class("InvalidDepthError", "all_invalid_depth", ValueError,
+                                "The depth image holds no usable measurement at all.")
+IntrinsicsError = error_class("IntrinsicsError", "bad_intrinsics", ValueError,
+                              "The camera matrix is missing, singular or not finite.")
+ModelFileError = error_class("ModelFileError", "model_file", RuntimeError,
+                             "A checkpoint, ONNX file or TensorRT engine is missing, corrupt or does not match.")
+EngineUnavailableError = error_class(
+    "EngineUnavailableError", "engine_unavailable", RuntimeError,
+    "An engine's runtime (onnxruntime, tensorrt, CUDA) cannot be used on this machine.")
+EngineOptionError = error_class(
+    "EngineOptionError", "bad_engine_option", ValueError,
+    "An engine was given an option it does not take (a typo, or a file for another engine).")
+EngineFailedError = error_class("EngineFailedError", "engine_failed", ValueError,
+                                "The configured engine cannot run and `fallback: none` forbids replacing it.")
 
 
 def one_line_reason(exc: BaseException) -> str:

@@ -12,7 +12,7 @@ import cv2
 import numpy as np
 
 from .depth import metres_to_16uc1
-from .errors import LingbotDepthError, one_line_reason
+from .errors import LingbotDepthError, error_class, one_line_reason
 from .frame import CompletionResult, RGBDFrame, SourceMask
 from .pointcloud import finite_points, organized_points, unpack_rgb
 
@@ -35,10 +35,8 @@ SOURCE_COLORS = {
 _NO_DATA_RGB = (0, 0, 0)
 
 
-class OutputWriteError(LingbotDepthError, OSError):
-    """An output file or folder cannot be written."""
-
-    reason = "output_write"
+OutputWriteError = error_class("OutputWriteError", "output_write", OSError,
+                               "An output file or folder cannot be written.")
 
 
 class OutputCommit:

@@ -16,7 +16,7 @@ import numpy as np
 
 from ..core.codec import ImageFields, encode_image, to_rgb8
 from ..core.depth import DepthRange, depth_to_metres, metres_to_16uc1
-from ..core.errors import LingbotDepthError
+from ..core.errors import LingbotDepthError, error_class
 from ..core.frame import RGBDFrame
 from ..core.outputs import CameraInfoFields
 from ..core.pairing import DropCounter
@@ -34,12 +34,12 @@ _MM = 0.001
 ALIGN_TARGETS = ("color", "depth")
 
 
-class IncompleteFramesetError(LingbotDepthError):
-    reason = "incomplete_frameset"
+IncompleteFramesetError = error_class("IncompleteFramesetError", "incomplete_frameset", None,
+                                      "A frameset lacks its depth or colour frame.")
 
 
-class RepeatedFrameError(LingbotDepthError):
-    reason = "repeated_frame"
+RepeatedFrameError = error_class("RepeatedFrameError", "repeated_frame", None,
+                                 "The camera delivered a colour frame it delivered before.")
 
 
 @dataclass(frozen=True)

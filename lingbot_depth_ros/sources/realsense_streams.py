@@ -9,13 +9,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..core.errors import LingbotDepthError
+from ..core.errors import error_class
 
 
-class SourceUnavailableError(LingbotDepthError, RuntimeError):
-    """pyrealsense2 is missing, or the camera / recording cannot be opened."""
-
-    reason = "source_unavailable"
+SourceUnavailableError = error_class("SourceUnavailableError", "source_unavailable", RuntimeError,
+                                     "pyrealsense2 is missing, or the camera / recording cannot be opened.")
 
 
 def import_pyrealsense2():

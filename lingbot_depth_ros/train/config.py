@@ -5,13 +5,14 @@ silently fall back to a default."""
 from __future__ import annotations
 
 import dataclasses
+import json
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
 
-from ..core.errors import LingbotDepthError
+from ..core.errors import error_class
 from ..core.protocol import LEVEL_NAMES
 from ..engines.registry import CLASSICAL_ENGINES
 
@@ -19,10 +20,8 @@ from ..engines.registry import CLASSICAL_ENGINES
 PATCH_SIZE = 14
 
 
-class TrainConfigError(LingbotDepthError, ValueError):
-    """The training configuration is missing, malformed or inconsistent."""
-
-    reason = "bad_train_config"
+TrainConfigError = error_class("TrainConfigError", "bad_train_config", ValueError,
+                               "The training configuration is missing, malformed or inconsistent.")
 
 
 @dataclass
@@ -269,14 +268,9 @@ def from_dict(cls, data, where: str = "config"):
 
 
 def to_dict(cfg) -> dict:
-    """Plain-data form (lists, dicts) for YAML/JSON dumps next to the run."""
-    def plain(value):
-        if isinstance(value, (tuple, list)):
-            return [plain(v) for v in value]
-        if isinstance(value, dict):
-            return {k: plain(v) for k, v in value.items()}
-        return value
-    return plain(dataclasses.asdict(cfg))
+    """Plain-data form (lists, dicts) for YAML/JSON dumps next to the run (a JSON round trip
+    turns tuples into lists, which yaml.safe_dump needs)."""
+    return json.loads(json.dumps(dataclasses.asdict(cfg)))
 
 
 def load_config(path: str | Path) -> TrainConfig:
