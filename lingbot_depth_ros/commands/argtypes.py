@@ -139,6 +139,24 @@ def add_depth_args(parser: argparse.ArgumentParser, scale: bool = True) -> None:
                         help="readings beyond this many metres are no data (default: %(default)s)")
 
 
+def add_engine_arg(parser: argparse.ArgumentParser) -> None:
+    """--engine, defaulting to the embedded classical engine."""
+    from ..engines.registry import ENGINE_NAMES
+
+    parser.add_argument("--engine", default="guided", choices=ENGINE_NAMES,
+                        help="completion engine (default: guided)")
+
+
+def depth_range(args: argparse.Namespace):
+    """--min-depth / --max-depth as a DepthRange (LingbotDepthError unless min < max)."""
+    from ..core.depth import DepthRange
+    from ..core.errors import LingbotDepthError
+
+    if not args.min_depth < args.max_depth:
+        raise LingbotDepthError(f"--min-depth {args.min_depth} must be below --max-depth {args.max_depth}")
+    return DepthRange(args.min_depth, args.max_depth)
+
+
 def model_file_options(args: argparse.Namespace) -> dict[str, str]:
     """The model files that were given, under the engines' keyword names."""
     given = {"checkpoint": getattr(args, "checkpoint", None), "onnx": getattr(args, "onnx", None),

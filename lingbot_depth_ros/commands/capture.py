@@ -6,16 +6,14 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..core.depth import DepthRange
-from .argtypes import (MAX_COUNT, MAX_FPS, add_depth_args, add_model_file_args, bounded_int, count,
-                       model_file_options, non_negative_float, output_dir, side_px)
+from .argtypes import (MAX_COUNT, MAX_FPS, add_depth_args, add_engine_arg, add_model_file_args, bounded_int,
+                       count, depth_range, model_file_options, non_negative_float, output_dir, side_px)
 
 #: frames skipped on a live camera while auto-exposure settles
 _LIVE_SKIP = 15
 
 
 def register(subparsers) -> None:
-    from ..engines.registry import ENGINE_NAMES
     from ..sources.realsense import FILTER_NAMES
 
     parser = subparsers.add_parser(
@@ -36,8 +34,7 @@ def register(subparsers) -> None:
     parser.add_argument("--frames", type=count, default=1, help="frames to complete")
     parser.add_argument("--skip", type=bounded_int(0, MAX_COUNT, "a frame count"), default=None,
                         help=f"frames to discard first (default: {_LIVE_SKIP} live, 0 from a file)")
-    parser.add_argument("--engine", default="guided", choices=ENGINE_NAMES,
-                        help="completion engine (default: guided)")
+    add_engine_arg(parser)
     add_model_file_args(parser)
     add_depth_args(parser, scale=False)
     parser.add_argument("--timeout", type=non_negative_float, default=5.0,
@@ -67,16 +64,14 @@ def settings_from_args(args: argparse.Namespace):
     from ..core.errors import LingbotDepthError
     from ..sources.realsense import RealSenseSettings
 
-    if args.min_depth >= args.max_depth:
-        raise LingbotDepthError(
-            f"--min-depth {args.min_depth} must be below --max-depth {args.max_depth}")
+    valid_range = depth_range(args)
     filters = tuple(f.strip() for f in args.filters.split(",") if f.strip())
     try:
         return RealSenseSettings(
             serial=args.serial, width=args.width, height=args.height, fps=args.fps,
             filters=filters, recording=str(args.from_file or ""), real_time=False,
             frame_timeout_s=max(args.timeout, 0.1), wait_for_device=False,
-            valid_range=DepthRange(args.min_depth, args.max_depth))
+            valid_range=valid_range)
     except ValueError as exc:
         raise LingbotDepthError(str(exc)) from exc
 

@@ -6,13 +6,10 @@ import argparse
 from pathlib import Path
 
 from ..core.depth import DepthRange
-from .argtypes import add_depth_args, add_model_file_args, model_file_options, output_dir
-
+from .argtypes import add_depth_args, add_engine_arg, add_model_file_args, depth_range, model_file_options, output_dir
 
 
 def register(subparsers) -> None:
-    from ..engines.registry import ENGINE_NAMES
-
     parser = subparsers.add_parser(
         "complete", help="complete one RGB-D capture (depth PNG/.npy, mask, preview, PLY)",
         description="Complete the depth of one registered colour + depth pair and write "
@@ -24,8 +21,7 @@ def register(subparsers) -> None:
                         help="16-bit depth PNG in sensor units (0 = no data), registered to --rgb")
     parser.add_argument("--intrinsics", required=True, type=Path,
                         help="text file with the 3x3 camera matrix K (9 numbers)")
-    parser.add_argument("--engine", default="guided", choices=ENGINE_NAMES,
-                        help="completion engine (default: guided)")
+    add_engine_arg(parser)
     add_model_file_args(parser)
     add_depth_args(parser)
     parser.add_argument("--out", required=True, type=output_dir, help="output folder (created)")
@@ -47,16 +43,11 @@ def load_files(rgb_path: Path, depth_path: Path, intrinsics_path: Path,
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..core.errors import LingbotDepthError
     from ..core.frame import SourceMask
     from ..core.io import write_completion
     from ..engines import create_engine
 
-    if args.min_depth >= args.max_depth:
-        raise LingbotDepthError(
-            f"--min-depth {args.min_depth} must be below --max-depth {args.max_depth}")
-    frame = load_files(args.rgb, args.depth, args.intrinsics, args.depth_scale,
-                       DepthRange(args.min_depth, args.max_depth))
+    frame = load_files(args.rgb, args.depth, args.intrinsics, args.depth_scale, depth_range(args))
     engine = create_engine(args.engine, **model_file_options(args))
     try:
         result = engine.complete(frame)

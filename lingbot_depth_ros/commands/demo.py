@@ -8,18 +8,15 @@ import argparse
 from pathlib import Path
 
 from ..paths import data_path
-from .argtypes import fps, output_dir, repeat
+from .argtypes import add_engine_arg, fps, output_dir, repeat
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from ..engines.registry import ENGINE_NAMES
-
     p = sub.add_parser("demo", help="run the node on a demo bag built from the shipped captures",
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--captures", type=Path, default=None,
                    help="folder of capture folders (default: the shipped examples/)")
-    p.add_argument("--engine", default="guided", choices=ENGINE_NAMES,
-                   help="completion engine (default: guided)")
+    add_engine_arg(p)
     p.add_argument("--params", type=Path, default=None,
                    help="node parameter file (default: config/realsense_d435i.yaml)")
     p.add_argument("--repeat", type=repeat, default=15,

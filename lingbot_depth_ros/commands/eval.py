@@ -6,8 +6,8 @@ import argparse
 import json
 from pathlib import Path
 
-from ..core.depth import DepthRange
-from .argtypes import MAX_SEED, add_depth_args, add_model_file_args, count, model_file_options, output_file, seed
+from .argtypes import (MAX_SEED, add_depth_args, add_model_file_args, count, depth_range, model_file_options,
+                       output_file, seed)
 
 #: columns of the printed table: (metric, heading, format)
 _TABLE = (("rmse", "RMSE m", "{:.4f}"), ("mae", "MAE m", "{:.4f}"),
@@ -105,13 +105,11 @@ def run(args: argparse.Namespace) -> int:
     from ..core.protocol import evaluate_engine, get_level, make_trials
     from ..engines import create_engine
 
-    if not args.min_depth < args.max_depth:
-        raise LingbotDepthError(f"--min-depth {args.min_depth} must be below --max-depth")
+    valid_range = depth_range(args)
     if args.seed + args.trials - 1 > MAX_SEED:
         raise LingbotDepthError(f"--seed {args.seed} + --trials {args.trials} runs past the "
                                 f"largest seed {MAX_SEED}")
     options = engine_options(args)
-    valid_range = DepthRange(args.min_depth, args.max_depth)
     frames = [load_capture(p, args.depth_scale, valid_range) for p in find_captures(args.data)]
     seeds = list(range(args.seed, args.seed + args.trials))
     trials = make_trials(frames, args.level, seeds)
