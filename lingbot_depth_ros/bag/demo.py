@@ -26,26 +26,11 @@ DEMO_START_NS = 1_700_000_000 * 1_000_000_000
 _DELAY_NS = {"info": 4_000_000, "color": 5_000_000, "depth": 7_000_000}
 
 
-@dataclass(frozen=True)
-class RealSenseTopics:
-    namespace: str = "/camera/camera"
-    frame_id: str = "camera_color_optical_frame"
-
-    @property
-    def color(self) -> str:
-        return f"{self.namespace}/color/image_raw"
-
-    @property
-    def color_info(self) -> str:
-        return f"{self.namespace}/color/camera_info"
-
-    @property
-    def depth(self) -> str:
-        return f"{self.namespace}/aligned_depth_to_color/image_raw"
-
-    @property
-    def depth_info(self) -> str:
-        return f"{self.namespace}/aligned_depth_to_color/camera_info"
+#: realsense2_camera's topics and colour optical frame (align_depth.enable:=true)
+_TOPICS = {"color": "/camera/camera/color/image_raw", "color_info": "/camera/camera/color/camera_info",
+           "depth": "/camera/camera/aligned_depth_to_color/image_raw",
+           "depth_info": "/camera/camera/aligned_depth_to_color/camera_info"}
+_FRAME_ID = "camera_color_optical_frame"
 
 
 @dataclass
@@ -85,11 +70,10 @@ def write_demo_bag(captures_dir: str | Path, out: str | Path, fps: float = 30.0,
     if not fps > 0 or int(repeat) < 1:
         raise ValueError(f"need fps > 0 and repeat >= 1, got fps={fps}, repeat={repeat}")
     captures = load_demo_captures(captures_dir)
-    topics = RealSenseTopics()
     typestore = build_typestore("kilted")
     factory = MessageFactory(typestore)
-    color_topic = topics.color + ("/compressed" if transport == "compressed" else "")
-    depth_topic = topics.depth + ("/compressedDepth" if transport == "compressed" else "")
+    color_topic = _TOPICS["color"] + ("/compressed" if transport == "compressed" else "")
+    depth_topic = _TOPICS["depth"] + ("/compressedDepth" if transport == "compressed" else "")
     image_type = "sensor_msgs/msg/CompressedImage" if transport == "compressed" else "sensor_msgs/msg/Image"
     period_ns = int(round(1e9 / fps))
     last_stamp_ns = DEMO_START_NS + len(captures) * int(repeat) * period_ns
@@ -101,18 +85,18 @@ def write_demo_bag(captures_dir: str | Path, out: str | Path, fps: float = 30.0,
     _check_free_space(out, encoded, int(repeat))  # before anything is created
     n = 0
     with BagWriter(out, storage, typestore) as writer:
-        for topic, msgtype in ((topics.color_info, "sensor_msgs/msg/CameraInfo"),
-                               (topics.depth_info, "sensor_msgs/msg/CameraInfo"),
+        for topic, msgtype in ((_TOPICS["color_info"], "sensor_msgs/msg/CameraInfo"),
+                               (_TOPICS["depth_info"], "sensor_msgs/msg/CameraInfo"),
                                (color_topic, image_type), (depth_topic, image_type)):
             writer.add_topic(topic, msgtype)
         for _ in range(int(repeat)):
             for capture, (color_payload, depth_payload) in zip(captures, encoded):
                 stamp = DEMO_START_NS + n * period_ns
-                header = factory.header(stamp, topics.frame_id)
-                depth_header = factory.header(stamp + depth_offset_ns, topics.frame_id)
+                header = factory.header(stamp, _FRAME_ID)
+                depth_header = factory.header(stamp + depth_offset_ns, _FRAME_ID)
                 info = factory.camera_info(capture.info, header)
-                writer.write(topics.color_info, stamp + _DELAY_NS["info"], info)
-                writer.write(topics.depth_info, stamp + depth_offset_ns + _DELAY_NS["info"],
+                writer.write(_TOPICS["color_info"], stamp + _DELAY_NS["info"], info)
+                writer.write(_TOPICS["depth_info"], stamp + depth_offset_ns + _DELAY_NS["info"],
                              factory.camera_info(capture.info, depth_header))
                 writer.write(color_topic, stamp + _DELAY_NS["color"],
                              _image_msg(factory, color_payload, header))
@@ -120,14 +104,15 @@ def write_demo_bag(captures_dir: str | Path, out: str | Path, fps: float = 30.0,
                              _image_msg(factory, depth_payload, depth_header))
                 n += 1
     return {"frames": n, "path": str(out), "storage": writer.storage,
-            "topics": [topics.color_info, topics.depth_info, color_topic, depth_topic]}
+            "topics": [_TOPICS["color_info"], _TOPICS["depth_info"], color_topic, depth_topic]}
 
 
 def _check_free_space(out: str | Path, encoded: list, repeat: int) -> None:
     """Refuse up front a bag bigger than the free space (it would fill the disk, then fail)."""
     import shutil
 
-    per_loop = sum(_payload_bytes(c) + _payload_bytes(d) for c, d in encoded)
+    # an encoded image: ImageFields (raw) or (format, bytes) (compressed)
+    per_loop = sum(len(p[1] if isinstance(p, tuple) else p.data) for pair in encoded for p in pair)
     need = per_loop * repeat
     folder = next(p for p in Path(out).absolute().parents if p.exists())
     free = shutil.disk_usage(folder).free
@@ -135,12 +120,6 @@ def _check_free_space(out: str | Path, encoded: list, repeat: int) -> None:
         raise LingbotDepthError(f"{repeat} loops of these captures make a bag of about "
                                 f"{need / 1e9:,.1f} GB, but {folder} has {free / 1e9:,.1f} GB "
                                 f"free: lower --repeat")
-
-
-def _payload_bytes(payload) -> int:
-    """Bytes of an encoded image: ImageFields (raw) or (format, bytes) (compressed)."""
-    data = payload[1] if isinstance(payload, tuple) else payload.data
-    return len(data)
 
 
 def _encode_capture(capture: Capture, transport: str):
