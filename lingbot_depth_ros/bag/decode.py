@@ -26,17 +26,6 @@ CompressedImageError = error_class("CompressedImageError", "bad_compressed_image
                                    "A CompressedImage payload cannot be decoded (corrupt, truncated or unsupported).")
 
 
-def stamp_ns(header) -> int:
-    """builtin_interfaces/Time of a std_msgs/Header -> integer nanoseconds."""
-    return int(header.stamp.sec) * 1_000_000_000 + int(header.stamp.nanosec)
-
-
-def image_fields(msg) -> ImageFields:
-    """The data fields of a sensor_msgs/Image message (a zero-copy view of its data)."""
-    return ImageFields(height=int(msg.height), width=int(msg.width), encoding=str(msg.encoding),
-                       is_bigendian=int(msg.is_bigendian), step=int(msg.step), data=msg.data)
-
-
 def is_compressed_depth(msg) -> bool:
     return "compresseddepth" in str(msg.format).lower()
 
@@ -45,7 +34,7 @@ def is_compressed_depth(msg) -> bool:
 def decode_color(msg, msgtype: str) -> np.ndarray:
     """Colour Image or CompressedImage -> uint8 (H, W, 3) RGB."""
     if msgtype == IMAGE:
-        fields = image_fields(msg)
+        fields = ImageFields.from_msg(msg)
         return to_rgb8(decode_fields(fields), fields.encoding)
     if msgtype == COMPRESSED:
         if is_compressed_depth(msg):
@@ -75,7 +64,7 @@ def decode_depth(msg, msgtype: str, depth_scale: float = DEFAULT_DEPTH_SCALE,
                  valid_range: DepthRange = DepthRange()) -> np.ndarray:
     """Depth Image or compressedDepth CompressedImage -> float32 metres, NaN = no data."""
     if msgtype == IMAGE:
-        fields = image_fields(msg)
+        fields = ImageFields.from_msg(msg)
         return depth_to_metres(decode_fields(fields), fields.encoding, depth_scale, valid_range)
     if msgtype == COMPRESSED:
         if not is_compressed_depth(msg):

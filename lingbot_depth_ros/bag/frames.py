@@ -16,11 +16,11 @@ from ..core import pipeline
 from ..core.errors import EncodingError, LingbotDepthError
 from ..core.pairing import DropCounter, Pair, StampPairer
 from ..core.pipeline import AssembledFrame
-from ..core.stamped import StampedImage
+from ..core.outputs import CameraInfoFields
+from ..core.stamped import StampedImage, stamp_ns
 from ..core.config import NodeConfig
 from .decode import (COMPRESSED, IMAGE, decode_color, decode_compressed_depth, decode_depth,
-                     image_fields, is_compressed_depth, stamp_ns)
-from .messages import camera_info_fields
+                     is_compressed_depth)
 from .reader import BagReader, MessageDecodeError
 from .topics import InputTopics
 
@@ -117,7 +117,7 @@ def pipeline_image(received: Received, config: NodeConfig) -> StampedImage | _Co
     """A bag message as the pipeline takes it: a raw Image's fields uncopied."""
     msg = received.msg
     if received.msgtype == IMAGE:
-        return StampedImage(stamp_ns(msg.header), msg.header.frame_id, image_fields(msg))
+        return StampedImage.from_msg(msg)
     if received.msgtype != COMPRESSED:
         raise EncodingError(f"cannot read {received.msgtype} (need {IMAGE} or {COMPRESSED})")
     return _Compressed(received, config)
@@ -135,7 +135,7 @@ class FrameAssembler(pipeline.FrameAssembler):
 
     def assemble(self, pair: Pair) -> AssembledFrame:  # type: ignore[override]
         """Raises the node's input errors (EncodingError, ShapeMismatchError, ...)."""
-        info = camera_info_fields(pair.info) if pair.info is not None else None
+        info = CameraInfoFields.from_msg(pair.info) if pair.info is not None else None
         return super().assemble(pipeline_image(pair.color, self.config),
                                 pipeline_image(pair.depth, self.config), info, pair.paired_at_ns,
                                 max(pair.color.log_time_ns, pair.depth.log_time_ns))

@@ -69,17 +69,6 @@ def serialize_parts(typestore: Typestore, msg, msgtype: str) -> list:
     return [head, memoryview(data).cast("B"), bytes(shell[len(shell) - tail:])]
 
 
-def camera_info_fields(msg) -> CameraInfoFields:
-    """A sensor_msgs/CameraInfo message (rosbags object) -> CameraInfoFields."""
-    roi = msg.roi
-    return CameraInfoFields(
-        height=int(msg.height), width=int(msg.width), distortion_model=str(msg.distortion_model),
-        d=tuple(float(v) for v in msg.d), k=tuple(float(v) for v in msg.k),
-        r=tuple(float(v) for v in msg.r), p=tuple(float(v) for v in msg.p),
-        binning_x=int(msg.binning_x), binning_y=int(msg.binning_y),
-        roi=(int(roi.x_offset), int(roi.y_offset), int(roi.height), int(roi.width), bool(roi.do_rectify)))
-
-
 def _u8(data) -> np.ndarray:
     """Message byte buffers are uint8 arrays in rosbags (zero-copy over bytes/memoryview)."""
     if isinstance(data, np.ndarray):

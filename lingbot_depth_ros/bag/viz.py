@@ -11,14 +11,14 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from ..core.codec import decode_fields
+from ..core.codec import ImageFields, decode_fields
 from ..core.depth import DepthRange, depth_to_metres
 from ..core.io import (OutputCommit, OutputWriteError, colorize_depth, colorize_source,
                        robust_range, write_png)
 from ..core.pairing import DropCounter
+from ..core.stamped import stamp_ns
 from ..engines.base import Engine
 from ..core.config import NodeConfig
-from .decode import image_fields, stamp_ns
 from .frames import FrameAssembler, PairStats, iter_frames
 from .output_topics import DEPTH, SOURCE_MASK
 from .progress import progress_bar
@@ -147,9 +147,9 @@ def _recorded_outputs(reader: BagReader) -> dict[int, tuple]:
 
 def _decode_recorded(depth_msg, mask_msg) -> tuple[np.ndarray, np.ndarray]:
     """Recorded /depth_completed (32FC1 m or 16UC1 mm) and source mask -> metres, mask."""
-    fields = image_fields(depth_msg)
+    fields = ImageFields.from_msg(depth_msg)
     completed = depth_to_metres(decode_fields(fields), fields.encoding, 0.001, _UNBOUNDED)
-    return completed, decode_fields(image_fields(mask_msg))
+    return completed, decode_fields(ImageFields.from_msg(mask_msg))
 
 
 def render_bag(path: str | Path, out: str | Path, config: NodeConfig, engine: Engine | None,

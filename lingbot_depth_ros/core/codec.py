@@ -37,6 +37,12 @@ class ImageFields:
     step: int
     data: bytes
 
+    @classmethod
+    def from_msg(cls, msg) -> ImageFields:
+        """The fields of a sensor_msgs/Image (rclpy or rosbags object; data not copied)."""
+        return cls(height=int(msg.height), width=int(msg.width), encoding=str(msg.encoding),
+                   is_bigendian=int(msg.is_bigendian), step=int(msg.step), data=msg.data)
+
 
 def _lookup(encoding: str) -> tuple[np.dtype, int]:
     try:

@@ -55,6 +55,16 @@ class CameraInfoFields:
                    d=(0.0,) * 5, k=tuple(map(float, K.ravel())),
                    r=tuple(map(float, np.eye(3).ravel())), p=tuple(map(float, p.ravel())))
 
+    @classmethod
+    def from_msg(cls, msg) -> CameraInfoFields:
+        """The fields of a sensor_msgs/CameraInfo (rclpy or rosbags object)."""
+        roi = msg.roi
+        return cls(height=int(msg.height), width=int(msg.width), distortion_model=str(msg.distortion_model),
+                   d=tuple(map(float, msg.d)), k=tuple(map(float, msg.k)), r=tuple(map(float, msg.r)),
+                   p=tuple(map(float, msg.p)), binning_x=int(msg.binning_x), binning_y=int(msg.binning_y),
+                   roi=(int(roi.x_offset), int(roi.y_offset), int(roi.height), int(roi.width),
+                        bool(roi.do_rectify)))
+
     @property
     def K(self) -> np.ndarray:
         """The 3x3 camera matrix; raises IntrinsicsError when it is missing or unusable."""
