@@ -68,12 +68,17 @@ class _EngineScores:
     failures: DropCounter = field(default_factory=DropCounter)
     temporal: _Temporal = field(default_factory=_Temporal)
 
-    def score(self, corrupted: RGBDFrame, truth: np.ndarray, dropped: np.ndarray) -> None:
-        t0 = time.perf_counter()
+    def _complete(self, frame: RGBDFrame):
+        """The engine's result, None (counted by reason) when it refuses the frame."""
         try:
-            result = self.engine.complete(corrupted)
+            return self.engine.complete(frame)
         except LingbotDepthError as exc:
             self.failures.add(exc.reason)
+            return None
+
+    def score(self, corrupted: RGBDFrame, truth: np.ndarray, dropped: np.ndarray) -> None:
+        t0 = time.perf_counter()
+        if (result := self._complete(corrupted)) is None:
             return
         self.ms.append((time.perf_counter() - t0) * 1e3)
         scores = score_completion(result.depth, truth, dropped)
@@ -81,12 +86,8 @@ class _EngineScores:
         self.all.append(scores["all"])
 
     def track(self, frame: RGBDFrame) -> None:
-        try:
-            result = self.engine.complete(frame)
-        except LingbotDepthError as exc:
-            self.failures.add(exc.reason)
-            return
-        self.temporal.add(result.depth, result.source == SourceMask.FILLED)
+        if (result := self._complete(frame)) is not None:
+            self.temporal.add(result.depth, result.source == SourceMask.FILLED)
 
     def report(self) -> dict:
         return {"engine": self.engine.describe(), "frames": len(self.masked),

@@ -59,6 +59,7 @@ class ProcessSummary:
 
     def lines(self) -> list[str]:
         rec = self.received
+        engine_share = f"{100 * self.engine_s / self.wall_s:.0f}% of wall time" if self.wall_s > 0 else "-"
         out = [f"input  {self.input} ({self.storage}{', TRUNCATED' if self.truncated_input else ''})",
                f"output {self.output or '(none written: no frame completed)'}"
                f"{' (INTERRUPTED: partial)' if self.interrupted else ''}",
@@ -66,7 +67,7 @@ class ProcessSummary:
                f"frames in: {rec.get('color', 0)} colour, {rec.get('depth', 0)} depth, "
                f"{rec.get('camera_info', 0)} camera info",
                f"pairs {self.pairs}, processed {self.processed} "
-               f"({self.fps:.1f} frames/s, engine {self._engine_share()})"]
+               f"({self.fps:.1f} frames/s, engine {engine_share})"]
         if self.drops:
             out.append("dropped images by reason: " + ", ".join(f"{k} {v}" for k, v in sorted(self.drops.items())))
         if self.without_camera_info:
@@ -76,9 +77,6 @@ class ProcessSummary:
         out.append(f"copied {self.copied_messages} input messages; wrote "
                    + ", ".join(f"{k} {v}" for k, v in self.written.items()))
         return out
-
-    def _engine_share(self) -> str:
-        return f"{100 * self.engine_s / self.wall_s:.0f}% of wall time" if self.wall_s > 0 else "-"
 
 
 class _Pipeline:

@@ -157,7 +157,8 @@ def create_engine(name: str = "guided", offered: dict | None = None, **options) 
         chosen = {**renamed_options(offered), **options}
         if chosen.get("device") is not None:
             chosen["device"] = canonical_device(chosen["device"])
-        return create_auto_engine(_construct_offered, chosen)
+        # each candidate takes those of the options it accepts
+        return create_auto_engine(lambda candidate, opts: create_engine(candidate, offered=opts), chosen)
     return _construct(name, engine_options(name, options, offered))
 
 
@@ -184,11 +185,6 @@ def _construct(name: str, kwargs: dict) -> Engine:
         raise
     except (ValueError, TypeError) as exc:  # a value the constructor refused
         raise EngineOptionError(f"engine '{name}': {exc}") from exc
-
-
-def _construct_offered(name: str, options: dict) -> Engine:
-    """auto's builder: each candidate takes those of the options it accepts."""
-    return create_engine(name, offered=options)
 
 
 def load_engine(config, name: str | None = None, **model_files) -> tuple[Engine, str]:

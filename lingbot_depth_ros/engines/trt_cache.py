@@ -123,10 +123,8 @@ def read_onnx_info(path: str | Path) -> OnnxModelInfo:
 def plan_key(info: OnnxModelInfo, precision: str, runtime: RuntimeIdentity) -> PlanKey:
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
-    return PlanKey(onnx_sha256=info.sha256, checkpoint_sha256=info.checkpoint_sha256,
-                   height=info.height, width=info.width, rows=info.rows, cols=info.cols,
-                   mode=info.mode, precision=precision,
-                   tensorrt_version=runtime.tensorrt_version, gpu_name=runtime.gpu_name)
+    graph = {k: v for k, v in dataclasses.asdict(info).items() if k not in ("path", "sha256")}
+    return PlanKey(onnx_sha256=info.sha256, precision=precision, **graph, **dataclasses.asdict(runtime))
 
 
 def sidecar_path(plan_path: str | Path) -> Path:
