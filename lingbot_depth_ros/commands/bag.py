@@ -212,19 +212,14 @@ def run_process(args: argparse.Namespace) -> int:
         engine.close()
     print("\n".join(summary.lines()))
     if args.summary_json:
-        write_json(args.summary_json, summary_dict(summary))
+        data = dict(vars(summary), frames_per_s=summary.fps)
+        data["topics"] = vars(summary.topics) if summary.topics else None
+        write_json(args.summary_json, data)
     if summary.interrupted:
         return 130
     if summary.processed == 0:
         raise LingbotDepthError(f"no frame of {args.input} was completed (see the drops above)")
     return 0
-
-
-def summary_dict(summary) -> dict:
-    data = dict(vars(summary))
-    data["topics"] = vars(summary.topics) if summary.topics else None
-    data["frames_per_s"] = summary.fps
-    return data
 
 
 def run_eval(args: argparse.Namespace) -> int:

@@ -28,6 +28,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..bag.demo import write_demo_bag
+    from ..core.io import remove_path
     from ..ros.replay import replay
 
     captures = args.captures or data_path("examples")
@@ -37,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
     out = args.out
     out.mkdir(parents=True, exist_ok=True)
     for old in ("input", "output"):
-        _remove_bag(out / old)
+        remove_path(out / old)
     made = write_demo_bag(captures, out / "input", fps=args.fps, repeat=args.repeat, storage="mcap")
     print(f"demo bag: {made['frames']} frames at {args.fps:g} Hz -> {out / 'input'}")
     # Reliable input inside one process: the node then sees every image the bag holds, and
@@ -64,13 +65,6 @@ def _check_node_params(params: Path, overrides: dict) -> None:
         NodeConfig.from_values({**read_node_params(params), **overrides})
     except ValueError as exc:
         raise LingbotDepthError(f"node parameters: {exc}") from exc
-
-
-def _remove_bag(path: Path) -> None:
-    import shutil
-
-    if path.is_dir():
-        shutil.rmtree(path)
 
 
 def _print_summary(s, frames: int) -> None:

@@ -17,6 +17,7 @@ Topics (relative, so a namespace or remap moves them; resolved names for the roo
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import sys
@@ -157,19 +158,13 @@ class LingbotDepthNode(Node):
         # creation order, so a pair then finds the camera info of its own stamp.
         inputs = InputSubscriptions(self, c.qos, c.queue_depth, [
             InputSpec(CameraInfo, c.camera_info_topic, self._on_info),
-            InputSpec(Image, c.color_topic, self._on_color),
-            InputSpec(Image, c.depth_topic, self._on_depth)])
+            InputSpec(Image, c.color_topic, functools.partial(self._receive, "color")),
+            InputSpec(Image, c.depth_topic, functools.partial(self._receive, "depth"))])
         if c.qos == "auto":
             self._qos_timer = self.create_timer(REFRESH_PERIOD_S, inputs.refresh)
         return inputs
 
     # -- executor thread: read and pair only ----------------------------------------------
-    def _on_color(self, msg: Image) -> None:
-        self._receive("color", msg)
-
-    def _on_depth(self, msg: Image) -> None:
-        self._receive("depth", msg)
-
     def _receive(self, stream: str, msg: Image) -> None:
         # Messages the RMW cannot deserialize never reach here: it drops them itself.
         wall, cpu = time.perf_counter(), time.thread_time()

@@ -27,22 +27,14 @@ def freeze(model: nn.Module, prefixes: list[str] | tuple[str, ...]) -> list[str]
     return frozen
 
 
-def is_encoder(name: str) -> bool:
-    return name.startswith("encoder.")
-
-
-def decays(name: str, param: nn.Parameter) -> bool:
-    return param.ndim >= 2 and not any(part in name for part in _NO_DECAY_NAMES)
-
-
 def param_groups(model: nn.Module, cfg: OptimConfig) -> list[dict]:
     """Up to four groups: {encoder, decoder} x {decay, no decay}, each tagged with `part`."""
     buckets: dict[tuple[str, bool], list] = {}
     for name, param in model.named_parameters():
         if not param.requires_grad:
             continue
-        decay = cfg.decay_norm_and_bias or decays(name, param)
-        buckets.setdefault(("encoder" if is_encoder(name) else "decoder", decay), []).append(param)
+        decay = cfg.decay_norm_and_bias or (param.ndim >= 2 and not any(n in name for n in _NO_DECAY_NAMES))
+        buckets.setdefault(("encoder" if name.startswith("encoder.") else "decoder", decay), []).append(param)
     if not buckets:
         raise TrainConfigError("no trainable parameters: model.freeze covers the whole model")
     groups = []
