@@ -42,12 +42,8 @@ _CDR_ERRORS = (SerdeError, struct.error, IndexError, ValueError, UnicodeDecodeEr
 
 BagError = error_class("BagError", "bad_bag", None,
                        "A bag cannot be opened or read (missing, truncated, corrupt, unsupported).")
-
-
 TopicError = error_class("TopicError", "missing_topic", None,
                          "A topic the tool needs is missing from the bag or has an unusable type.")
-
-
 MessageDecodeError = error_class("MessageDecodeError", "undecodable_message", None,
                                  "One message's bytes do not deserialize as its declared type.")
 

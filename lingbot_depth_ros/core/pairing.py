@@ -124,12 +124,9 @@ class StampPairer:
         if self._last_pair_stamp is not None and stamp_ns <= self._last_pair_stamp - self.slop_ns:
             self.drops.add("late")  # arrives after a newer pair was already emitted
             return None
-        best = None
-        for i, (s, _, _) in enumerate(other):
-            d = abs(s - stamp_ns)
-            if d <= self.slop_ns and (best is None or d < best[0]):
-                best = (d, i)
-        if best is None:
+        # the nearest partner (the oldest of equally near ones), if within slop
+        best = min(((abs(s - stamp_ns), i) for i, (s, _, _) in enumerate(other)), default=None)
+        if best is None or best[0] > self.slop_ns:
             own.append((stamp_ns, msg, self._clock_ns() if self._clock_ns else 0))
             if len(own) > self.queue_size:
                 own.pop(0)

@@ -36,8 +36,6 @@ ALIGN_TARGETS = ("color", "depth")
 
 IncompleteFramesetError = error_class("IncompleteFramesetError", "incomplete_frameset", None,
                                       "A frameset lacks its depth or colour frame.")
-
-
 RepeatedFrameError = error_class("RepeatedFrameError", "repeated_frame", None,
                                  "The camera delivered a colour frame it delivered before.")
 
