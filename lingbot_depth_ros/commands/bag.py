@@ -130,12 +130,12 @@ def _register_make_demo(sub) -> None:
 def load_config(args: argparse.Namespace):
     """(NodeConfig, topic overrides for select_topics) from --params and the topic flags."""
     from ..core.errors import LingbotDepthError
-    from ..core.config import NodeConfig
+    from ..core.config import NodeConfig, load_params_file
 
     values = {}
     try:
         if args.params is not None:
-            values = read_node_params(args.params)
+            values = load_params_file(args.params, require_section=True)
         values.update(_parse_overrides(args.param))
         config = NodeConfig.from_values(values)
     except ValueError as exc:
@@ -146,27 +146,6 @@ def load_config(args: argparse.Namespace):
         if flag:
             topics[key] = flag
     return config, topics
-
-
-def read_node_params(path: Path) -> dict:
-    """The node's parameters from a params file (ValueError when it cannot be read). A file
-    with no section for the node (e.g. flat `name: value` lines) would set nothing: that is
-    an error, as in the node, not a run on defaults."""
-    import yaml
-
-    from ..core.config import NODE_NAME, load_params_file
-
-    values = load_params_file(path)
-    if values:
-        return values
-    document = yaml.safe_load(path.read_text())  # load_params_file read it already
-    wanted = {"/**", f"/**/{NODE_NAME}", NODE_NAME, f"/{NODE_NAME}"}
-    if isinstance(document, dict) and document and not wanted & set(document):
-        keys = ", ".join(map(str, list(document)[:4]))
-        raise ValueError(f"{path} has no section for {NODE_NAME} (top-level keys: {keys}); "
-                         f"put the parameters under '{NODE_NAME}:' or '/**:', then "
-                         f"'ros__parameters:'")
-    return values
 
 
 def _parse_overrides(items: list[str]) -> dict:

@@ -58,11 +58,10 @@ def run(args: argparse.Namespace) -> int:
 def _check_node_params(params: Path, overrides: dict) -> None:
     """The params file and overrides as the node will read them: LingbotDepthError if not."""
     from ..core.errors import LingbotDepthError
-    from ..core.config import NodeConfig
-    from .bag import read_node_params
+    from ..core.config import NodeConfig, load_params_file
 
     try:
-        NodeConfig.from_values({**read_node_params(params), **overrides})
+        NodeConfig.from_values({**load_params_file(params, require_section=True), **overrides})
     except ValueError as exc:
         raise LingbotDepthError(f"node parameters: {exc}") from exc
 

@@ -163,9 +163,11 @@ def check_value(param: Param, value: Any) -> Any:
     return value
 
 
-def load_params_file(path: str | Path, node_name: str = NODE_NAME) -> dict[str, Any]:
+def load_params_file(path: str | Path, require_section: bool = False) -> dict[str, Any]:
     """The `ros__parameters` a ROS 2 params YAML gives this node, keys matched as rcl does
-    without namespace (`/**`, `/**/<name>`, `<name>`, `/<name>`; later ones override)."""
+    without namespace (`/**`, `/**/<name>`, `<name>`, `/<name>`; later ones override).
+    require_section: a file with no section for the node (e.g. flat `name: value` lines) would
+    set nothing; that is an error, as in the node, not a run on defaults."""
     path = Path(path)
     try:
         document = yaml.safe_load(path.read_text())
@@ -173,7 +175,11 @@ def load_params_file(path: str | Path, node_name: str = NODE_NAME) -> dict[str, 
         raise ValueError(f"cannot read parameter file {path}: {exc}") from exc
     if not isinstance(document, dict):
         raise ValueError(f"{path} is not a ROS 2 parameter file (top level must be a mapping)")
-    wanted = {"/**", f"/**/{node_name}", node_name, f"/{node_name}"}
+    wanted = {"/**", f"/**/{NODE_NAME}", NODE_NAME, f"/{NODE_NAME}"}
+    if require_section and document and not wanted & set(document):
+        raise ValueError(f"{path} has no section for {NODE_NAME} (top-level keys: "
+                         f"{', '.join(map(str, list(document)[:4]))}); put the parameters under "
+                         f"'{NODE_NAME}:' or '/**:', then 'ros__parameters:'")
     values: dict[str, Any] = {}
     for key, section in document.items():
         if key in wanted and isinstance(section, dict):
