@@ -115,11 +115,10 @@ def decode_compressed_depth(fmt: str, data) -> tuple[str, np.ndarray]:
 
 
 def encode_compressed_depth(depth: np.ndarray, depth_max: float = 10.0,
-                            depth_quantization: float = 100.0,
-                            png_level: int = 1) -> tuple[str, bytes]:
+                            depth_quantization: float = 100.0) -> tuple[str, bytes]:
     """uint16 raw (16UC1) or float32 metres (32FC1) -> (format, data) as the publisher writes,
     with its default parameters; values beyond `depth_max` become no data."""
-    params = [cv2.IMWRITE_PNG_COMPRESSION, int(png_level)]
+    params = [cv2.IMWRITE_PNG_COMPRESSION, 1]
     if depth.dtype == np.uint16:
         encoding, header = "16UC1", _CONFIG_HEADER.pack(_INV_DEPTH, 0.0, 0.0)
         raw = np.where(depth > np.uint16(min(65535, depth_max * 1000.0)), 0, depth).astype(np.uint16)

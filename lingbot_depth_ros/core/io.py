@@ -144,14 +144,13 @@ def write_json(path: str | Path, data) -> Path:
     return Path(path)
 
 
-def robust_range(*depths: np.ndarray, low_pct: float = 1.0,
-                 high_pct: float = 99.0) -> tuple[float, float]:
-    """A display range (metres) shared by several depth maps: percentiles of their finite
-    values, so a few spikes do not wash out the colours. (0, 1) when nothing is finite."""
+def robust_range(*depths: np.ndarray) -> tuple[float, float]:
+    """A display range (metres) shared by several depth maps: the 1st and 99th percentiles of
+    their finite values, so a few spikes do not wash out the colours. (0, 1) when nothing is."""
     values = np.concatenate([d[np.isfinite(d)].ravel() for d in depths])
     if values.size == 0:
         return 0.0, 1.0
-    low, high = np.percentile(values, [low_pct, high_pct])
+    low, high = np.percentile(values, [1.0, 99.0])
     if not high > low:
         high = low + 1e-3
     return float(low), float(high)

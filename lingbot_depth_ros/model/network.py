@@ -104,8 +104,6 @@ class GridPlan:
     cols: int
     patch_pos: torch.Tensor  # (1, rows*cols, D) resized positional embedding
     uv: tuple[torch.Tensor, ...]  # float32 (1, 2, rows*2^k, cols*2^k), one per decoder level
-    #: key bias padded for the memory-efficient attention kernel (see vit.key_bias)
-    aligned_key_bias: bool = True
 
 
 class RGBDEncoder(nn.Module):
@@ -247,7 +245,7 @@ class LingBotDepth(nn.Module):
         return (image - self.encoder.image_mean) / self.encoder.image_std
 
     def plan(self, height: int, width: int, resolution_level: int = 9,
-             num_tokens: int | None = None, aligned_key_bias: bool = True) -> GridPlan:
+             num_tokens: int | None = None) -> GridPlan:
         """The size-only constants of a height x width forward pass (see GridPlan)."""
         rows, cols = self.grid(height, width, resolution_level, num_tokens)
         device = self.encoder.image_mean.device
@@ -255,7 +253,7 @@ class LingBotDepth(nn.Module):
             patch_pos = self.encoder.backbone.grid_pos_embed(rows, cols).detach()
             uv = tuple(view_plane_uv(rows * 2 ** k, cols * 2 ** k, width / height,
                                      device=device) for k in range(self.neck.levels))
-        return GridPlan(height, width, rows, cols, patch_pos, uv, aligned_key_bias)
+        return GridPlan(height, width, rows, cols, patch_pos, uv)
 
     def cast_matmul_weights(self, dtype: torch.dtype) -> LingBotDepth:
         """Store linear and convolution weights in `dtype` for inference under autocast to it
@@ -311,7 +309,7 @@ class LingBotDepth(nn.Module):
         feats, cls = self.encoder(image_n, depth_n if mode == "completion" else None,
                                   rows, cols, masking,
                                   patch_pos=None if plan is None else plan.patch_pos,
-                                  aligned_bias=plan is not None and plan.aligned_key_bias)
+                                  aligned_bias=plan is not None)  # engines: see vit.key_bias
         depth_out, mask_out = self.decode(feats, cls, w / h, None if plan is None else plan.uv)
         resize = dict(size=(h, w), mode="bilinear", align_corners=False)
         depth_out = F.interpolate(depth_out, **resize)

@@ -75,9 +75,9 @@ class PatchEmbed(nn.Module):
 
 
 class LayerScale(nn.Module):
-    def __init__(self, dim: int, init_value: float = 1.0) -> None:
+    def __init__(self, dim: int) -> None:
         super().__init__()
-        self.gamma = nn.Parameter(torch.full((dim,), init_value))
+        self.gamma = nn.Parameter(torch.ones(dim))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x * self.gamma
