@@ -5,6 +5,7 @@ them, input topics are found by looking at the bag."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 from pathlib import Path
 from .argtypes import (add_model_file_args, count, fps, model_file_options, output_file,
                        output_path, repeat, seed)
@@ -183,12 +184,10 @@ def run_process(args: argparse.Namespace) -> int:
     _check_storage(args.output, args.storage)
     set_math_threads(config.math_threads)  # as the node does
     engine, model = make_engine(args.engine or config.engine, config, args)
-    try:
+    with engine:
         summary = process_bag(args.input, args.output, engine, config, storage=args.storage,
                               distro=args.distro, model_id=model, topics=topics,
                               limit=args.limit, show_progress=not args.no_progress)
-    finally:
-        engine.close()
     print("\n".join(summary.lines()))
     if args.summary_json:
         data = dict(vars(summary), frames_per_s=summary.fps)
@@ -207,17 +206,13 @@ def run_eval(args: argparse.Namespace) -> int:
     from ..core.io import write_json
 
     config, topics = load_config(args)
-    engines = {}
-    try:
-        for name in dict.fromkeys(args.engines):
-            engines[name] = make_engine(name, config, args)[0]
+    with contextlib.ExitStack() as opened:  # every engine made so far closes, whatever happens
+        engines = {name: opened.enter_context(make_engine(name, config, args)[0])
+                   for name in dict.fromkeys(args.engines)}
         report = evaluate_bag(args.input, engines, config, protocol=args.protocol,
                               level=args.level, seed=args.seed, temporal=not args.no_temporal,
                               topics=topics, distro=args.distro, limit=args.limit,
                               show_progress=not args.no_progress)
-    finally:
-        for engine in engines.values():
-            engine.close()
     if report["frames_scored"] == 0:
         dropped = ", ".join(f"{k} {v}" for k, v in report["dropped"].items()) or "none"
         raise LingbotDepthError(f"no frame of {args.input} could be scored ({report['pairs']} "
@@ -232,14 +227,11 @@ def run_viz(args: argparse.Namespace) -> int:
     from ..bag.viz import render_bag
 
     config, topics = load_config(args)
-    engine = make_engine(args.engine, config, args)[0] if args.engine else None
-    try:
+    with contextlib.ExitStack() as opened:
+        engine = opened.enter_context(make_engine(args.engine, config, args)[0]) if args.engine else None
         result = render_bag(args.input, args.output, config, engine, fps=args.fps, topics=topics,
                             distro=args.distro, limit=args.limit,
                             show_progress=not args.no_progress)
-    finally:
-        if engine is not None:
-            engine.close()
     print(f"wrote {result['frames']} frames to {result['out']} (depth scale "
           f"{result['range_m'][0]:.2f}-{result['range_m'][1]:.2f} m, {result['source']})")
     return 0

@@ -48,11 +48,8 @@ def run(args: argparse.Namespace) -> int:
     from ..engines import create_engine
 
     frame = load_files(args.rgb, args.depth, args.intrinsics, args.depth_scale, depth_range(args))
-    engine = create_engine(args.engine, **model_file_options(args))
-    try:
+    with create_engine(args.engine, **model_file_options(args)) as engine:
         result = engine.complete(frame)
-    finally:
-        engine.close()
     paths = write_completion(args.out, frame, result)
     shares = {source: float((result.source == source).mean()) for source in SourceMask}
     timings = ", ".join(f"{name} {ms:.1f}" for name, ms in result.timings_ms.items())

@@ -117,11 +117,8 @@ def run(args: argparse.Namespace) -> int:
               "protocol": protocol_summary(args, get_level(args.level), frames, seeds)}
     for name in args.engines:
         explicit, offered = options[name]
-        engine = create_engine(name, offered=offered, **explicit)
-        try:
+        with create_engine(name, offered=offered, **explicit) as engine:
             scores = evaluate_engine(engine, trials)
-        finally:
-            engine.close()
         for capture, capture_scores in scores.pop("per_capture").items():
             report["per_capture"][capture][name] = capture_scores
         report["engines"][name] = scores | {"description": engine.describe()}

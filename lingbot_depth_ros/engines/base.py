@@ -39,6 +39,12 @@ class Engine(abc.ABC):
     def close(self) -> None:
         """Release runtime resources (GPU memory, sessions)."""
 
+    def __enter__(self) -> Engine:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
 
 def merge_prediction(measured: np.ndarray, predicted: np.ndarray,
                      refine_measured: bool = False) -> tuple[np.ndarray, np.ndarray]:

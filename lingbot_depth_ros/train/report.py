@@ -93,11 +93,8 @@ class HeldoutEvaluator:
         return flat
 
     def _run(self, checkpoint: Path) -> dict:
-        engine = self.model_engine(checkpoint)
-        try:
+        with self.model_engine(checkpoint) as engine:
             return evaluate(engine, self.frames, self.cfg)
-        finally:
-            engine.close()
 
     def baselines(self) -> dict:
         out = {}
