@@ -4,6 +4,7 @@ one folder per frame with the capture (examples layout) and its completion files
 from __future__ import annotations
 
 import argparse
+import contextlib
 from pathlib import Path
 
 from .argtypes import (MAX_COUNT, MAX_FPS, add_depth_args, add_engine_arg, add_model_file_args, bounded_int,
@@ -92,13 +93,13 @@ def run(args: argparse.Namespace) -> int:
     source = RealSenseSource(settings, on_status=give_up_when_lost)
     engine = None
     written = 0
-    try:
+    with contextlib.ExitStack() as opened:
         for seen, capture in enumerate(source.captures()):
             if engine is None:  # only once the camera works: neural engines load slowly
                 status = source.status
                 print(f"{status.name} {status.serial}: {capture.frame.width}x"
                       f"{capture.frame.height}, depth units {capture.depth_scale:g} m")
-                engine = create_engine(args.engine, **model_file_options(args))
+                engine = opened.enter_context(create_engine(args.engine, **model_file_options(args)))
             if seen < skip:
                 continue
             result = engine.complete(capture.frame)
@@ -111,9 +112,6 @@ def run(args: argparse.Namespace) -> int:
             written += 1
             if written == args.frames:
                 break
-    finally:
-        if engine is not None:
-            engine.close()
     if written < args.frames:
         status = source.status
         # Say where the missing frames went: framesets the source dropped, by reason.

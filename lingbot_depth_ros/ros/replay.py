@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import importlib
 import os
 import threading
@@ -146,13 +148,11 @@ class _Recorder:
             except (ImportError, AttributeError):
                 continue  # CompletedRGBD without the colcon-built message
             self.subscriptions.append(node.create_subscription(
-                cls, topic, self._keep(topic), _RELIABLE, raw=True))
+                cls, topic, functools.partial(self._keep, topic), _RELIABLE, raw=True))
 
-    def _keep(self, topic: str):
-        def keep(raw: bytes) -> None:
-            with self._lock:
-                self.messages[topic].append((time.time_ns(), raw))
-        return keep
+    def _keep(self, topic: str, raw: bytes) -> None:
+        with self._lock:
+            self.messages[topic].append((time.time_ns(), raw))
 
     def counts(self) -> dict[str, int]:
         with self._lock:
@@ -174,10 +174,8 @@ def _spin_in_thread(node, context: Context):
     executor.add_node(node)
 
     def spin() -> None:
-        try:
+        with contextlib.suppress(ExternalShutdownException):
             executor.spin()
-        except ExternalShutdownException:
-            pass
 
     thread = threading.Thread(target=spin, name=f"spin-{node.get_name()}", daemon=True)
     thread.start()
