@@ -93,7 +93,6 @@ class _Compressed:
     """A bag's CompressedImage as the pipeline's EncodedImage (core/pipeline.py)."""
 
     received: Received
-    config: NodeConfig
 
     @property
     def stamp_ns(self) -> int:
@@ -113,14 +112,14 @@ class _Compressed:
         return decode_compressed_depth(str(msg.format), msg.data)
 
 
-def pipeline_image(received: Received, config: NodeConfig) -> StampedImage | _Compressed:
+def pipeline_image(received: Received) -> StampedImage | _Compressed:
     """A bag message as the pipeline takes it: a raw Image's fields uncopied."""
     msg = received.msg
     if received.msgtype == IMAGE:
         return StampedImage.from_msg(msg)
     if received.msgtype != COMPRESSED:
         raise EncodingError(f"cannot read {received.msgtype} (need {IMAGE} or {COMPRESSED})")
-    return _Compressed(received, config)
+    return _Compressed(received)
 
 
 class FrameAssembler(pipeline.FrameAssembler):
@@ -136,8 +135,7 @@ class FrameAssembler(pipeline.FrameAssembler):
     def assemble(self, pair: Pair) -> AssembledFrame:  # type: ignore[override]
         """Raises the node's input errors (EncodingError, ShapeMismatchError, ...)."""
         info = CameraInfoFields.from_msg(pair.info) if pair.info is not None else None
-        return super().assemble(pipeline_image(pair.color, self.config),
-                                pipeline_image(pair.depth, self.config), info, pair.paired_at_ns,
+        return super().assemble(pipeline_image(pair.color), pipeline_image(pair.depth), info, pair.paired_at_ns,
                                 max(pair.color.log_time_ns, pair.depth.log_time_ns))
 
 

@@ -99,9 +99,8 @@ class NodeStats:
         """`<series>_p50` for every series and latency_p95, ms over recent frames; NaN if none."""
         with self._lock:
             arrays = {k: np.array(v, dtype=np.float64) for k, v in self._samples.items()}
-        out = {}
-        for key, values in arrays.items():
-            out[f"{key}_p50"] = float(np.percentile(values, 50)) if values.size else float("nan")
+        out = {f"{key}_p50": float(np.percentile(values, 50)) if values.size else float("nan")
+               for key, values in arrays.items()}
         lat = arrays["latency"]
         out["latency_p95"] = float(np.percentile(lat, 95)) if lat.size else float("nan")
         return out

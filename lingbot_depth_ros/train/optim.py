@@ -37,12 +37,10 @@ def param_groups(model: nn.Module, cfg: OptimConfig) -> list[dict]:
         buckets.setdefault(("encoder" if name.startswith("encoder.") else "decoder", decay), []).append(param)
     if not buckets:
         raise TrainConfigError("no trainable parameters: model.freeze covers the whole model")
-    groups = []
-    for (part, decay), params in sorted(buckets.items()):
-        groups.append({"params": params, "part": part, "name": f"{part}{'' if decay else '_no_decay'}",
-                       "lr": cfg.encoder_lr if part == "encoder" else cfg.decoder_lr,
-                       "weight_decay": cfg.weight_decay if decay else 0.0})
-    return groups
+    return [{"params": params, "part": part, "name": f"{part}{'' if decay else '_no_decay'}",
+             "lr": cfg.encoder_lr if part == "encoder" else cfg.decoder_lr,
+             "weight_decay": cfg.weight_decay if decay else 0.0}
+            for (part, decay), params in sorted(buckets.items())]
 
 
 def make_optimizer(model: nn.Module, cfg: OptimConfig) -> torch.optim.AdamW:

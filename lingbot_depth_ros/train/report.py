@@ -97,11 +97,9 @@ class HeldoutEvaluator:
             return evaluate(engine, self.frames, self.cfg)
 
     def baselines(self) -> dict:
-        out = {}
-        for name in self.cfg.eval.baselines:
-            out[name] = self._cached(f"baseline_{name}",
-                                     lambda n=name: evaluate(create_engine(n), self.frames, self.cfg))[0]
-        return out
+        return {name: self._cached(f"baseline_{name}",
+                                   lambda n=name: evaluate(create_engine(n), self.frames, self.cfg))[0]
+                for name in self.cfg.eval.baselines}
 
     def after(self, final: Path, before: dict, step: int, split: Split) -> dict:
         after = self._run(final)
