@@ -134,7 +134,7 @@ class Trainer:
             (loss / self.cfg.accumulate).backward()
         return float(loss.detach()) / self.cfg.accumulate
 
-    def optimiser_step(self, micro_batches: list[dict]) -> tuple[float, float]:
+    def optimiser_step(self, micro_batches: tuple[dict, ...]) -> tuple[float, float]:
         self.optimizer.zero_grad(set_to_none=True)
         loss = sum(self.micro_step(b, sync=i == len(micro_batches) - 1)
                    for i, b in enumerate(micro_batches))
@@ -164,7 +164,8 @@ class Trainer:
             progress.board.scalars(0, flatten(before), "heldout/")
         loader = make_loader(self.split, cfg, self.step, self.info.rank, self.info.world)
         losses: list[float] = []
-        for micro_batches in _grouped(loader, cfg.accumulate):
+        # `accumulate` batches per optimiser step (an incomplete last group is left out)
+        for micro_batches in zip(*[iter(loader)] * cfg.accumulate):
             kept = float(torch.cat([b["keep"] for b in micro_batches]).float().mean())
             loss, grad_norm = self.optimiser_step(micro_batches)
             losses.append(loss)
@@ -230,15 +231,6 @@ class StepLog:
 
     def close(self) -> None:
         self.bar.close()
-
-
-def _grouped(loader, size: int):
-    group = []
-    for batch in loader:
-        group.append(batch)
-        if len(group) == size:
-            yield group
-            group = []
 
 
 def train(cfg: TrainConfig, resume: bool = False) -> TrainOutcome:
