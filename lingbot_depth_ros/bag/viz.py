@@ -13,7 +13,7 @@ import numpy as np
 
 from ..core.codec import ImageFields, decode_fields
 from ..core.depth import DepthRange, depth_to_metres
-from ..core.io import (OutputCommit, OutputWriteError, colorize_depth, colorize_source,
+from ..core.io import (OutputCommit, OutputWriteError, colorize_depth, colorize_source, label,
                        robust_range, write_png)
 from ..core.pairing import DropCounter
 from ..core.stamped import stamp_ns
@@ -34,23 +34,15 @@ _FFMPEG_LOG_QUIET = "-8"
 _UNBOUNDED = DepthRange(min_m=0.0, max_m=1e6)
 
 
-def _caption(panel: np.ndarray, text: str) -> np.ndarray:
-    scale = max(0.4, panel.shape[1] / 900)
-    for colour, thickness in (((0, 0, 0), 3), ((255, 255, 255), 1)):
-        cv2.putText(panel, text, (8, int(24 * scale) + 6), cv2.FONT_HERSHEY_SIMPLEX, scale,
-                    colour, thickness, cv2.LINE_AA)
-    return panel
-
-
 def compose(rgb: np.ndarray, raw: np.ndarray, completed: np.ndarray, source: np.ndarray,
             low: float, high: float) -> np.ndarray:
     """One RGB row of four panels on the clip's depth range [low, high]."""
     span = f"{low:.2f}-{high:.2f} m"
     return np.hstack((
-        _caption(np.array(rgb, dtype=np.uint8), "colour"),
-        _caption(colorize_depth(raw, low, high), f"raw depth {span}"),
-        _caption(colorize_depth(completed, low, high), f"completed {span}"),
-        _caption(colorize_source(source), "source: measured / filled"),
+        label(np.array(rgb, dtype=np.uint8), "colour"),
+        label(colorize_depth(raw, low, high), f"raw depth {span}"),
+        label(colorize_depth(completed, low, high), f"completed {span}"),
+        label(colorize_source(source), "source: measured / filled"),
     ))
 
 

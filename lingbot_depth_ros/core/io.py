@@ -174,7 +174,7 @@ def colorize_source(source: np.ndarray) -> np.ndarray:
     return palette[source]
 
 
-def _label(panel: np.ndarray, text: str) -> np.ndarray:
+def label(panel: np.ndarray, text: str) -> np.ndarray:
     """Write `text` top-left, white with a dark outline so it reads on any colour."""
     scale = max(0.4, panel.shape[1] / 900)
     origin = (8, int(24 * scale) + 6)
@@ -189,9 +189,9 @@ def side_by_side(rgb: np.ndarray, raw_depth: np.ndarray, completed: np.ndarray) 
     low, high = robust_range(raw_depth, completed)
     span = f"{low:.2f}-{high:.2f} m"
     panels = (
-        _label(np.array(rgb, dtype=np.uint8), "rgb"),
-        _label(colorize_depth(raw_depth, low, high), f"raw depth {span}"),
-        _label(colorize_depth(completed, low, high), f"completed {span}"),
+        label(np.array(rgb, dtype=np.uint8), "rgb"),
+        label(colorize_depth(raw_depth, low, high), f"raw depth {span}"),
+        label(colorize_depth(completed, low, high), f"completed {span}"),
     )
     return np.hstack(panels)
 
