@@ -120,13 +120,9 @@ def augment(view: View, out_hw: tuple[int, int], cfg: AugmentConfig,
     if rng.random() < cfg.hflip_prob:
         view = hflip(view)
     rgb = view.rgb
-    if rng.random() < cfg.jitter_prob:
-        rgb = color_jitter(rgb, cfg, rng)
-    if rng.random() < cfg.blur_prob:
-        rgb = motion_blur(rgb, cfg, rng)
-    if rng.random() < cfg.shot_noise_prob:
-        rgb = shot_noise(rgb, cfg, rng)
-    if rng.random() < cfg.jpeg_prob:
-        rgb = jpeg(rgb, cfg, rng)
+    for chance, step in ((cfg.jitter_prob, color_jitter), (cfg.blur_prob, motion_blur),
+                         (cfg.shot_noise_prob, shot_noise), (cfg.jpeg_prob, jpeg)):
+        if rng.random() < chance:
+            rgb = step(rgb, cfg, rng)
     return View(rgb, view.depth, view.K)
 
