@@ -7,13 +7,13 @@ subscribed messages; the source's state is logged and published on /diagnostics.
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
 from typing import Any, Callable
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, Image
 
+from ..core.config import Param
 from ..core.depth import DepthRange
 from ..core.stamped import StampedImage, StampedInfo
 from ..ros import messages
@@ -34,29 +34,22 @@ RAW_TOPICS = {
 PREFIX = "realsense."
 
 
-@dataclass(frozen=True)
-class RosParam:
-    name: str
-    default: Any
-    description: str
-
-
 PARAMS = (
-    RosParam("serial", "", "Serial number of the camera to open; empty = the first one found."),
-    RosParam("width", 640, "Stream width (colour and depth), pixels."),
-    RosParam("height", 480, "Stream height (colour and depth), pixels."),
-    RosParam("fps", 30, "Frame rate of both streams."),
-    RosParam("filters", "", "Comma-separated librealsense depth filters, applied before "
+    Param("serial", "", "Serial number of the camera to open; empty = the first one found."),
+    Param("width", 640, "Stream width (colour and depth), pixels."),
+    Param("height", 480, "Stream height (colour and depth), pixels."),
+    Param("fps", 30, "Frame rate of both streams."),
+    Param("filters", "", "Comma-separated librealsense depth filters, applied before "
              f"alignment in this order: {', '.join(FILTER_NAMES)}. Empty = none."),
-    RosParam("align_to", "color", "color: depth registered to the colour camera (as "
+    Param("align_to", "color", "color: depth registered to the colour camera (as "
              "realsense-ros's aligned_depth_to_color); depth: colour registered to the depth "
              "camera (cheaper; the depth stays as measured)."),
-    RosParam("recording", "", "Play this .bag/.db3 recording instead of opening a camera."),
-    RosParam("repeat_playback", False, "Loop the recording."),
-    RosParam("publish_raw", True, "Publish the raw streams under realsense-ros topic names."),
-    RosParam("frame_timeout", 3.0, "No frames for this many seconds = disconnected."),
-    RosParam("reconnect_interval", 1.0, "Seconds between attempts to reopen a lost camera."),
-    RosParam("frame_id", "", "frame_id of images and camera info; empty = "
+    Param("recording", "", "Play this .bag/.db3 recording instead of opening a camera."),
+    Param("repeat_playback", False, "Loop the recording."),
+    Param("publish_raw", True, "Publish the raw streams under realsense-ros topic names."),
+    Param("frame_timeout", 3.0, "No frames for this many seconds = disconnected."),
+    Param("reconnect_interval", 1.0, "Seconds between attempts to reopen a lost camera."),
+    Param("frame_id", "", "frame_id of images and camera info; empty = "
              "camera_<align_to>_optical_frame."),
 )
 
