@@ -8,7 +8,7 @@ import os
 import struct
 
 from rosbags.rosbag2 import StoragePlugin, Writer
-from rosbags.rosbag2.storage_mcap import McapWriter, PendingChunk, write_record, write_uint16, write_uint64
+from rosbags.rosbag2.storage_mcap import McapWriter, PendingChunk, write_record
 from rosbags.rosbag2.storage_sqlite3 import Sqlite3Writer
 
 _MESSAGE_HEAD = struct.Struct("<BQHIQQ")  # op 0x05, length, channel, sequence, log, publish
@@ -153,30 +153,22 @@ class LeanMcapWriter(McapWriter):
         offsets = []
         for cid, msgs in chunk.msgs.items():
             offsets.append((cid, self.bio.tell()))
-            rec = type(chunk.bio)()
-            write_uint16(rec, cid)
-            rec.write((len(msgs) * 16).to_bytes(4, "little"))
-            for ts, offset in msgs:
-                write_uint64(rec, ts)
-                write_uint64(rec, offset)
+            # message index: channel, byte length of the (log time, offset) pairs, the pairs
+            rec = type(chunk.bio)()  # write_record takes the record's length from tell()
+            rec.write(struct.pack(f"<HI{2 * len(msgs)}Q", cid, len(msgs) * 16, *(v for pair in msgs for v in pair)))
             write_record(self.bio, 0x07, rec)
         return offsets
 
     def _chunk_index(self, chunk: PendingChunk, chunk_start: int, chunk_end: int,
                      offsets: list[tuple[int, int]], size: int):
+        # chunk index: start and end time, chunk start and length, the (channel, message index
+        # offset) pairs, message index length, compression "", compressed and uncompressed size
+        head = struct.pack("<4QI", chunk.message_start_time, chunk.message_end_time, chunk_start,
+                           chunk_end - chunk_start, len(offsets) * 10)
+        pairs = b"".join(struct.pack("<HQ", cid, offset) for cid, offset in offsets)
+        tail = struct.pack("<QI2Q", self.bio.tell() - chunk_end, 0, size, size)
         rec = type(chunk.bio)()
-        write_uint64(rec, chunk.message_start_time)
-        write_uint64(rec, chunk.message_end_time)
-        write_uint64(rec, chunk_start)
-        write_uint64(rec, chunk_end - chunk_start)
-        rec.write((len(offsets) * 10).to_bytes(4, "little"))
-        for cid, offset in offsets:
-            write_uint16(rec, cid)
-            write_uint64(rec, offset)
-        write_uint64(rec, self.bio.tell() - chunk_end)
-        rec.write((0).to_bytes(4, "little"))  # compression ""
-        write_uint64(rec, size)  # compressed size
-        write_uint64(rec, size)  # uncompressed size
+        rec.write(head + pairs + tail)
         return rec
 
 
