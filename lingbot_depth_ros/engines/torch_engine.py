@@ -109,18 +109,15 @@ class TorchEngine(Engine):
         if runner is None:
             if len(self._runners) >= MAX_RUNNERS:
                 self._runners.pop(next(iter(self._runners)))
-            runner = FrameRunner(self.model, height, width, self._plan(height, width),
+            plan = (self.model.plan(height, width, self.resolution_level, self.num_tokens)
+                    if self.static_grid else None)
+            runner = FrameRunner(self.model, height, width, plan,
                                  RunnerSettings(self.device, _AUTOCAST[self.precision],
                                                 ATTENTIONS[self.attention], self.mode,
                                                 self.resolution_level, self.num_tokens,
                                                 self.pinned_io, self.cuda_graph, self.compile))
         self._runners[key] = runner  # re-inserted last: the dict's order is recency
         return runner
-
-    def _plan(self, height: int, width: int):
-        if self.static_grid:
-            return self.model.plan(height, width, self.resolution_level, self.num_tokens)
-        return None
 
     def _predict(self, frame: RGBDFrame, timings: dict[str, float]) -> np.ndarray:
         with stage(timings, "preprocess"):

@@ -50,13 +50,9 @@ class InputSubscriptions:
             wanted = self._followed(spec, start) if qos == "auto" else start
             self._subscribe(spec, wanted, why="start")
 
-    def _publisher_policies(self, spec: InputSpec) -> list:
-        name = self._node.resolve_topic_name(spec.topic)
-        return [info.qos_profile.reliability
-                for info in self._node.get_publishers_info_by_topic(name)]
-
     def _followed(self, spec: InputSpec, current):
-        return followed_policy(self._publisher_policies(spec), current)
+        publishers = self._node.get_publishers_info_by_topic(self._node.resolve_topic_name(spec.topic))
+        return followed_policy([info.qos_profile.reliability for info in publishers], current)
 
     def _subscribe(self, spec: InputSpec, policy, why: str) -> None:
         old = self._subs.pop(spec.topic, None)
