@@ -33,48 +33,22 @@ def scored_pixels(pred: np.ndarray, gt: np.ndarray,
             int(np.count_nonzero(candidates)))
 
 
-def abs_rel(p: np.ndarray, g: np.ndarray) -> float:
-    return float(np.mean(np.abs(p - g) / g))
-
-
-def sq_rel(p: np.ndarray, g: np.ndarray) -> float:
-    return float(np.mean((p - g) ** 2 / g))
-
-
-def rmse(p: np.ndarray, g: np.ndarray) -> float:
-    return float(np.sqrt(np.mean((p - g) ** 2)))
-
-
-def rmse_log(p: np.ndarray, g: np.ndarray) -> float:
-    return float(np.sqrt(np.mean((np.log(p) - np.log(g)) ** 2)))
-
-
-def mae(p: np.ndarray, g: np.ndarray) -> float:
-    return float(np.mean(np.abs(p - g)))
-
-
-def silog(p: np.ndarray, g: np.ndarray) -> float:
-    d = np.log(p) - np.log(g)
-    # clamp tiny negative round-off before the root
-    return float(np.sqrt(max(0.0, np.mean(d ** 2) - np.mean(d) ** 2)))
-
-
-def delta(p: np.ndarray, g: np.ndarray, k: int) -> float:
-    """Share of pixels whose ratio to the truth is within 1.25^k."""
-    return float(np.mean(np.maximum(p / g, g / p) < 1.25 ** k))
-
-
 def depth_metrics(pred: np.ndarray, gt: np.ndarray,
                   mask: np.ndarray | None = None) -> dict[str, float]:
-    """All metrics of METRIC_NAMES plus ``count`` and ``coverage`` (see the module doc)."""
+    """All metrics of METRIC_NAMES plus ``count`` and ``coverage`` (see the module doc);
+    delta<k> is the share of pixels whose ratio to the truth is within 1.25^k."""
     p, g, candidates = scored_pixels(pred, gt, mask)
-    out: dict[str, float] = {}
     if p.size == 0:
-        out.update({name: float("nan") for name in METRIC_NAMES})
+        out = dict.fromkeys(METRIC_NAMES, float("nan"))
     else:
-        out.update(abs_rel=abs_rel(p, g), sq_rel=sq_rel(p, g), rmse=rmse(p, g),
-                   rmse_log=rmse_log(p, g), mae=mae(p, g), silog=silog(p, g),
-                   delta1=delta(p, g, 1), delta2=delta(p, g, 2), delta3=delta(p, g, 3))
+        err, log_err, ratio = p - g, np.log(p) - np.log(g), np.maximum(p / g, g / p)
+        values = {"abs_rel": np.mean(np.abs(err) / g), "sq_rel": np.mean(err ** 2 / g),
+                  "rmse": np.sqrt(np.mean(err ** 2)), "rmse_log": np.sqrt(np.mean(log_err ** 2)),
+                  "mae": np.mean(np.abs(err)),
+                  # clamp tiny negative round-off before the root
+                  "silog": np.sqrt(max(0.0, np.mean(log_err ** 2) - np.mean(log_err) ** 2)),
+                  **{f"delta{k}": np.mean(ratio < 1.25 ** k) for k in (1, 2, 3)}}
+        out = {name: float(value) for name, value in values.items()}
     out["count"] = int(p.size)
     out["coverage"] = p.size / candidates if candidates else float("nan")
     return out
