@@ -79,8 +79,7 @@ def _run_export_onnx(args: argparse.Namespace) -> int:
         onnx.checker.check_model(str(staged))
         meta = {p.key: p.value
                 for p in onnx.load(str(staged), load_external_data=False).metadata_props}
-    path = args.out
-    print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB): {args.width}x{args.height} "
+    print(f"wrote {args.out} ({args.out.stat().st_size / 1e6:.1f} MB): {args.width}x{args.height} "
           f"frames, {meta['lingbot.cols']}x{meta['lingbot.rows']} tokens, {args.mode}, "
           f"opset {args.opset}, checkpoint sha256 {meta['lingbot.checkpoint_sha256'][:12]}")
     return 0

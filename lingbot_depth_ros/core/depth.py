@@ -52,8 +52,7 @@ def metres_to_16uc1(depth_m: np.ndarray) -> np.ndarray:
     """float32 metres (NaN = none) -> uint16 millimetres (0 = none), clipped to 65.535 m."""
     with np.errstate(invalid="ignore"):
         mm = np.rint(np.nan_to_num(depth_m, nan=0.0, posinf=0.0, neginf=0.0) * 1000.0)
-    mm = np.clip(mm, 0, 65535)
-    return mm.astype(np.uint16)
+    return np.clip(mm, 0, 65535).astype(np.uint16)
 
 
 def require_some_valid(depth_m: np.ndarray, min_fraction: float = 0.0) -> float:

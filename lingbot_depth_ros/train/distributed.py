@@ -28,20 +28,16 @@ class DistInfo:
         return self.world > 1
 
 
-def pick_device(requested: str, local_rank: int) -> torch.device:
-    if requested == "cuda" or (requested == "auto" and torch.cuda.is_available()):
-        if not torch.cuda.is_available():
-            raise EngineUnavailableError("device 'cuda' was asked for but CUDA is not available")
-        return torch.device("cuda", local_rank % max(1, torch.cuda.device_count()))
-    return torch.device("cpu")
-
-
-def init_distributed(requested_device: str = "auto") -> DistInfo:
+def init_distributed(requested_device: str) -> DistInfo:
     """Join the process group torchrun describes (if any) and pick this rank's device."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-    device = pick_device(requested_device, local_rank)
+    device = torch.device("cpu")
+    if requested_device == "cuda" or (requested_device == "auto" and torch.cuda.is_available()):
+        if not torch.cuda.is_available():
+            raise EngineUnavailableError("device 'cuda' was asked for but CUDA is not available")
+        device = torch.device("cuda", local_rank % max(1, torch.cuda.device_count()))
     if world > 1 and not dist.is_initialized():
         if device.type == "cuda":
             torch.cuda.set_device(device)
