@@ -1,22 +1,28 @@
 #!/usr/bin/env python3
 """Frames lost per camera preset: each driver's topic layout, encodings and default QoS
-(test/driver_topics.py; no large-data DDS profile on the publishing side)
-played at 30 Hz, 640x480, into the node started by `ros2 launch` with that preset.
+(test/driver_topics.py) played at 30 Hz, 640x480, into the node started by `ros2 launch`
+with that preset, and into a subscriber that does nothing, for reference.
 
     ./run.sh setup && python benchmarks/bench_presets.py [--duration 60] [--presets zed2i ...]
+        [--driver-profile none|F.xml]
 
 Per preset: images sent, received by the node, lost before the node (never received: the
 target is 0), published pairs and dropped images (counted by the node), from the node's
-/diagnostics counters over the run. The baseline, measured in the same run, is the
-orbbec_gemini335 preset fed by a publisher with a deep reliable history (keep last 100);
-the last column is each row's received fraction over the baseline's. Exit code 1 unless
-every preset lost nothing.
+/diagnostics counters over the run. Below each preset, the same stream into an idle
+subscriber (its own process; the node's input QoS: reliable, keep last 30; counts only): what
+reaches a process that does nothing with the images. The baseline, measured in the same run,
+is the orbbec_gemini335 preset fed by a publisher with a deep reliable history (keep last
+100); the last column is each row's received fraction over the baseline's.
+--driver-profile: the publishing side's Fast DDS profile file, `none` (default: Fast DDS's
+defaults, a driver started on its own) or e.g. config/fastdds_large_data.xml (what
+lingbot_depth.launch.py gives a driver it starts). Exit code 1 unless every preset lost nothing.
 Needs the upstream ROS 2 Python packages (./run.sh installs them) for `ros2 launch`.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import signal
 import subprocess
@@ -34,6 +40,7 @@ import rclpy  # noqa: E402
 from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
 from rclpy.executors import SingleThreadedExecutor  # noqa: E402
 from rclpy.qos import QoSProfile, ReliabilityPolicy  # noqa: E402
+from sensor_msgs.msg import CameraInfo, Image  # noqa: E402
 
 from lingbot_depth_ros.core.captures import read_intrinsics, read_raw_depth, read_rgb, rgb_path  # noqa: E402
 from lingbot_depth_ros.ros.diagnostics import parse_values  # noqa: E402
@@ -54,7 +61,12 @@ class Listener:
         self.node.create_subscription(DiagnosticArray, "/diagnostics", self._on, 50)
         self.executor = SingleThreadedExecutor()
         self.executor.add_node(self.node)
-        threading.Thread(target=self.executor.spin, daemon=True).start()
+        self.spin_thread = threading.Thread(target=self.executor.spin, daemon=True)
+        self.spin_thread.start()
+
+    def close(self) -> None:
+        self.executor.shutdown()
+        self.spin_thread.join(10)  # a thread left in rclpy at exit aborts the interpreter
 
     def _on(self, msg: DiagnosticArray) -> None:
         for status in msg.status:
@@ -78,50 +90,116 @@ def launch(preset: str) -> subprocess.Popen:
     raise SystemExit(f"the node did not start with camera:={preset}")
 
 
-def run_preset(listener: Listener, layout, capture, duration_s: float) -> dict:
-    process = launch(layout.preset)
+class IdleSubscriber:
+    """A process that subscribes to one layout's topics as the node does and only counts."""
+
+    def __init__(self, topics: dict[str, str]) -> None:
+        self.counts: dict[str, int] = {}
+        self.process = subprocess.Popen([sys.executable, __file__, "--serve-idle", topics["color"],
+                                         topics["depth"], topics["info"]], stdout=subprocess.PIPE, text=True)
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        for line in self.process.stdout:
+            self.counts = json.loads(line)
+
+    def counters(self) -> dict[str, int]:
+        counts = dict(self.counts)
+        return {"color_received": counts.get("color", 0), "depth_received": counts.get("depth", 0)}
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(20)
+
+
+def serve_idle(color: str, depth: str, info: str) -> None:
+    rclpy.init()
+    node = rclpy.create_node("bench_presets_idle")
+    counts = {"color": 0, "depth": 0}
+    qos = QoSProfile(depth=30, reliability=ReliabilityPolicy.RELIABLE)  # the node's with qos: auto
+    for name, topic in (("color", color), ("depth", depth)):
+        node.create_subscription(Image, topic, lambda _m, n=name: counts.__setitem__(n, counts[n] + 1), qos,
+                                 raw=True)
+    node.create_subscription(CameraInfo, info, lambda _m: None, qos, raw=True)
+    node.create_timer(0.5, lambda: print(json.dumps(counts), flush=True))
+    signal.signal(signal.SIGTERM, lambda *_: rclpy.try_shutdown())
     try:
-        player = DriverPlayer(listener.node, layout, *capture)
+        rclpy.spin(node)
+    except Exception:  # noqa: BLE001 - the shutdown from the signal handler ends the spin
+        pass
+
+
+def run_preset(listener: Listener, layout, capture, duration_s: float, idle: bool = False) -> dict:
+    """Stream `duration_s` of `layout` into the node (ros2 launch) or, with `idle`, into an
+    IdleSubscriber; the counts are taken over the measured part only."""
+    player = DriverPlayer(listener.node, layout, *capture)
+    if idle:
+        receiver = IdleSubscriber(player.topics)
+        counters = receiver.counters
+    else:
+        receiver = launch(layout.preset)
         hardware_id = "/" + f"{layout.namespace.strip('/')}/lingbot_depth_node".lstrip("/")
         listener.values.pop(hardware_id, None)
+
+        def counters() -> dict[str, int]:
+            return listener.counters(hardware_id)
+    try:
         deadline = time.monotonic() + 30
         while not all(p.get_subscription_count() for p in player.publishers()):
             if time.monotonic() > deadline:
-                raise SystemExit(f"{layout.preset}: the node's subscriptions did not match")
+                raise SystemExit(f"{layout.preset}: the subscriptions did not match")
             time.sleep(0.05)
         stamp = time.time_ns()
-        while not all(listener.counters(hardware_id)[f"{k}_received"] for k in ("color", "depth")):
-            player.publish(stamp)  # warm-up: until the node has both streams
+        while not all(counters()[f"{k}_received"] for k in ("color", "depth")):
+            player.publish(stamp)  # warm-up: until the receiver has both streams
             stamp += int(1e9 / RATE_HZ)
             time.sleep(1 / RATE_HZ)
         time.sleep(2.0)
-        before = listener.counters(hardware_id)
+        before = counters()
         frames = int(duration_s * RATE_HZ)
         start = time.monotonic()
         for i in range(frames):
             time.sleep(max(0.0, start + i / RATE_HZ - time.monotonic()))
             player.publish(stamp + int((i + 1) * 1e9 / RATE_HZ))
         time.sleep(4.0)  # stragglers, the last frames through the engine, two diagnostics
-        after = listener.counters(hardware_id)
-        delta = {k: after[k] - before[k] for k in COUNTERS}
-        received = delta["color_received"] + delta["depth_received"]
-        name = layout.preset + (" (baseline)" if layout is BASELINE else "")
-        return {"preset": name, "sent": 2 * frames, "received": received,
-                "published": delta["published"], "dropped": delta["dropped_total"],
-                "lost": 2 * frames - received, "queued": after["queued"]}
+        after = counters()
     finally:
-        os.killpg(process.pid, signal.SIGINT)
-        process.wait(60)
+        if idle:
+            receiver.stop()
+        else:
+            os.killpg(receiver.pid, signal.SIGINT)
+            receiver.wait(60)
+        player.destroy(listener.node)
+    received = sum(after[f"{k}_received"] - before[f"{k}_received"] for k in ("color", "depth"))
+    name = "  idle subscriber" if idle else layout.preset + (" (baseline)" if layout is BASELINE else "")
+    row = {"preset": name, "sent": 2 * frames, "received": received, "lost": 2 * frames - received}
+    if not idle:
+        row.update(published=after["published"] - before["published"], queued=after["queued"],
+                   dropped=after["dropped_total"] - before["dropped_total"])
+    return row
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--duration", type=float, default=60.0, help="seconds of 30 Hz stream per preset")
     parser.add_argument("--presets", nargs="*", default=sorted(DRIVERS), choices=sorted(DRIVERS))
+    parser.add_argument("--driver-profile", default="none",
+                        help="Fast DDS profile file of the publishing side, or 'none' (Fast DDS defaults)")
+    parser.add_argument("--serve-idle", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.serve_idle:
+        serve_idle(*args.serve_idle)
+        return 0
     if args.duration <= 0:
         parser.error("--duration must be positive")
-    os.environ.pop("FASTDDS_DEFAULT_PROFILES_FILE", None)  # the driver side: no profile
+    driver_profile = None if args.driver_profile.lower() == "none" else Path(args.driver_profile).resolve()
+    if driver_profile is not None and not driver_profile.is_file():
+        parser.error(f"--driver-profile {args.driver_profile}: no such file")
+    # The publishing side (this process and the idle subscriber) gets --driver-profile; the
+    # node gets what the launch file gives it.
+    os.environ.pop("FASTDDS_DEFAULT_PROFILES_FILE", None)
+    if driver_profile is not None:
+        os.environ["FASTDDS_DEFAULT_PROFILES_FILE"] = str(driver_profile)
     os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
     folder = ROOT / "examples" / "0"
     capture = (read_rgb(rgb_path(folder)), read_raw_depth(folder / "raw_depth.png"),
@@ -130,18 +208,22 @@ def main(argv: list[str] | None = None) -> int:
     listener = Listener()
     try:
         rows = [run_preset(listener, BASELINE, capture, args.duration)]
-        rows += [run_preset(listener, DRIVERS[name], capture, args.duration) for name in args.presets]
+        for name in args.presets:
+            rows.append(run_preset(listener, DRIVERS[name], capture, args.duration))
+            rows.append(run_preset(listener, DRIVERS[name], capture, args.duration, idle=True))
     finally:
-        listener.executor.shutdown()
+        listener.close()
         rclpy.try_shutdown()
     base = rows[0]["received"] / rows[0]["sent"]
-    print(f"{args.duration:.0f} s at {RATE_HZ:.0f} Hz, 640x480, per preset (images, except published: pairs)")
+    print(f"{args.duration:.0f} s at {RATE_HZ:.0f} Hz, 640x480, per preset (images, except published: pairs); "
+          f"publishing side's DDS profile: {driver_profile.name if driver_profile else 'none (Fast DDS defaults)'}")
     print(f"{'preset':<28}{'sent':>7}{'received':>10}{'lost':>6}{'published':>11}{'dropped':>9}"
           f"{'queued':>8}{'received vs baseline':>22}")
     for row in rows:
         ratio = (row["received"] / row["sent"]) / base if base else float("nan")
+        node_columns = [row.get(k, "") for k in ("published", "dropped", "queued")]
         print(f"{row['preset']:<28}{row['sent']:>7}{row['received']:>10}{row['lost']:>6}"
-              f"{row['published']:>11}{row['dropped']:>9}{row['queued']:>8}{ratio:>21.3f}x")
+              f"{node_columns[0]:>11}{node_columns[1]:>9}{node_columns[2]:>8}{ratio:>21.3f}x")
     return 0 if all(r["lost"] == 0 for r in rows[1:]) else 1
 
 

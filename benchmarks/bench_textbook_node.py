@@ -1,7 +1,7 @@
 """lingbot_depth_node against a node written the textbook way, side by side, 640x480.
 
     python benchmarks/bench_textbook_node.py [--rounds 3] [--seconds 20] [--warmup 8]
-        [--engine guided] [--rate 30] [--upstream DIR ...] [--json F]
+        [--engine guided] [--rate 30] [--camera-profile F.xml|none] [--upstream DIR ...] [--json F]
 
 Both nodes run as their own process, one at a time, in interleaved rounds (lingbot,
 textbook, lingbot, ...), with the same engine and the same camera stream: this process plays
@@ -13,10 +13,18 @@ cloud with sensor_msgs_py.point_cloud2.create_cloud (a structured array's bytes 
 importable) and publishes rclpy messages; no allocator or DDS settings. --upstream adds
 folders holding those packages to its sys.path (default: ../shared/ros2-upstream where present).
 
+DDS set-up, per process, as users run them: lingbot_depth_node with config/fastdds_large_data.xml
+(what lingbot_depth.launch.py gives it), the textbook node with Fast DDS's defaults, and the
+camera with --camera-profile (default: the same XML, as the launch file gives a camera driver
+it starts). With `--camera-profile none` the camera publishes with Fast DDS's defaults, as a
+driver started on its own: its 640x480 images then arrive late or in bursts (docs/drivers.md),
+and lingbot's latest-wins slot drops the older of two pairs that arrive within one engine
+call (counted `superseded`, reported), while the textbook node queues them.
+
 Reported, per run and as the median over rounds: process CPU per completed frame excluding
 the engine, i.e. (process CPU - CPU inside engine.complete) / frames completed, measured in
-each node's process over the measured --seconds; and the frames completed per second. The
-ratio is lingbot / textbook (target <= 0.5).
+each node's process over the measured --seconds; the frames completed per second; and, for
+lingbot, the pairs it dropped as superseded. The ratio is lingbot / textbook (target <= 0.5).
 """
 
 from __future__ import annotations
@@ -38,6 +46,8 @@ DEFAULT_UPSTREAM = [UPSTREAM / "message_filters" / "src", UPSTREAM / "common_int
 #: how each serving process reports its counters (std_msgs/String, JSON)
 COUNTERS_TOPIC = "bench/counters"
 FRAME_ID = "camera_color_optical_frame"
+LARGE_DATA_PROFILE = ROOT / "config" / "fastdds_large_data.xml"
+PROFILES_FILE = "FASTDDS_DEFAULT_PROFILES_FILE"
 
 
 def parse_args(argv=None):
@@ -47,6 +57,8 @@ def parse_args(argv=None):
     parser.add_argument("--warmup", type=float, default=8.0, help="seconds streamed before measuring")
     parser.add_argument("--engine", default="guided")
     parser.add_argument("--rate", type=float, default=30.0, help="camera rate, Hz")
+    parser.add_argument("--camera-profile", default=str(LARGE_DATA_PROFILE),
+                        help="Fast DDS profile file of the camera (this process), or 'none'")
     parser.add_argument("--upstream", type=Path, nargs="*",
                         default=[p for p in DEFAULT_UPSTREAM if p.is_dir()],
                         help="folders added to the textbook node's sys.path (message_filters, sensor_msgs_py)")
@@ -86,6 +98,8 @@ def report_counters(node, engine: CountingEngine) -> None:
         with engine._lock:
             values = {"process_cpu_s": time.process_time(), "engine_cpu_s": engine.cpu_s,
                       "frames": engine.frames}
+        if hasattr(node, "drops"):  # lingbot's drop counter (the textbook node drops nothing)
+            values["superseded"] = node.drops.snapshot().get("superseded", 0)
         pub.publish(String(data=json.dumps(values)))
 
     node.create_timer(0.5, tick)
@@ -100,6 +114,7 @@ def serve_lingbot(args) -> None:
     from lingbot_depth_ros.ros import node as node_module
     from lingbot_depth_ros.ros.dds_profile import configure_fastdds
 
+    os.environ[PROFILES_FILE] = str(LARGE_DATA_PROFILE)  # as lingbot_depth.launch.py does
     configure_fastdds(os.environ)
     sys.setswitchinterval(node_module._GIL_SWITCH_S)
     rclpy.init(args=["--ros-args", "-p", f"engine:={args.engine}"])
@@ -205,6 +220,8 @@ def run_once(args, kind: str, serialize, domain: int) -> dict:
     from rclpy.executors import SingleThreadedExecutor
 
     env = dict(os.environ, ROS_DOMAIN_ID=str(domain))
+    env.pop(PROFILES_FILE, None)  # the camera's (this process's) profile is not the nodes'
+    env.pop("RMW_FASTRTPS_USE_QOS_FROM_XML", None)
     proc = subprocess.Popen([sys.executable, __file__, "--serve", kind, "--engine", args.engine,
                              "--upstream", *map(str, args.upstream)],
                             env=env, cwd=Path(__file__).parent, stdout=subprocess.DEVNULL,
@@ -224,6 +241,7 @@ def run_once(args, kind: str, serialize, domain: int) -> dict:
             time.sleep(0.1)
         time.sleep(1.0)  # its output publishers match ours
         i = camera.stream(serialize, args.rate, args.warmup, 0)
+        time.sleep(1.0)  # the warm-up's last frames finish and the counters after them arrive
         before = dict(camera.counters)
         camera.stream(serialize, args.rate, args.seconds, i)
         time.sleep(1.0)  # the last frames finish and the counters after them arrive
@@ -234,8 +252,9 @@ def run_once(args, kind: str, serialize, domain: int) -> dict:
         proc.wait(timeout=20)
         rclpy.shutdown(context=context)
     frames = after["frames"] - before["frames"]
+    superseded = (after.get("superseded", 0) - before.get("superseded", 0)) // 2  # counted per image
     overhead = (after["process_cpu_s"] - before["process_cpu_s"]) - (after["engine_cpu_s"] - before["engine_cpu_s"])
-    return {"node": kind, "frames": frames, "fps": frames / (args.seconds + 1.0),
+    return {"node": kind, "frames": frames, "fps": frames / args.seconds, "superseded_pairs": superseded,
             "cpu_ms_per_frame_excl_engine": 1e3 * overhead / max(frames, 1),
             "engine_cpu_ms_per_frame": 1e3 * (after["engine_cpu_s"] - before["engine_cpu_s"]) / max(frames, 1),
             "outputs_received": dict(camera.received)}
@@ -249,13 +268,18 @@ def main() -> int:
     if args.serve == "textbook":
         serve_textbook(args)
         return 0
+    if args.camera_profile.lower() == "none":
+        os.environ.pop(PROFILES_FILE, None)
+    else:  # read by rclpy.init in run_once, in this process only
+        os.environ[PROFILES_FILE] = args.camera_profile
     serialize = camera_frames()
     runs = []
     for r in range(args.rounds):
         for kind in ("lingbot", "textbook"):
             runs.append(run_once(args, kind, serialize, 100 + (os.getpid() + len(runs)) % 100))
             print(f"  round {r + 1} {kind:<9}: {runs[-1]['cpu_ms_per_frame_excl_engine']:.2f} ms CPU/frame "
-                  f"excl. engine, {runs[-1]['frames']} frames", flush=True)
+                  f"excl. engine, {runs[-1]['frames']} frames, {runs[-1]['superseded_pairs']} pairs "
+                  "superseded", flush=True)
     report(args, runs)
     if args.json:
         args.json.write_text(json.dumps(runs, indent=2))
@@ -266,14 +290,17 @@ def report(args, runs: list[dict]) -> None:
     def median(kind: str, key: str) -> float:
         return statistics.median(r[key] for r in runs if r["node"] == kind)
 
+    camera = "none" if args.camera_profile.lower() == "none" else Path(args.camera_profile).name
     print(f"\n{args.engine}, 640x480 at {args.rate:.0f} Hz, depth + cloud subscribed, {args.rounds} "
-          f"interleaved rounds of {args.seconds:.0f} s (medians); load average {os.getloadavg()[0]:.2f}")
-    print(f"{'node':<10} {'CPU ms/frame excl. engine':>26} {'engine CPU ms':>14} {'frames/s':>9} {'ratio':>6}")
+          f"interleaved rounds of {args.seconds:.0f} s (medians), camera DDS profile {camera}; "
+          f"load average {os.getloadavg()[0]:.2f}")
+    print(f"{'node':<10} {'CPU ms/frame excl. engine':>26} {'engine CPU ms':>14} {'frames/s':>9} "
+          f"{'superseded':>10} {'ratio':>6}")
     base = median("textbook", "cpu_ms_per_frame_excl_engine")
     for kind in ("textbook", "lingbot"):
         cpu = median(kind, "cpu_ms_per_frame_excl_engine")
         print(f"{kind:<10} {cpu:>26.2f} {median(kind, 'engine_cpu_ms_per_frame'):>14.2f} "
-              f"{median(kind, 'fps'):>9.1f} {cpu / base:>6.2f}")
+              f"{median(kind, 'fps'):>9.1f} {median(kind, 'superseded_pairs'):>10.0f} {cpu / base:>6.2f}")
     print("target: lingbot <= 0.50x textbook")
 
 

@@ -90,6 +90,10 @@ class DriverPlayer:
     def publishers(self) -> list:
         return [self.color_pub, self.depth_pub, self.info_pub]
 
+    def destroy(self, node) -> None:
+        for publisher in self.publishers():
+            node.destroy_publisher(publisher)
+
     def publish(self, stamp_ns: int) -> None:
         """One frame: camera info, colour and depth with one stamp (as the drivers do)."""
         sec, nanosec = divmod(int(stamp_ns), 1_000_000_000)
