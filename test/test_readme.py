@@ -34,3 +34,12 @@ def test_command_table_lists_every_subcommand():
         documented.update(part.strip().split()[-1] if " " in part.strip() else part.strip()
                           for part in cell.split("/"))
     assert set(sub.choices) <= documented | {"bag"}, set(sub.choices) - documented
+
+
+def test_no_heading_or_paragraph_stands_twice():
+    """A merge that applies one side's README change twice leaves copies; say where."""
+    headings = re.findall(r"^#+ .*$", README, re.M)
+    assert len(headings) == len(set(headings)), sorted({h for h in headings if headings.count(h) > 1})
+    paragraphs = [p.strip() for p in README.split("\n\n") if len(p.strip()) > 80]
+    repeated = sorted({p[:80] for p in paragraphs if paragraphs.count(p) > 1})
+    assert not repeated, repeated
