@@ -257,3 +257,24 @@ def test_fallback_none_process_exits_with_one_clear_line(tmp_path):
     assert done.returncode == 2, done.stderr[-2000:]
     assert "Traceback" not in done.stderr
     assert "failed to load" in done.stderr and "fallback: none" in done.stderr
+
+
+def test_images_missing_before_the_node_are_estimated_from_stamp_gaps(context, captures):
+    running = Running(context, {"diagnostics_period": 0.2}, namespace="/gaps")
+    try:
+        running.send_info(captures[0].info_msg(10 * SECOND))
+        sender = Sender(running, captures[0], 10)
+        for _ in range(8):
+            sender()
+        sender.stamp += 3 * SECOND // 10  # three frames the camera took never arrive
+        for _ in range(3):
+            sender()
+        running.probe.wait_for(lambda _: min(running.node.stats.received[k] for k in ("color", "depth")) >= 11,
+                               20, "the node to receive every image sent")
+        running.wait_idle()
+        values = running.diagnostics()
+        assert values["color_missing_before_node"] == values["depth_missing_before_node"] == "3"
+        received, accounted = accounting(values)
+        assert received == accounted == 22
+    finally:
+        running.close()

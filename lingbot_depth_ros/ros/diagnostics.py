@@ -14,6 +14,7 @@ from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from std_msgs.msg import Header
 
 from ..core.allocator import heap_usage
+from ..core.stamped import StampGaps
 
 STATUS_NAME = "lingbot_depth_node: depth completion"
 #: worker stages timed per frame
@@ -46,16 +47,20 @@ class NodeStats:
     #: malloc_trim calls (allocator.HeapTrimmer) and the last one's duration
     heap_trims: int = 0
     heap_trim_last_ms: float = 0.0
+    #: colour and depth images that never reached the node, estimated from stamp gaps
+    missing: dict = field(default_factory=lambda: {"color": StampGaps(), "depth": StampGaps()})
     #: per published frame: latency and the worker's stage times, milliseconds
     _samples: dict = field(default_factory=lambda: {k: deque(maxlen=600) for k in SERIES})
     _publish_times: deque = field(default_factory=lambda: deque(maxlen=2000))
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
-    def count_received(self, stream: str) -> None:
+    def count_received(self, stream: str, stamp_ns: int | None = None) -> None:
         now = time.monotonic()
         with self._lock:
             self.received[stream] += 1
             if stream in ("color", "depth"):
+                if stamp_ns is not None:
+                    self.missing[stream].add(stamp_ns)
                 self.last_input_at = now
                 if self.first_input_at is None:
                     self.first_input_at = now
@@ -190,6 +195,7 @@ def diagnostic_array(stats: NodeStats, drops: dict[str, int], queued: int, stamp
         published = stats.published
         without_info = stats.without_camera_info
         trims, trim_ms = stats.heap_trims, stats.heap_trim_last_ms
+        missing = {k: gaps.missing for k, gaps in stats.missing.items()}
     heap = heap_usage() or (float("nan"), float("nan"))
     values = {
         "rate_hz": f"{stats.rate_hz():.2f}",
@@ -204,6 +210,7 @@ def diagnostic_array(stats: NodeStats, drops: dict[str, int], queued: int, stamp
         "last_output_age_s": f"{status.output_age_s:.2f}",
         **{f"{k}_received": str(received.get(k, 0)) for k in ("color", "depth", "camera_info")},
         "camera_info_unreadable": str(received.get("camera_info_unreadable", 0)),
+        **{f"{k}_missing_before_node": str(n) for k, n in missing.items()},
         "published": str(published),
         "queued": str(queued),
         "frames_without_camera_info": str(without_info),

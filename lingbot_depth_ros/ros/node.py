@@ -168,8 +168,9 @@ class LingbotDepthNode(Node):
     def _receive(self, stream: str, msg: Image) -> None:
         # Messages the RMW cannot deserialize never reach here: it drops them itself.
         wall, cpu = time.perf_counter(), time.thread_time()
-        self.stats.count_received(stream)
-        self._add(stream, messages.stamped_image(msg), wall, cpu)
+        image = messages.stamped_image(msg)
+        self.stats.count_received(stream, image.stamp_ns)
+        self._add(stream, image, wall, cpu)
 
     def _on_info(self, msg: CameraInfo) -> None:
         self.stats.count_received("camera_info")
@@ -182,7 +183,7 @@ class LingbotDepthNode(Node):
         with self._pair_lock:
             self.pairer.add_info(info, info.stamp_ns)
         for stream, image in (("color", color), ("depth", depth)):
-            self.stats.count_received(stream)
+            self.stats.count_received(stream, image.stamp_ns)
             self._add(stream, image, time.perf_counter(), time.thread_time())
 
     def _add(self, stream: str, image: StampedImage, wall: float, cpu: float) -> None:
@@ -272,6 +273,7 @@ class LingbotDepthNode(Node):
         if queued == 0 and self.heap_trimmer.maybe_trim():  # idle: no stream, no frame
             self.stats.count_heap_trim(self.heap_trimmer.last_ms)
         drops = self.drops.snapshot()
+        self._warn_missing_once()
         status = health(self.stats, self.recent_drops.update(drops), queued,
                         self.config.health_timeout)
         inputs = self.inputs.names() if self.inputs is not None else {}
@@ -279,6 +281,14 @@ class LingbotDepthNode(Node):
         self.diag_pub.publish(diagnostic_array(
             self.stats, drops, queued, self.get_clock().now().to_msg(),
             hardware_id=self.get_fully_qualified_name(), status=status, extra=extra))
+
+    def _warn_missing_once(self) -> None:
+        missing = {k: gaps.missing for k, gaps in self.stats.missing.items()}
+        if any(missing.values()) and not getattr(self, "_missing_warned", False):
+            self._missing_warned = True
+            self.get_logger().warning(
+                f"images missing before the node (gaps in their stamps): {missing}; a driver without "
+                "config/fastdds_large_data.xml loses large images in transport (docs/drivers.md)")
 
     def destroy_node(self) -> None:
         """Stop the camera and workers, close the engine; only once, and also for a node
