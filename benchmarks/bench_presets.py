@@ -7,8 +7,9 @@ with that preset, and into a subscriber that does nothing, for reference.
         [--driver-profile none|F.xml]
 
 Per preset: images sent, received by the node, lost before the node (never received: the
-target is 0), published pairs and dropped images (counted by the node), from the node's
-/diagnostics counters over the run. Below each preset, the same stream into an idle
+target is 0), published pairs and dropped images (counted by the node) and the node's own
+estimate of the images missing before it (stamp gaps), from its /diagnostics counters over the
+run. Below each preset, the same stream into an idle
 subscriber (its own process; the node's input QoS: reliable, keep last 30; counts only): what
 reaches a process that does nothing with the images. The baseline, measured in the same run,
 is the orbbec_gemini335 preset fed by a publisher with a deep reliable history (keep last
@@ -48,7 +49,8 @@ from lingbot_depth_ros.ros.diagnostics import parse_values  # noqa: E402
 from driver_topics import DRIVERS, DriverPlayer  # noqa: E402
 
 RATE_HZ = 30.0
-COUNTERS = ("color_received", "depth_received", "published", "dropped_total")
+COUNTERS = ("color_received", "depth_received", "published", "dropped_total", "color_missing_before_node",
+            "depth_missing_before_node")
 BASELINE = replace(DRIVERS["orbbec_gemini335"], driver="deep reliable history (baseline)",
                    image_qos=QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE),
                    info_qos=QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE))
@@ -175,7 +177,9 @@ def run_preset(listener: Listener, layout, capture, duration_s: float, idle: boo
     row = {"preset": name, "sent": 2 * frames, "received": received, "lost": 2 * frames - received}
     if not idle:
         row.update(published=after["published"] - before["published"], queued=after["queued"],
-                   dropped=after["dropped_total"] - before["dropped_total"])
+                   dropped=after["dropped_total"] - before["dropped_total"],
+                   estimated=sum(after[f"{k}_missing_before_node"] - before[f"{k}_missing_before_node"]
+                                 for k in ("color", "depth")))
     return row
 
 
@@ -218,12 +222,12 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{args.duration:.0f} s at {RATE_HZ:.0f} Hz, 640x480, per preset (images, except published: pairs); "
           f"publishing side's DDS profile: {driver_profile.name if driver_profile else 'none (Fast DDS defaults)'}")
     print(f"{'preset':<28}{'sent':>7}{'received':>10}{'lost':>6}{'published':>11}{'dropped':>9}"
-          f"{'queued':>8}{'received vs baseline':>22}")
+          f"{'queued':>8}{'node: missing':>14}{'received vs baseline':>22}")
     for row in rows:
         ratio = (row["received"] / row["sent"]) / base if base else float("nan")
-        node_columns = [row.get(k, "") for k in ("published", "dropped", "queued")]
+        node_columns = [row.get(k, "") for k in ("published", "dropped", "queued", "estimated")]
         print(f"{row['preset']:<28}{row['sent']:>7}{row['received']:>10}{row['lost']:>6}"
-              f"{node_columns[0]:>11}{node_columns[1]:>9}{node_columns[2]:>8}{ratio:>21.3f}x")
+              f"{node_columns[0]:>11}{node_columns[1]:>9}{node_columns[2]:>8}{node_columns[3]:>14}{ratio:>21.3f}x")
     return 0 if all(r["lost"] == 0 for r in rows[1:]) else 1
 
 
