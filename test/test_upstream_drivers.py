@@ -179,10 +179,10 @@ def assert_every_pair_accounted(delta: dict, frames: int, outputs: list, before:
 
 
 def expect_nothing_lost_in_transport(lost: int, frames: int, name: str) -> None:
-    """Images the DDS link lost before the node could see (or count) them. Measured on the
-    loaded 2-core development machine: 1-2 colour images of 60 with the driver's default
-    QoS and no large-data profile on its side (docs/drivers.md); reported as an expected
-    failure until the node's defaults lose nothing, not asserted away."""
+    """Images the DDS link lost before the node could see (or count) them: with the driver's
+    default QoS and no large-data profile on its side the publisher's transport loses them,
+    for an idle subscriber too, and nothing a subscriber sets prevents it (docs/drivers.md).
+    Reported as an expected failure with the count, not asserted away."""
     if lost:
         pytest.xfail(f"{name}: {lost} images lost in DDS transport (of {2 * frames} sent to the "
                      "node, or published depth that never reached the probe; driver-default QoS, "
