@@ -162,7 +162,7 @@ def run_preset(listener: Listener, layout, capture, duration_s: float, idle: boo
         start = time.monotonic()
         for i in range(frames):
             time.sleep(max(0.0, start + i / RATE_HZ - time.monotonic()))
-            player.publish(stamp + int((i + 1) * 1e9 / RATE_HZ))
+            player.publish(stamp + int(i * 1e9 / RATE_HZ))  # `stamp`: the next after the warm-up
         time.sleep(4.0)  # stragglers, the last frames through the engine, two diagnostics
         after = counters()
     finally:
