@@ -2,8 +2,8 @@
 
     python benchmarks/bench_input_qos.py [--count 60] [--rate 30] [--runs 3] [--json F]
 
-A driver stand-in (this script with --publish, its own process, started without
-FASTDDS_DEFAULT_PROFILES_FILE: the README's "driver in its own terminal") publishes the
+A driver stand-in (test/camera_burst.py, as test_node_qos runs it; its own process, started
+without FASTDDS_DEFAULT_PROFILES_FILE: the README's "driver in its own terminal") publishes the
 640x480 colour, 16UC1 depth and camera info of examples/0 `count` times at `rate` Hz,
 reliable with history depth 10 (the rmw default the drivers keep). The node runs in this
 process with the guided engine and each setting below; the table gives the median images
@@ -34,52 +34,8 @@ SETTINGS = (
     ("auto, queue_depth 5", {"qos": "auto", "queue_depth": 5}),
     ("auto, queue_depth 30 (default)", {"qos": "auto", "queue_depth": 30}),
 )
-FIRST_STAMP_NS = 1_000_000_000_000
-
-
-def publish(domain: int, namespace: str, count: int, rate: float) -> int:
-    """The driver stand-in: wait for the node's readers, send, wait for acknowledgements."""
-    import rclpy
-    from rclpy.duration import Duration
-    from rclpy.qos import QoSProfile, ReliabilityPolicy
-    from sensor_msgs.msg import CameraInfo, Image
-
-    from lingbot_depth_ros.core.captures import read_intrinsics, read_raw_depth, read_rgb, rgb_path
-    from lingbot_depth_ros.core.codec import encode_image
-    from lingbot_depth_ros.core.outputs import CameraInfoFields
-    from lingbot_depth_ros.ros import messages
-
-    folder = ROOT / "examples" / "0"
-    rgb, K = read_rgb(rgb_path(folder)), read_intrinsics(folder / "intrinsics.txt")
-    raw_depth = read_raw_depth(folder / "raw_depth.png")
-    height, width = raw_depth.shape
-    rclpy.init(domain_id=domain)
-    node = rclpy.create_node("camera", namespace=namespace)
-    qos = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
-    pubs = [node.create_publisher(CameraInfo, "color/camera_info", qos),
-            node.create_publisher(Image, "color/image_raw", qos),
-            node.create_publisher(Image, "depth/image_raw", qos)]
-    deadline = time.monotonic() + 30
-    while not all(p.get_subscription_count() > 0 for p in pubs):
-        if time.monotonic() > deadline:
-            print("no subscriber matched", file=sys.stderr)
-            return 1
-        time.sleep(0.05)
-    info = CameraInfoFields.from_K(K, height, width)
-    color, depth = encode_image(rgb, "rgb8"), encode_image(raw_depth, "16UC1")
-    period, start = 1.0 / rate, time.monotonic()
-    for i in range(count):
-        stamp = FIRST_STAMP_NS + i * int(period * 1e9)
-        header = messages.make_header(stamp, "camera_color_optical_frame")
-        pubs[0].publish(messages.camera_info_msg(info, header))
-        pubs[1].publish(messages.image_msg(color, header))
-        pubs[2].publish(messages.image_msg(depth, header))
-        time.sleep(max(0.0, start + (i + 1) * period - time.monotonic()))
-    for pub in pubs:
-        pub.wait_for_all_acked(Duration(seconds=10))
-    node.destroy_node()
-    rclpy.shutdown()
-    return 0
+#: the driver stand-in the tests use (test_node_qos): reliable, keep last 10, examples/0
+CAMERA_BURST = ROOT / "test" / "camera_burst.py"
 
 
 def one_run(params: dict, domain: int, count: int, rate: float) -> dict[str, int]:
@@ -101,9 +57,8 @@ def one_run(params: dict, domain: int, count: int, rate: float) -> dict[str, int
     thread.start()
     env = {k: v for k, v in os.environ.items() if k != "FASTDDS_DEFAULT_PROFILES_FILE"}
     try:
-        done = subprocess.run([sys.executable, __file__, "--publish", str(domain), "--count",
-                               str(count), "--rate", str(rate)], env=env, capture_output=True,
-                              text=True, timeout=180)
+        done = subprocess.run([sys.executable, str(CAMERA_BURST), str(domain), "/bench_qos", str(count),
+                               str(rate), "reliable"], env=env, capture_output=True, text=True, timeout=180)
         if done.returncode != 0:
             raise RuntimeError(f"publisher failed: {done.stderr[-2000:]}")
         time.sleep(2.0)  # let the executor take what its readers still hold
@@ -120,10 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rate", type=float, default=30.0, help="Hz")
     parser.add_argument("--runs", type=int, default=3, help="bursts per setting")
     parser.add_argument("--json", type=Path, help="write the results here")
-    parser.add_argument("--publish", type=int, metavar="DOMAIN", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    if args.publish is not None:
-        return publish(args.publish, "/bench_qos", args.count, args.rate)
     if "FASTDDS_DEFAULT_PROFILES_FILE" in os.environ:
         print("note: this process (the node's side) runs with a Fast DDS profile file")
     domain = 150 + os.getpid() % 50
