@@ -14,30 +14,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench_pointcloud import median_ms  # noqa: E402  (wall and on-CPU medians)
 from lingbot_depth_ros.core.captures import load_capture  # noqa: E402
 from lingbot_depth_ros.engines.neural_common import (  # noqa: E402
     frame_to_model_inputs, inputs_at_graph_size, prediction_at_frame_size)
-
-
-def median_ms(fn, reps: int) -> tuple[float, float]:
-    """Median wall and on-CPU milliseconds (CPU time stays honest on a shared machine)."""
-    fn()
-    wall, cpu = [], []
-    for _ in range(reps):
-        t0, c0 = time.perf_counter(), time.thread_time()
-        fn()
-        cpu.append((time.thread_time() - c0) * 1e3)
-        wall.append((time.perf_counter() - t0) * 1e3)
-    return statistics.median(wall), statistics.median(cpu)
 
 
 def round_trip(frame, height: int, width: int):

@@ -150,18 +150,13 @@ def spin_until_terminated(node) -> None:
 
 
 # -- the camera and the measurement ---------------------------------------------------------
-def camera_frames() -> list:
+def camera_frames():
+    """A function of (frame index, stamp) giving the serialized colour, depth and camera info
+    of the shipped captures in turn (bench_node's frames)."""
+    from bench_node import camera_frames as capture_fields
     from lingbot_depth_ros.core import serialized
-    from lingbot_depth_ros.core.captures import read_intrinsics, read_raw_depth, read_rgb, rgb_path
-    from lingbot_depth_ros.core.codec import encode_image
-    from lingbot_depth_ros.core.outputs import CameraInfoFields
 
-    frames = []
-    for i in range(4):
-        folder = ROOT / "examples" / str(i)
-        rgb, raw = read_rgb(rgb_path(folder)), read_raw_depth(folder / "raw_depth.png")
-        info = CameraInfoFields.from_K(read_intrinsics(folder / "intrinsics.txt"), *raw.shape)
-        frames.append((encode_image(rgb, "rgb8"), encode_image(raw, "16UC1"), info))
+    frames = capture_fields()
 
     def serialize(i: int, stamp: int) -> tuple[bytes, bytes, bytes]:
         color, depth, info = frames[i % 4]
