@@ -65,6 +65,10 @@ class NodeStats:
                 if self.first_input_at is None:
                     self.first_input_at = now
 
+    def missing_before_node(self) -> dict[str, int]:
+        with self._lock:
+            return {k: gaps.missing for k, gaps in self.missing.items()}
+
     def count_without_camera_info(self) -> None:
         with self._lock:
             self.without_camera_info += 1
@@ -195,7 +199,7 @@ def diagnostic_array(stats: NodeStats, drops: dict[str, int], queued: int, stamp
         published = stats.published
         without_info = stats.without_camera_info
         trims, trim_ms = stats.heap_trims, stats.heap_trim_last_ms
-        missing = {k: gaps.missing for k, gaps in stats.missing.items()}
+    missing = stats.missing_before_node()
     heap = heap_usage() or (float("nan"), float("nan"))
     values = {
         "rate_hz": f"{stats.rate_hz():.2f}",

@@ -71,6 +71,7 @@ class LingbotDepthNode(Node):
             self.camera = RealSenseRosSource.from_parameters(self, self.config.valid_range)
         self.undeclared_overrides = self._check_overrides()
         self.stats = NodeStats()
+        self._missing_warned = False  # the one warning about images missing before the node
         self.heap_trimmer = HeapTrimmer(self.config.heap_trim_period)
         self.drops = DropCounter()
         self._pair_lock = threading.Lock()
@@ -283,8 +284,8 @@ class LingbotDepthNode(Node):
             hardware_id=self.get_fully_qualified_name(), status=status, extra=extra))
 
     def _warn_missing_once(self) -> None:
-        missing = {k: gaps.missing for k, gaps in self.stats.missing.items()}
-        if any(missing.values()) and not getattr(self, "_missing_warned", False):
+        missing = self.stats.missing_before_node()
+        if any(missing.values()) and not self._missing_warned:
             self._missing_warned = True
             self.get_logger().warning(
                 f"images missing before the node (gaps in their stamps): {missing}; a driver without "
