@@ -8,25 +8,13 @@ import numpy as np
 import pytest
 from rclpy.serialization import serialize_message
 
-from node_harness import FRAME_ID, Running, accounting, load_captures, make_context, rclpy
+from node_harness import FRAME_ID, Running, accounting
 from lingbot_depth_ros.core.codec import encode_image
 from lingbot_depth_ros.engines.base import Engine
 from lingbot_depth_ros.ros import messages
 
 ENGINE = "guided"
 SECOND = 1_000_000_000
-
-
-@pytest.fixture(scope="module")
-def context():
-    ctx = make_context(__name__)
-    yield ctx
-    rclpy.shutdown(context=ctx)
-
-
-@pytest.fixture(scope="module")
-def captures():
-    return load_captures()
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,7 @@ from rclpy.executors import SingleThreadedExecutor
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from std_msgs.msg import String
 
-from node_harness import FRAME_ID, Running, accounting, load_captures, make_context, rclpy
+from node_harness import FRAME_ID, Running, accounting, make_context, rclpy
 from lingbot_depth_ros.core.codec import decode_fields, encode_image
 from lingbot_depth_ros.core.errors import EngineFailedError
 from lingbot_depth_ros.engines.base import Engine
@@ -29,19 +29,6 @@ SECOND = 1_000_000_000
 FAST = {"health_timeout": 1.0, "diagnostics_period": 0.2}
 LATCHED = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
                      durability=DurabilityPolicy.TRANSIENT_LOCAL)
-
-
-@pytest.fixture(scope="module")
-def context():
-    ctx = make_context(__name__)
-    yield ctx
-    if ctx.ok():
-        rclpy.shutdown(context=ctx)
-
-
-@pytest.fixture(scope="module")
-def captures():
-    return load_captures()
 
 
 def status_of(running) -> DiagnosticStatus | None:

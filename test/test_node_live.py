@@ -8,8 +8,7 @@ import time
 import numpy as np
 import pytest
 
-from node_harness import (FRAME_ID, OUTPUT_TOPICS, Running, accounting, image_array,
-                          load_captures, make_context, rclpy)
+from node_harness import (FRAME_ID, OUTPUT_TOPICS, Running, accounting, image_array)
 from lingbot_depth_ros.core.depth import DepthRange, depth_to_metres, metres_to_16uc1
 from lingbot_depth_ros.core.frame import RGBDFrame
 from lingbot_depth_ros.core.pointcloud import XYZRGB_DTYPE, unpack_rgb
@@ -18,18 +17,6 @@ from lingbot_depth_ros.ros import messages
 
 ENGINE = "guided"
 BASE_STAMP_NS = 1_700_000_000_123_456_789
-
-
-@pytest.fixture(scope="module")
-def context():
-    ctx = make_context(__name__)
-    yield ctx
-    rclpy.shutdown(context=ctx)
-
-
-@pytest.fixture(scope="module")
-def captures():
-    return load_captures()
 
 
 def expected_completion(capture):

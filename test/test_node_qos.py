@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from node_harness import (Running, accounting, domain_id, load_captures, make_context, rclpy)
+from node_harness import (Running, accounting, domain_id, rclpy)
 from lingbot_depth_ros.ros.input_qos import BEST_EFFORT, RELIABLE, followed_policy
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, Image
@@ -20,18 +20,6 @@ from sensor_msgs.msg import CameraInfo, Image
 SECOND = 1_000_000_000
 FRAMES = 8
 IMAGE_TOPICS = ("color/image_raw", "depth/image_raw", "color/camera_info")
-
-
-@pytest.fixture(scope="module")
-def context():
-    ctx = make_context(__name__)
-    yield ctx
-    rclpy.shutdown(context=ctx)
-
-
-@pytest.fixture(scope="module")
-def captures():
-    return load_captures()
 
 
 def test_followed_policy():
