@@ -127,13 +127,25 @@ def memory_mb(pid: int) -> dict[str, float]:
     return out
 
 
-def start_node(args, domain: int) -> subprocess.Popen:
-    env = dict(os.environ, ROS_DOMAIN_ID=str(domain))
+def start_node(args, domain: int, extra: tuple | list = (), env: dict | None = None) -> subprocess.Popen:
+    """The node as its own process under /bench; `extra` ROS arguments, `env` (default: ours)."""
+    env = dict(os.environ if env is None else env, ROS_DOMAIN_ID=str(domain))
     command = [sys.executable, str(ROOT / "scripts" / "lingbot_depth_node"), "--ros-args",
                "-r", "__ns:=/bench", "-p", f"engine:={args.engine}", "-p", f"qos:={args.qos}",
                "-p", "diagnostics_period:=1.0", "-p", f"output_queue_depth:={args.output_queue_depth}",
-               "-p", f"heap_trim_period:={args.heap_trim_period}"]
+               "-p", f"heap_trim_period:={args.heap_trim_period}", *extra]
     return subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
+def wait_for_node(proc: subprocess.Popen, publishers, timeout: float = 60.0) -> None:
+    """Until the node process subscribes to every camera publisher, then 2 s for its outputs to
+    match the consumer; RuntimeError with its stderr if it exits or does not come up."""
+    deadline = time.monotonic() + timeout
+    while any(p.get_subscription_count() == 0 for p in publishers):
+        if time.monotonic() > deadline or proc.poll() is not None:
+            raise RuntimeError("the node did not come up: " + proc.stderr.read().decode()[-2000:])
+        time.sleep(0.1)
+    time.sleep(2.0)
 
 
 def brk_heap_mb(pid: int) -> float:
@@ -262,12 +274,7 @@ def main() -> int:
         executor = SingleThreadedExecutor(context=context)
         executor.add_node(node)
         threading.Thread(target=_spin, args=(executor,), daemon=True).start()
-        deadline = time.monotonic() + 60
-        while any(p.get_subscription_count() == 0 for p in publishers):
-            if time.monotonic() > deadline or node_proc.poll() is not None:
-                raise RuntimeError("the node did not come up: " + node_proc.stderr.read().decode()[-2000:])
-            time.sleep(0.1)
-        time.sleep(2.0)  # let the node's output publishers match the consumer
+        wait_for_node(node_proc, publishers)
         samples, measured_from, measured_to = play(args, frames, publishers, node_proc.pid, consumer)
         results = summarise(args, consumer, samples, measured_from, measured_to)
         executor.shutdown(timeout_sec=2.0)
