@@ -107,16 +107,13 @@ def report_counters(node, engine: CountingEngine) -> None:
 
 def serve_lingbot(args) -> None:
     """The node as its entry point starts it, with the engine wrapped for counting."""
-    from lingbot_depth_ros.core.allocator import tune_for_frame_buffers
-
-    tune_for_frame_buffers(single_arena=True)  # as ros/node_main.py does, before rclpy
-    import rclpy
-    from lingbot_depth_ros.ros import node as node_module
-    from lingbot_depth_ros.ros.dds_profile import configure_fastdds
+    from lingbot_depth_ros.ros.process_setup import prepare_node_process
 
     os.environ[PROFILES_FILE] = str(LARGE_DATA_PROFILE)  # as lingbot_depth.launch.py does
-    configure_fastdds(os.environ)
-    sys.setswitchinterval(node_module._GIL_SWITCH_S)
+    prepare_node_process(os.environ)  # as the node's entry point does, before rclpy
+    import rclpy
+    from lingbot_depth_ros.ros import node as node_module
+
     rclpy.init(args=["--ros-args", "-p", f"engine:={args.engine}"])
     node = node_module.LingbotDepthNode()
     node.engine = CountingEngine(node.engine)

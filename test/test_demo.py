@@ -1,4 +1,9 @@
-"""The README's main job: the demo bag played through the real node over DDS."""
+"""The README's main job: the demo bag played through the real node (its own process) over DDS."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -6,19 +11,35 @@ pytest.importorskip("rclpy", reason="rclpy (ROS 2 wheels) not installed")
 
 from rosbags.rosbag2 import Reader  # noqa: E402
 
-from lingbot_depth_ros.cli import main  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 
-def test_demo_accounts_for_every_frame_and_records_outputs(tmp_path, capsys):
+def run_demo(*args: str) -> subprocess.CompletedProcess:
+    """`lingbot-depth demo` as the README runs it: a fresh process (DDS set up before rclpy)."""
+    return subprocess.run([sys.executable, "-m", "lingbot_depth_ros.cli", "demo", *args],
+                          cwd=ROOT, env=dict(os.environ), capture_output=True, text=True, timeout=240)
+
+
+def test_demo_publishes_every_pair_and_records_outputs(tmp_path):
     out = tmp_path / "demo"
-    assert main(["demo", "--repeat", "2", "--out", str(out)]) == 0
-    text = capsys.readouterr().out
-    assert "input frames (colour+depth pairs)     8" in text
+    done = run_demo("--repeat", "2", "--out", str(out))
+    assert done.returncode == 0, done.stdout + done.stderr[-3000:]
+    assert "input frames (colour+depth pairs)     8" in done.stdout
+    assert "demo passed: 8 of 8 pairs published at 30 Hz" in done.stdout
     with Reader(out / "output") as reader:
         counts = {c.topic: c.msgcount for c in reader.connections}
-    published = counts["/lingbot/depth_completed"]
-    assert published >= 1
+    assert counts["/lingbot/depth_completed"] == 8
     # every completed frame reached each output topic, stamped like its input
     for topic in ("source_mask", "camera_info", "points", "rgbd"):
-        assert counts[f"/lingbot/depth_completed/{topic}"] == published
+        assert counts[f"/lingbot/depth_completed/{topic}"] == 8
     assert (out / "preview.png").stat().st_size > 10_000
+
+
+def test_demo_that_falls_short_of_its_target_exits_non_zero(tmp_path):
+    """20 pairs within 20 ms: no engine here keeps up, so pairs are superseded and counted,
+    and the demo says it failed instead of passing with fewer frames."""
+    done = run_demo("--repeat", "5", "--fps", "1000", "--out", str(tmp_path / "demo"))
+    assert done.returncode == 1, done.stdout
+    line = next(t for t in done.stdout.splitlines() if t.startswith("demo FAILED"))
+    assert "of 20 pairs published at 1000 Hz (target: all of them)" in line
+    assert "superseded" in line

@@ -20,7 +20,6 @@ from __future__ import annotations
 import functools
 import logging
 import os
-import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -31,7 +30,7 @@ from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 
 from ..core.frame import CompletionResult, RGBDFrame
-from ..core.allocator import HeapTrimmer, tune_for_frame_buffers
+from ..core.allocator import HeapTrimmer
 from ..core.outputs import CameraInfoFields, FrameOutputs, OutputBuilder
 from ..core.pipeline import INPUT_ERRORS, AssembledFrame, FrameAssembler, complete, effective_mode
 from ..core.pairing import DropCounter, LatestSlot, Pair, StampPairer
@@ -39,7 +38,7 @@ from ..core.stamped import StampedImage, StampedInfo
 from ..core.threads import set_math_threads
 from ..engines.base import Engine
 from . import messages
-from .dds_profile import configure_fastdds
+from .process_setup import prepare_node_process
 from .diagnostics import NodeStats, RecentDrops, diagnostic_array, health
 from .engine_keeper import EngineKeeper
 from .input_qos import REFRESH_PERIOD_S, InputSpec, InputSubscriptions
@@ -50,7 +49,6 @@ from ..core.worker import CompletionWorkers, StageClock
 #: parameters any rclpy node accepts besides ours
 _BUILTIN_PARAMS = ("use_sim_time", "start_type_description_service")
 _WARN_EVERY_S = 5.0
-_GIL_SWITCH_S = 0.0005
 
 
 class LingbotDepthNode(Node):
@@ -327,11 +325,6 @@ def main(args: list[str] | None = None) -> int:
     """Run the node until shut down (`lingbot_depth_node` enters through ros/node_main.py);
     start-up errors and stop signals are handled in ros/node_process.py."""
     logging.basicConfig(level=logging.INFO, format="[%(levelname)s] [%(name)s]: %(message)s")
-    dds_note = configure_fastdds(os.environ)  # this process only (ros/dds_profile.py)
-    tune_for_frame_buffers(single_arena=True)  # no-op after node_main.py, which does it first
-    # The outputs thread needs the GIL back after each numpy or DDS call; the engine thread
-    # holds it between its own calls for up to the switch interval (5 ms by default), which
-    # made the outputs stages wait far longer than they compute. 0.5 ms keeps that wait short.
-    sys.setswitchinterval(_GIL_SWITCH_S)
+    dds_note = prepare_node_process(os.environ)  # this process only (ros/process_setup.py)
 
     return run_node(LingbotDepthNode, args, NODE_NAME, started_note=dds_note)
