@@ -41,11 +41,14 @@ setup() {
     python -m pip install -q -r requirements-ci.txt -r requirements-colcon.txt
     echo "$want" > "$stamp"
   fi
+  # Before any colcon build (ours and the upstream tier's): the wheels' CMake files name the
+  # include folders of the machine that built them; rewritten inside the venv, never under /opt.
+  python .ci/wheel_cmake_paths.py "$venv"
   # The messages in msg/ only exist after a colcon build; rebuild when msg/, the build files
   # or what `ros2 launch` reads from the install space (launch/, config/, scripts/) change
   # (Python sources are read from the checkout, see lingbot_depth_ros/__init__.py).
   local bstamp="$ws/.lingbot-build" bwant
-  bwant=$(cat msg/*.msg CMakeLists.txt package.xml .ci/colcon_build.sh launch/* config/* scripts/* | sha256sum | cut -c1-16)
+  bwant=$(cat msg/*.msg CMakeLists.txt package.xml .ci/colcon_build.sh .ci/wheel_cmake_paths.py launch/* config/* scripts/* | sha256sum | cut -c1-16)
   if [ "$(cat "$bstamp" 2>/dev/null)" != "$bwant" ] || [ ! -d "$ws/install" ]; then
     rm -rf "$ws/build" "$ws/install"
     bash .ci/colcon_build.sh "$ws" > "$ws.log" 2>&1 || { cat "$ws.log"; exit 1; }
