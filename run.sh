@@ -80,10 +80,17 @@ setup_upstream() {
   uwant=$(cat "$src/install.sh" "$src/README.md" | sha256sum | cut -c1-16)
   local mods='launch, launch_ros, ros2launch, ros2cli, message_filters, sensor_msgs_py, cv_bridge, composition_interfaces.srv'
   # Importable already (a ROS install, or this step done before) and not stale: nothing to do.
-  if python -c "import $mods" 2>/dev/null \
-      && { [ ! -d "$uws/install" ] || [ "$(cat "$ustamp" 2>/dev/null)" = "$uwant" ]; }; then
-    return 0
+  local why
+  if why=$(python -c "import $mods" 2>&1); then
+    if [ ! -d "$uws/install" ] || [ "$(cat "$ustamp" 2>/dev/null)" = "$uwant" ]; then
+      return 0
+    fi
+    why="../shared/ros2-upstream changed"
   fi
+  echo "upstream test tier: installing from ../shared/ros2-upstream (${why##*$'\n'})" >&2
+  # From scratch: install.sh builds a new temporary copy of the sources, and CMake refuses a
+  # build folder configured for an earlier copy, which install.sh has deleted.
+  rm -rf "$uws/build" "$uws/install" "$uws/log"
   mkdir -p "$uws"
   bash "$src/install.sh" "$venv/bin/python" "$uws" > "$uws.log" 2>&1 || { cat "$uws.log"; exit 1; }
   echo "$uwant" > "$ustamp"
