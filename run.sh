@@ -41,11 +41,14 @@ setup() {
     python -m pip install -q -r requirements-ci.txt -r requirements-colcon.txt
     echo "$want" > "$stamp"
   fi
+  # Before any colcon build (ours and the upstream tier's): the wheels' CMake files name the
+  # include folders of the machine that built them; rewritten inside the venv, never under /opt.
+  python .ci/wheel_cmake_paths.py "$venv"
   # The messages in msg/ only exist after a colcon build; rebuild when msg/, the build files
   # or what `ros2 launch` reads from the install space (launch/, config/, scripts/) change
   # (Python sources are read from the checkout, see lingbot_depth_ros/__init__.py).
   local bstamp="$ws/.lingbot-build" bwant
-  bwant=$(cat msg/*.msg CMakeLists.txt package.xml .ci/colcon_build.sh launch/* config/* scripts/* | sha256sum | cut -c1-16)
+  bwant=$(cat msg/*.msg CMakeLists.txt package.xml .ci/colcon_build.sh .ci/wheel_cmake_paths.py launch/* config/* scripts/* | sha256sum | cut -c1-16)
   if [ "$(cat "$bstamp" 2>/dev/null)" != "$bwant" ] || [ ! -d "$ws/install" ]; then
     rm -rf "$ws/build" "$ws/install"
     bash .ci/colcon_build.sh "$ws" > "$ws.log" 2>&1 || { cat "$ws.log"; exit 1; }
@@ -77,10 +80,17 @@ setup_upstream() {
   uwant=$(cat "$src/install.sh" "$src/README.md" | sha256sum | cut -c1-16)
   local mods='launch, launch_ros, ros2launch, ros2cli, message_filters, sensor_msgs_py, cv_bridge, composition_interfaces.srv'
   # Importable already (a ROS install, or this step done before) and not stale: nothing to do.
-  if python -c "import $mods" 2>/dev/null \
-      && { [ ! -d "$uws/install" ] || [ "$(cat "$ustamp" 2>/dev/null)" = "$uwant" ]; }; then
-    return 0
+  local why
+  if why=$(python -c "import $mods" 2>&1); then
+    if [ ! -d "$uws/install" ] || [ "$(cat "$ustamp" 2>/dev/null)" = "$uwant" ]; then
+      return 0
+    fi
+    why="../shared/ros2-upstream changed"
   fi
+  echo "upstream test tier: installing from ../shared/ros2-upstream (${why##*$'\n'})" >&2
+  # From scratch: install.sh builds a new temporary copy of the sources, and CMake refuses a
+  # build folder configured for an earlier copy, which install.sh has deleted.
+  rm -rf "$uws/build" "$uws/install" "$uws/log"
   mkdir -p "$uws"
   bash "$src/install.sh" "$venv/bin/python" "$uws" > "$uws.log" 2>&1 || { cat "$uws.log"; exit 1; }
   echo "$uwant" > "$ustamp"
