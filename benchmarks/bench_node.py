@@ -40,6 +40,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "test"))  # diagnostics_values: reading /diagnostics back
 
 import rclpy  # noqa: E402
 from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
@@ -52,7 +53,9 @@ from lingbot_depth_ros.core.captures import read_intrinsics, read_raw_depth, rea
 from lingbot_depth_ros.core.codec import encode_image  # noqa: E402
 from lingbot_depth_ros.core.outputs import CameraInfoFields  # noqa: E402
 from lingbot_depth_ros.ros import messages  # noqa: E402
-from lingbot_depth_ros.ros.diagnostics import OVERHEAD_STAGES, parse_values  # noqa: E402
+from lingbot_depth_ros.ros.diagnostics import OVERHEAD_STAGES  # noqa: E402
+
+from diagnostics_values import parse_values  # noqa: E402
 
 RELIABLE = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
 FRAME_ID = "camera_color_optical_frame"

@@ -118,9 +118,11 @@ def serve_lingbot(args) -> None:
     configure_fastdds(os.environ)
     sys.setswitchinterval(node_module._GIL_SWITCH_S)
     rclpy.init(args=["--ros-args", "-p", f"engine:={args.engine}"])
-    node = node_module.LingbotDepthNode()
-    node.engine = CountingEngine(node.engine)
-    report_counters(node, node.engine)
+    from lingbot_depth_ros.engines import create_engine
+
+    counting = CountingEngine(create_engine(args.engine))
+    node = node_module.LingbotDepthNode(engine=counting)
+    report_counters(node, counting)
     spin_until_terminated(node)
 
 

@@ -22,7 +22,7 @@ from rclpy.executors import SingleThreadedExecutor
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image
 
-from lingbot_depth_ros.ros.diagnostics import parse_values
+from diagnostics_values import parse_values
 from driver_topics import DRIVERS, DriverPlayer
 
 ROOT = Path(__file__).resolve().parents[1]

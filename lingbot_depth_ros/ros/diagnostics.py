@@ -233,11 +233,3 @@ def diagnostic_array(stats: NodeStats, drops: dict[str, int], queued: int, stamp
                             hardware_id=hardware_id,
                             values=[KeyValue(key=k, value=v) for k, v in values.items()])
     return DiagnosticArray(header=Header(stamp=stamp), status=[diag])
-
-
-def parse_values(array: DiagnosticArray, hardware_id: str | None = None) -> dict[str, str]:
-    """Key/values of our status (of the node `hardware_id`, if given); empty if none is ours."""
-    for status in array.status:
-        if status.name == STATUS_NAME and hardware_id in (None, status.hardware_id):
-            return {kv.key: kv.value for kv in status.values}
-    return {}

@@ -19,15 +19,15 @@ from rclpy.parameter import Parameter
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from rosbags.rosbag2 import Reader
 
-from ..bag.output_topics import NODE_OUTPUTS
+from ..core.output_topics import OUTPUT_TOPICS as TABLE
 from ..bag.reader import build_typestore
 from ..bag.topics import matching_topics
 from ..bag.writer import BagWriter
 from .node import LingbotDepthNode
 from .params import TOPIC_PARAMS, load_params_file
 
-#: node outputs (relative names) and their types, as recorded
-OUTPUT_TOPICS = {topic.lstrip("/"): msgtype for topic, msgtype in NODE_OUTPUTS.items()}
+#: node outputs (relative names) and their types, as recorded: the per-frame ones
+OUTPUT_TOPICS = {topic.name: topic.msgtype for topic in TABLE if topic.per_frame}
 _RELIABLE = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
 
 
@@ -84,7 +84,7 @@ def replay(input_bag: str | Path, output_bag: str | Path, params_file: str | Pat
             summary = ReplaySummary(
                 played={t: sum(1 for r in records if r[1] == t) for t in input_types},
                 recorded=recorder.counts(), published=stats.published, dropped=drops,
-                queued=node.pairer.pending + node.slot.pending, engine=stats.engine,
+                queued=node.queued(), engine=stats.engine,
                 latency_p50_ms=pct.get("latency_p50", float("nan")),
                 latency_p95_ms=pct.get("latency_p95", float("nan")),
                 engine_p50_ms=pct.get("engine_p50", float("nan")),
@@ -201,6 +201,6 @@ def _wait_drained(node, timeout: float) -> None:
     """Until every played image is received and nothing is queued in the node."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if node.slot.pending == 0 and node.workers.in_flight == 0:
+        if node.runner.pending == 0:
             return
         time.sleep(0.02)
