@@ -1,6 +1,6 @@
 """The node process's start-up and shutdown path (ros/node_process.py): every start-up error
-is one line on stderr and exit code 2, never a traceback; SIGINT and SIGTERM stop it with
-exit code 0 and the engine closed; a node whose constructor raised is torn down."""
+is one line on stderr and exit code 2, never a traceback; SIGINT (exit code 0) and SIGTERM
+(143) stop it with the engine closed; a node whose constructor raised is torn down."""
 
 from __future__ import annotations
 
