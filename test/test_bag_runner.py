@@ -18,6 +18,7 @@ from bag_helpers import EXAMPLES, image_array, make_demo, read_bag, run_cli, sta
 from lingbot_depth_ros.bag.demo import DEMO_START_NS
 from lingbot_depth_ros.bag.process import process_bag
 from lingbot_depth_ros.core.captures import find_captures
+from lingbot_depth_ros.core.errors import InvalidDepthError
 from lingbot_depth_ros.core.frame import RGBDFrame
 from lingbot_depth_ros.engines import create_engine
 from lingbot_depth_ros.ros.params import NodeConfig
@@ -87,16 +88,40 @@ def test_engine_failing_mid_bag_with_fallback_none_drops_the_rest(tmp_path, caps
     assert len(read_bag(tmp_path / "out.mcap")["/depth_completed"]) == 5
 
 
+class RejectsEveryThird:
+    """Completes frames, but finds every third one's depth unusable (an input error: the
+    frame is dropped under its reason, the engine is not replaced)."""
+
+    name = "nearest"
+
+    def __init__(self) -> None:
+        self.inner, self.calls = create_engine("nearest"), 0
+
+    def complete(self, frame: RGBDFrame):
+        self.calls += 1
+        if self.calls % 3 == 0:
+            raise InvalidDepthError("no usable depth in this frame")
+        return self.inner.complete(frame)
+
+    def describe(self) -> str:
+        return "nearest (rejects every third frame)"
+
+
 def test_every_pair_is_processed_or_dropped_with_a_reason(tmp_path):
-    """Bad frames in the middle of a bag (size mismatch, no valid depth) are counted where
-    they are, and the rest stays in order."""
+    """Frames dropped in the middle of a bag are counted where they are; the rest, and every
+    input message, still go out in order."""
     bag = make_demo(tmp_path, "in.mcap", repeat=4)
-    config = NodeConfig.from_values({"max_depth": 0.2})  # every reading of some frames invalid
-    summary = process_bag(bag, tmp_path / "out.mcap", create_engine("guided"), config,
-                          show_progress=False)
-    dropped_pairs = sum(summary.drops.values()) // 2
-    assert summary.pairs == FRAMES
-    assert summary.processed + dropped_pairs == FRAMES, summary.drops
+    summary = process_bag(bag, tmp_path / "out.mcap", RejectsEveryThird(),
+                          NodeConfig.from_values({}), show_progress=False)
+    rejected = FRAMES // 3
+    assert summary.pairs == FRAMES and summary.processed == FRAMES - rejected
+    assert summary.drops == {"all_invalid_depth": 2 * rejected}
+    assert summary.fallback_reason == ""  # bad input never blames the engine
+    out, given = read_bag(tmp_path / "out.mcap"), read_bag(bag)
+    stamps = [stamp(m.header) for _, m in out["/depth_completed"]]
+    assert stamps == sorted(stamps) and len(stamps) == FRAMES - rejected
+    for topic, messages in given.items():  # copied whole, in log-time order
+        assert [t for t, _ in out[topic]] == [t for t, _ in messages], topic
 
 
 def _cli_env() -> dict:

@@ -105,7 +105,9 @@ class _Pipeline:
         self.assembler = FrameAssembler(config, self._completion_mode())
         self.stop = threading.Event()
         self.errors: list[BaseException] = []
-        self.pairs_dropped = 0
+        #: pairs dropped before the engine (reader thread) and by stage 1 (its own thread),
+        #: each counted by one thread only
+        self._dropped_reading = self._dropped_completing = 0
         self._write_failed = False
         #: input messages to copy, (topic, log time, bytes), read since the last frame
         self._raws: list[tuple[str, int, bytes]] = []
@@ -165,7 +167,7 @@ class _Pipeline:
         return raws
 
     def _drop(self, exc: LingbotDepthError) -> None:
-        self.pairs_dropped += 1
+        self._dropped_reading += 1
         self.drops.add(exc.reason, 2)
         log.warning("dropped a frame pair (%s): %s", exc.reason, exc)
 
@@ -182,7 +184,7 @@ class _Pipeline:
 
     def _dropped(self, item):
         """Stage 1 dropped `item` (the runner counted why): its copies still go out."""
-        self.pairs_dropped += 1
+        self._dropped_completing += 1
         return None, None, item[1]
 
     # -- runner stage 2: build outputs, serialize, write (the caller's thread) -------------
@@ -234,9 +236,9 @@ class _Pipeline:
     def _account_unfinished(self) -> None:
         """Pairs read but neither written nor dropped (a stopped run's queue) count as
         dropped 'interrupted', so every pair read is accounted for exactly."""
-        unfinished = self.stats.pairs - self.summary.processed - self.pairs_dropped
+        dropped = self._dropped_reading + self._dropped_completing
+        unfinished = self.stats.pairs - self.summary.processed - dropped
         if unfinished > 0:
-            self.pairs_dropped += unfinished
             self.drops.add("interrupted", 2 * unfinished)
 
     def _on_signal(self, signum, frame) -> None:
