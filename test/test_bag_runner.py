@@ -153,6 +153,22 @@ def test_sigterm_finishes_like_ctrl_c_and_exits_143(tmp_path):
     assert stamp(written[0][1].header) == DEMO_START_NS
 
 
+def test_sigterm_into_another_long_command_exits_143(tmp_path):
+    """`bag eval` has no handler of its own: SIGTERM stops it as Ctrl-C does (the CLI's
+    KeyboardInterrupt path), with SIGTERM's code and no traceback."""
+    bag = make_demo(tmp_path, "in.mcap", repeat=40)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "lingbot_depth_ros.cli", "bag", "eval", str(bag), "--engines",
+         "telea", "--no-progress", "--json", str(tmp_path / "eval.json")],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=_cli_env())
+    time.sleep(4.0)  # past the imports, scoring frames
+    process.send_signal(signal.SIGTERM)
+    text, _ = process.communicate(timeout=60)
+    assert process.returncode == 143, text
+    assert "Traceback" not in text and "interrupted" in text
+    assert not (tmp_path / "eval.json").exists()  # nothing half-written at the output path
+
+
 def test_ctrl_c_still_exits_130(tmp_path, capsys):
     """The in-process CLI path: Ctrl-C (SIGINT) keeps its own code."""
     bag = make_demo(tmp_path, "in.mcap", repeat=40)
