@@ -99,7 +99,8 @@ class LingbotDepthNode(Node):
                                   self._warn_throttled)
         self.get_logger().info(
             f"completing {self.resolve_topic_name(self.config.depth_topic)} with "
-            f"{self.engine.describe()} -> {self.resolve_topic_name('depth_completed')}")
+            f"{self.engine.describe()} -> {self.resolve_topic_name('depth_completed')} "
+            f"(admission {self.config.admission})")
 
     # -- set-up ---------------------------------------------------------------------------
     def _check_overrides(self) -> list[str]:
