@@ -2,12 +2,14 @@
 
     python benchmarks/bench_node.py [--seconds 60] [--warmup 30] [--idle-seconds 8] [--engine guided]
         [--rate 30] [--qos sensor_data|reliable] [--dds-profile F.xml|''] [--heap-trim-period 5]
-        [--output-queue-depth 5] [--json F]
+        [--output-queue-depth 5] [--admission burst|latest|every] [--burst 1] [--json F]
 
 The node runs as its own process (as `ros2 run` starts it); this process plays the camera
 (colour rgb8, depth 16UC1, camera info at --rate Hz from the shipped captures, published
 serialized as a driver's C++ publisher would hand them over) and the consumer (subscribed to
-every output by default, the worst case). Both use config/fastdds_large_data.xml unless
+every output by default, the worst case); --burst N sends the pairs in bursts of N back to
+back, one burst every N/--rate s (the same mean rate, the arrival jitter a driver or a
+network hiccup gives), to compare the node's --admission policies. Both use config/fastdds_large_data.xml unless
 --dds-profile '' is given. The consumer takes the outputs serialized (--consumer raw, the
 default), as a C++ grasp planner on its own cores costs the node nothing; with
 --consumer messages it builds rclpy messages of every output in this process, on the same
@@ -52,7 +54,9 @@ from lingbot_depth_ros.core.captures import read_intrinsics, read_raw_depth, rea
 from lingbot_depth_ros.core.codec import encode_image  # noqa: E402
 from lingbot_depth_ros.core.outputs import CameraInfoFields  # noqa: E402
 from lingbot_depth_ros.ros import messages  # noqa: E402
-from lingbot_depth_ros.ros.diagnostics import OVERHEAD_STAGES, parse_values  # noqa: E402
+from lingbot_depth_ros.ros.diagnostics import OVERHEAD_STAGES  # noqa: E402
+
+from lingbot_depth_ros.ros.diagnostics import parse_values  # noqa: E402
 
 RELIABLE = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
 FRAME_ID = "camera_color_optical_frame"
@@ -133,7 +137,8 @@ def start_node(args, domain: int, extra: tuple | list = (), env: dict | None = N
     command = [sys.executable, str(ROOT / "scripts" / "lingbot_depth_node"), "--ros-args",
                "-r", "__ns:=/bench", "-p", f"engine:={args.engine}", "-p", f"qos:={args.qos}",
                "-p", "diagnostics_period:=1.0", "-p", f"output_queue_depth:={args.output_queue_depth}",
-               "-p", f"heap_trim_period:={args.heap_trim_period}", *extra]
+               "-p", f"heap_trim_period:={args.heap_trim_period}", "-p", f"admission:={args.admission}",
+               *extra]
     return subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
 
@@ -184,7 +189,7 @@ def play(args, frames, publishers, node_pid: int, consumer: Consumer) -> tuple[l
         nonlocal i
         start = next_sample = time.monotonic()
         for k in range(int(seconds * args.rate)):
-            delay = start + k * period - time.monotonic()
+            delay = start + (k - k % args.burst) * period - time.monotonic()
             if delay > 0:
                 time.sleep(delay)
             color, depth, info = frames[i % 4]
@@ -253,6 +258,10 @@ def main() -> int:
                              "--heap-trim-period + 1 s, so the idle node has trimmed)")
     parser.add_argument("--heap-trim-period", type=float, default=5.0,
                         help="the node's heap_trim_period (seconds between malloc_trim; 0 = never)")
+    parser.add_argument("--admission", default="burst", choices=("latest", "burst", "every"),
+                        help="the node's admission policy")
+    parser.add_argument("--burst", type=int, default=1,
+                        help="pairs per burst, sent back to back (1: evenly spaced)")
     parser.add_argument("--json", type=Path, help="also write the results here")
     args, _ = parser.parse_known_args()  # run.sh bench passes its arguments to every bench
 
@@ -335,6 +344,7 @@ def summarise(args, consumer: Consumer, samples_all: list[dict], measured_from: 
         "engine": args.engine, "seconds": args.seconds, "warmup_s": args.warmup,
         "input_hz": args.rate, "qos": args.qos, "output_queue_depth": args.output_queue_depth,
         "heap_trim_period": args.heap_trim_period,
+        "admission": args.admission, "burst": args.burst,
         "consumer": args.consumer,
         "outputs": "depth," + args.outputs if args.outputs else "depth",
         "load_average": [round(v, 2) for v in os.getloadavg()],
@@ -363,7 +373,7 @@ def print_report(r: dict) -> None:
     print(f"lingbot_depth_node, engine {r['engine']}, {r['input_hz']:.0f} Hz in for {r['seconds']:.0f} s "
           f"after {r['warmup_s']:.0f} s of warm-up "
           f"(640x480; subscribed: {r['outputs']}, consumer {r['consumer']}; input QoS {r['qos']}, "
-          f"{r['dds_profile']})")
+          f"{r['dds_profile']}; admission {r['admission']}, bursts of {r['burst']})")
     print(f"  node overhead per frame (excl. engine), median : {r['overhead_p50_ms']:.2f} ms"
           "   target < 5 ms")
     print(f"    the same in CPU time of the node's threads       : {r['overhead_cpu_p50_ms']:.2f} ms")

@@ -158,11 +158,12 @@ def peak_rate(camera: Camera, frames: int, low: float = 5.0, high: float = 60.0)
 
 
 def measure(args, engine: str, admission: str, frames: list, domain: int) -> dict:
-    node_args = SimpleNamespace(engine=engine, qos="reliable", output_queue_depth=5, heap_trim_period=5.0)
+    node_args = SimpleNamespace(engine=engine, qos="reliable", output_queue_depth=5, heap_trim_period=5.0,
+                                admission=admission)
     # the node always gets the launch file's profile; the camera (this process) as
     # --camera-profile says (a driver started by the launch file, or one on its own)
     node_env = dict(os.environ, FASTDDS_DEFAULT_PROFILES_FILE=str(ROOT / "config" / "fastdds_large_data.xml"))
-    proc = bench_node.start_node(node_args, domain, extra=["-p", f"admission:={admission}"], env=node_env)
+    proc = bench_node.start_node(node_args, domain, env=node_env)
     if args.camera_profile == "large":
         os.environ["FASTDDS_DEFAULT_PROFILES_FILE"] = node_env["FASTDDS_DEFAULT_PROFILES_FILE"]
     else:

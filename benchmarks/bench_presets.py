@@ -44,8 +44,8 @@ from rclpy.qos import QoSProfile, ReliabilityPolicy  # noqa: E402
 from sensor_msgs.msg import CameraInfo, Image  # noqa: E402
 
 from lingbot_depth_ros.core.captures import read_intrinsics, read_raw_depth, read_rgb, rgb_path  # noqa: E402
-from lingbot_depth_ros.ros.diagnostics import parse_values  # noqa: E402
 
+from lingbot_depth_ros.ros.diagnostics import parse_values  # noqa: E402
 from driver_topics import DRIVERS, DriverPlayer  # noqa: E402
 
 RATE_HZ = 30.0

@@ -115,9 +115,11 @@ def serve_lingbot(args) -> None:
     from lingbot_depth_ros.ros import node as node_module
 
     rclpy.init(args=["--ros-args", "-p", f"engine:={args.engine}"])
-    node = node_module.LingbotDepthNode()
-    node.engine = CountingEngine(node.engine)
-    report_counters(node, node.engine)
+    from lingbot_depth_ros.engines import create_engine
+
+    counting = CountingEngine(create_engine(args.engine))
+    node = node_module.LingbotDepthNode(engine=counting)
+    report_counters(node, counting)
     spin_until_terminated(node)
 
 

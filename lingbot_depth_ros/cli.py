@@ -13,9 +13,9 @@ from .commands.argtypes import OneLineParser
 from .core.allocator import tune_for_frame_buffers
 from .core.errors import LingbotDepthError, one_line_reason
 
-#: exit codes (docs/bad-input.md): 2 bad input or a failed write, 130 stopped by Ctrl-C or
-#: SIGTERM after a clean stop (summary printed, outputs closed)
-EXIT_BAD_INPUT, EXIT_INTERRUPTED = 2, 130
+#: exit codes (docs/bad-input.md): 2 bad input or a failed write, 130 stopped by Ctrl-C and
+#: 143 by SIGTERM, each after the same clean stop (summary printed, outputs closed)
+EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_TERMINATED = 2, 130, 143
 
 #: subcommand modules, in --help order
 COMMAND_MODULES = (
@@ -47,25 +47,30 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(levelname)s %(name)s: %(message)s")
     tune_for_frame_buffers()  # every command pushes frame-sized buffers through
-    previous_term = _term_as_interrupt()
+    terms: list[int] = []
+    previous_term = _term_as_interrupt(terms)
     try:
-        return int(args.func(args) or 0)
+        code = int(args.func(args) or 0)
     except (LingbotDepthError, OSError) as exc:  # bad input, or an output that cannot be written
         print(f"lingbot-depth {args.command}: error: {one_line_reason(exc)}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         print(f"lingbot-depth {args.command}: interrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
+        code = EXIT_INTERRUPTED
     finally:
         if previous_term is not None:
             signal.signal(signal.SIGTERM, previous_term)
+    # a command that a signal stopped cleanly: the shell's code for that signal
+    return EXIT_TERMINATED if code == EXIT_INTERRUPTED and terms else code
 
 
-def _term_as_interrupt():
+def _term_as_interrupt(terms: list[int]):
     """The one signal path: SIGTERM does what Ctrl-C does in whatever command runs (a bag
     being processed is closed readable with its summary; elsewhere KeyboardInterrupt).
-    Returns the previous handler, None where signals cannot be set (not the main thread)."""
+    Records each SIGTERM in `terms`. Returns the previous handler, None where signals
+    cannot be set (not the main thread)."""
     def on_term(signum, frame):
+        terms.append(signum)
         handler = signal.getsignal(signal.SIGINT)
         if callable(handler):
             handler(signal.SIGINT, frame)

@@ -144,9 +144,10 @@ class Running:
 
     def __init__(self, context: Context, overrides: dict | None = None, namespace: str = "/test",
                  cli_args: list[str] | None = None, connect: bool = True,
-                 topics: dict | None = None) -> None:
+                 topics: dict | None = None, engine=None) -> None:
+        """`engine`: an engine object the node uses instead of loading its configured one."""
         params = [Parameter(k, value=v) for k, v in (overrides or {}).items()]
-        self.node = LingbotDepthNode(context=context, namespace=namespace,
+        self.node = LingbotDepthNode(engine=engine, context=context, namespace=namespace,
                                      parameter_overrides=params, cli_args=cli_args)
         self.probe = Probe(context, namespace=namespace, topics=topics)
         self._executors = []
@@ -177,10 +178,10 @@ class Running:
         raise AssertionError("DDS discovery between probe and node did not complete")
 
     def wait_idle(self, timeout: float = 30.0) -> None:
-        """Until the node holds no pair in its slot or worker."""
+        """Until the node holds no pair in its runner (admitted or in flight)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if self.node.slot.pending == 0 and self.node.workers.in_flight == 0:
+            if self.node.runner.pending == 0:
                 return
             time.sleep(0.02)
         raise AssertionError("node did not become idle")
@@ -196,7 +197,7 @@ class Running:
         return self.probe.diagnostics(self.node.get_fully_qualified_name(), timeout)
 
     def alive(self) -> bool:
-        return self.node.workers.alive() and all(t.is_alive() for _, t in self._executors)
+        return self.node.runner.alive() and all(t.is_alive() for _, t in self._executors)
 
     def close(self) -> None:
         for executor, thread in self._executors:

@@ -135,14 +135,18 @@ class FailingEngine(Engine):
         raise RuntimeError("CUDA error: an illegal memory access was encountered")
 
 
-def test_engine_failing_at_run_time_falls_back_to_guided(running, captures):
-    running.wait_idle()
-    running.node.engine = FailingEngine()
-    expect_published(running, captures[1])
-    assert running.node.engine.name == "guided"
-    values = running.diagnostics()
-    assert "failed at run time" in values["fallback"] and values["engine"] == "guided"
-    expect_published(running, captures[2])
+def test_engine_failing_at_run_time_falls_back_to_guided(context, captures):
+    running = Running(context, namespace="/bad_engine", engine=FailingEngine())
+    try:
+        running.send_info(captures[0].info_msg(stamps.next_ns))
+        assert running.node.engine.name == "torch"
+        expect_published(running, captures[1])
+        assert running.node.engine.name == "guided"
+        values = running.diagnostics()
+        assert "failed at run time" in values["fallback"] and values["engine"] == "guided"
+        expect_published(running, captures[2])
+    finally:
+        running.close()
 
 
 def test_everything_received_is_accounted_for(running):

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from node_harness import make_context, rclpy
+from node_harness import rclpy  # noqa: F401  (skips this module without the ROS wheels)
 from lingbot_depth_ros.ros.node import LingbotDepthNode
 from lingbot_depth_ros.ros.params import PARAMS, PARAMS_BY_NAME, NodeConfig, load_params_file
 from rclpy.exceptions import InvalidParameterTypeException, InvalidParameterValueException
@@ -33,13 +33,6 @@ def node_param_files() -> list[Path]:
                 isinstance(v, dict) and "ros__parameters" in v for v in document.values()):
             found.append(path)
     return found
-
-
-@pytest.fixture(scope="module")
-def context():
-    ctx = make_context(__name__)
-    yield ctx
-    rclpy.shutdown(context=ctx)
 
 
 def start_node(context, params_file: Path, namespace: str = "/robot") -> LingbotDepthNode:

@@ -184,9 +184,8 @@ class FailingEngine(Engine):
 
 def test_fallback_none_at_run_time_stops_the_node(captures):
     own = make_context(__name__ + ".hard")  # the node shuts its context down
-    running = Running(own, {"fallback": "none"}, namespace="/hard_run")
+    running = Running(own, {"fallback": "none"}, namespace="/hard_run", engine=FailingEngine())
     try:
-        running.node.engine = FailingEngine()
         running.send_info(captures[0].info_msg(SECOND))
         Sender(running, captures[0], 1)()
         deadline = time.monotonic() + 20
@@ -199,7 +198,7 @@ def test_fallback_none_at_run_time_stops_the_node(captures):
     finally:
         for executor, thread in running._executors:
             thread.join(timeout=5.0)
-        running.node.workers.close()
+        running.node.runner.close()
 
 
 def test_infinities_are_kept_and_not_filled(context, captures):

@@ -176,8 +176,8 @@ def test_latest_wins_when_frames_arrive_faster_than_completion(context, captures
                                          for m in r["depth_completed"]), 30, "the newest frame")
         except AssertionError as exc:  # say where the newest pair went (seen once in a full run)
             raise AssertionError(f"{exc}; node: {running.diagnostics()}, pairer pending "
-                                 f"{running.node.pairer.pending}, slot {running.node.slot.pending}, "
-                                 f"in flight {running.node.workers.in_flight}") from None
+                                 f"{running.node.pairer.pending}, admitted {running.node.runner.admission.pending}, "
+                                 f"in flight {running.node.runner.in_flight}") from None
         running.wait_idle()
         time.sleep(0.2)
         values = running.diagnostics()

@@ -18,7 +18,7 @@ from rosbags.typesys import Stores, get_types_from_msg, get_typestore  # noqa: E
 from sensor_msgs.msg import CameraInfo, Image  # noqa: E402
 
 from node_harness import (FRAME_ID, OUTPUT_TOPICS, Running, accounting, load_captures,  # noqa: E402
-                          make_context, rclpy)
+                          )
 from lingbot_depth_ros.ros import messages  # noqa: E402
 
 ENGINE = "guided"
@@ -104,13 +104,6 @@ def read_output(path: Path) -> dict[str, list]:
             out.setdefault(conn.topic.rsplit("/replay/", 1)[1], []).append(
                 store.deserialize_cdr(raw, conn.msgtype))
     return out
-
-
-@pytest.fixture(scope="module")
-def context():
-    ctx = make_context(__name__)
-    yield ctx
-    rclpy.shutdown(context=ctx)
 
 
 def test_replayed_pairs_are_published_or_counted(context, tmp_path):

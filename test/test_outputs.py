@@ -13,11 +13,16 @@ from lingbot_depth_ros.core.depth import metres_to_16uc1
 from lingbot_depth_ros.core.errors import IntrinsicsError
 from lingbot_depth_ros.core.frame import SourceMask
 from lingbot_depth_ros.core.outputs import (CameraInfoFields, OutputBuilder, OutputOptions,
-                                            depth_image, nominal_intrinsics)
+                                            depth_pixels, nominal_intrinsics)
 from lingbot_depth_ros.core.pointcloud import XYZRGB_DTYPE, unpack_rgb
 from lingbot_depth_ros.engines import create_engine
 
 EXAMPLES = __import__("pathlib").Path(__file__).resolve().parents[1] / "examples"
+
+
+def depth_image(depth_m, encoding: str):
+    """Completed metres -> 32FC1 or 16UC1 image fields, as the node encodes them."""
+    return encode_image(depth_pixels(depth_m, encoding), encoding)
 
 
 def build_outputs(frame, result, options: OutputOptions, **kwargs):

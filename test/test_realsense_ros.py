@@ -4,10 +4,8 @@ lingbot_depth_node with `source: realsense` completes a librealsense recording."
 
 from __future__ import annotations
 
-import os
 import threading
 import time
-import zlib
 from collections import defaultdict
 from pathlib import Path
 
@@ -27,7 +25,6 @@ except SourceUnavailableError as exc:
     pytest.skip(str(exc), allow_module_level=True)
 
 from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
-from rclpy.context import Context  # noqa: E402
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor  # noqa: E402
 from rclpy.qos import QoSProfile, ReliabilityPolicy  # noqa: E402
 from sensor_msgs.msg import CameraInfo, Image  # noqa: E402
@@ -48,15 +45,6 @@ def load_example(index: int):
     folder = EXAMPLES / str(index)
     return (read_rgb(rgb_path(folder)), read_raw_depth(folder / "raw_depth.png"),
             read_intrinsics(folder / "intrinsics.txt"))
-
-
-@pytest.fixture
-def context():
-    context = Context()
-    domain = 1 + (os.getpid() * 31 + zlib.crc32(__name__.encode())) % 200
-    rclpy.init(context=context, domain_id=domain)
-    yield context
-    rclpy.try_shutdown(context=context)
 
 
 def spin(context, node) -> tuple:

@@ -12,16 +12,9 @@ point_cloud2 = pytest.importorskip(
     "sensor_msgs_py.point_cloud2", reason="sensor_msgs_py is not installed: no ROS 2 install "
                                           "and no ../shared/ros2-upstream (./run.sh installs it)")
 
-from node_harness import Running, image_array, load_captures, make_context, rclpy  # noqa: E402
+from node_harness import Running, image_array, load_captures  # noqa: E402
 
 STAMP_NS = 1_700_000_000_000_000_000
-
-
-@pytest.fixture(scope="module")
-def context():
-    ctx = make_context(__name__)
-    yield ctx
-    rclpy.shutdown(context=ctx)
 
 
 def unproject(depth: np.ndarray, k, stride: int = 1):

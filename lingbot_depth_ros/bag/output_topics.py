@@ -8,39 +8,40 @@ import logging
 
 from rosbags.interfaces import Qos, QosDurability, QosHistory, QosLiveliness, QosReliability, QosTime
 
+from ..core import output_topics as table
 from ..core import serialized
 from ..core.frame import CompletionResult
 from ..core.outputs import OutputBuilder
 from ..core.config import NodeConfig
 from .frames import AssembledFrame
-from .messages import CAMERA_INFO, COMPLETED_RGBD, IMAGE, POINT_CLOUD2
 from .reader import BagError, BagReader
 from .writer import BagWriter
 
 log = logging.getLogger(__name__)
 
-DEPTH = "/depth_completed"
-DEPTH_INFO = "/depth_completed/camera_info"
-POINTS = "/depth_completed/points"
-SOURCE_MASK = "/depth_completed/source_mask"
-RGBD = "/depth_completed/rgbd"
-#: every output of the node (names in the root namespace) and its type, in publishing order
-NODE_OUTPUTS = {DEPTH: IMAGE, DEPTH_INFO: CAMERA_INFO, SOURCE_MASK: IMAGE, POINTS: POINT_CLOUD2,
-                RGBD: COMPLETED_RGBD}
+
+def _root(topic: table.OutputTopic) -> str:
+    """The output's name for a node in the root namespace."""
+    return "/" + topic.name
+
+
+DEPTH, DEPTH_INFO = _root(table.DEPTH), _root(table.DEPTH_INFO)
+POINTS, SOURCE_MASK, RGBD = _root(table.POINTS), _root(table.SOURCE_MASK), _root(table.RGBD)
 _ZERO = QosTime(sec=0, nsec=0)
-#: the node's output QoS: reliable, volatile, keep last 5
-NODE_OUTPUT_QOS = Qos(history=QosHistory.KEEP_LAST, depth=5, reliability=QosReliability.RELIABLE,
-                      durability=QosDurability.VOLATILE, deadline=_ZERO, lifespan=_ZERO,
-                      liveliness=QosLiveliness.AUTOMATIC, liveliness_lease_duration=_ZERO,
-                      avoid_ros_namespace_conventions=False)
+
+
+def bag_qos(qos: table.TopicQos) -> Qos:
+    """The rosbags form of an output's QoS, as a recorder of the node would store it."""
+    return Qos(history=QosHistory.KEEP_LAST, depth=qos.depth,
+               reliability=QosReliability.RELIABLE if qos.reliable else QosReliability.BEST_EFFORT,
+               durability=QosDurability.TRANSIENT_LOCAL if qos.latched else QosDurability.VOLATILE,
+               deadline=_ZERO, lifespan=_ZERO, liveliness=QosLiveliness.AUTOMATIC,
+               liveliness_lease_duration=_ZERO, avoid_ros_namespace_conventions=False)
 
 
 def output_topics(config: NodeConfig) -> dict[str, str]:
-    """Topic -> message type of every output the node would publish with `config`."""
-    enabled = {DEPTH: config.publish_depth, DEPTH_INFO: config.publish_depth,
-               SOURCE_MASK: config.publish_source_mask, POINTS: config.publish_cloud,
-               RGBD: config.publish_rgbd}
-    return {topic: msgtype for topic, msgtype in NODE_OUTPUTS.items() if enabled[topic]}
+    """Topic -> message type of every per-frame output the node would publish with `config`."""
+    return {_root(t): t.msgtype for t in table.enabled_outputs(config)}
 
 
 def check_output_types(config: NodeConfig, typestore) -> None:
@@ -65,8 +66,8 @@ class OutputWriter:
         self.copied = 0
         self.written = {topic: 0 for topic in self.outputs}
         self._register_copies(reader)
-        for topic, msgtype in self.outputs.items():
-            writer.add_topic(topic, msgtype, qos=[NODE_OUTPUT_QOS])
+        for topic in table.enabled_outputs(config):
+            writer.add_topic(_root(topic), topic.msgtype, qos=[bag_qos(topic.qos(config))])
 
     def _register_copies(self, reader: BagReader) -> None:
         for name, topic in reader.topics.items():
@@ -90,10 +91,14 @@ class OutputWriter:
         self.writer.write_raw(topic, log_time_ns, raw)
         self.copied += 1
 
-    def write_frame(self, item: AssembledFrame, result: CompletionResult) -> None:
+    def write_frame(self, item: AssembledFrame, result: CompletionResult,
+                    engine: tuple[str, str] | None = None) -> None:
+        """Write one frame's outputs; `engine` (model id, mode) where the engine changed
+        since this writer was made (a fallback mid-bag)."""
         frame, info = item.frame, item.info
+        model, mode = engine if engine is not None else (self.model_id, self.mode)
         outputs = self.builder.build(frame, result, color=item.color, info=info,
-                                     model=self.model_id, mode=self.mode,
+                                     model=model, mode=mode,
                                      paired_at_ns=item.paired_at_ns, with_cloud=info is not None,
                                      with_rgbd=info is not None)
         # The node's serialized forms (core.serialized), pixels handed through uncopied.

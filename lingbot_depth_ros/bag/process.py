@@ -5,19 +5,20 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import queue
 import signal
 import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..core.config import NodeConfig
 from ..core.errors import LingbotDepthError
 from ..core.outputs import OutputBuilder
 from ..core.pairing import DropCounter
-from ..core.pipeline import complete, effective_mode
+from ..core.pipeline import INPUT_ERRORS, complete, effective_mode
+from ..core.runner import Admission, FrameRunner
 from ..engines.base import Engine
-from ..core.config import NodeConfig
+from ..engines.fallback import EngineFallback
 from .frames import FrameAssembler, PairStats, iter_pairs
 from .output_topics import OutputWriter, check_output_types
 from .progress import progress_bar
@@ -26,8 +27,9 @@ from .topics import InputTopics, select_topics
 from .writer import BagWriter, storage_for
 
 log = logging.getLogger(__name__)
+#: frames admitted ahead of the engine (the reader waits beyond that)
 _QUEUE_DEPTH = 4
-_END = object()
+_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 #: copied input messages travel with the next frame; past this many they go on alone
 _RAW_BATCH = 64
 
@@ -50,6 +52,12 @@ class ProcessSummary:
     written: dict = field(default_factory=dict)
     truncated_input: bool = False
     interrupted: bool = False
+    #: the signal that interrupted the run (SIGINT or SIGTERM), "" when none did
+    stop_signal: str = ""
+    #: why the engine was replaced by guided mid-bag, "" when it was not
+    fallback_reason: str = ""
+    #: why the engine stopped for good (fallback none), "" when it did not
+    engine_failure: str = ""
     wall_s: float = 0.0
     engine_s: float = 0.0
 
@@ -80,162 +88,179 @@ class ProcessSummary:
 
 
 class _Pipeline:
-    """reader thread -> engine thread -> writer (the caller's thread, which owns the output
-    bag and receives Ctrl-C), bounded queues between."""
+    """A reader thread admits every frame into the node's runner (core/runner.py) under
+    `every`; the runner's stage 1 completes it through the node's EngineFallback and its
+    stage 2 writes it in the caller's thread, which owns the output bag and receives Ctrl-C
+    and SIGTERM. One thread per stage and a first-in first-out queue keep the output in
+    input order."""
 
     def __init__(self, reader: BagReader, topics: InputTopics, config: NodeConfig,
-                 engine: Engine, out: OutputWriter, summary: ProcessSummary,
+                 engine: EngineFallback, out: OutputWriter, summary: ProcessSummary,
                  progress, limit: int | None) -> None:
         self.reader, self.topics, self.config = reader, topics, config
         self.engine, self.out, self.summary, self.progress = engine, out, summary, progress
         self.limit = limit
         self.drops = DropCounter()
         self.stats = PairStats()
-        self.assembler = FrameAssembler(config, effective_mode(engine.name, config.mode) == "completion")
-        self.to_engine: queue.Queue = queue.Queue(_QUEUE_DEPTH)
-        self.to_writer: queue.Queue = queue.Queue(_QUEUE_DEPTH)
+        self.assembler = FrameAssembler(config, self._completion_mode())
         self.stop = threading.Event()
         self.errors: list[BaseException] = []
-        self.pairs_dropped = 0
+        #: pairs dropped before the engine (reader thread) and by stage 1 (its own thread),
+        #: each counted by one thread only
+        self._dropped_reading = self._dropped_completing = 0
+        self._write_failed = False
         #: input messages to copy, (topic, log time, bytes), read since the last frame
         self._raws: list[tuple[str, int, bytes]] = []
+        self.runner = FrameRunner(Admission("every", self.drops, depth=_QUEUE_DEPTH), self.drops,
+                                  self._complete, self._write, self._warn, name="bag",
+                                  dropped=self._dropped, outputs_thread=False)
+        self.read_done = threading.Event()
 
-    def _put(self, q: queue.Queue, item) -> None:
-        """Blocking put that gives up once the run is stopping (nobody may consume then)."""
-        while not self.stop.is_set():
-            try:
-                q.put(item, timeout=0.1)
-                return
-            except queue.Full:
-                continue
+    def _completion_mode(self) -> bool:
+        return effective_mode(self.engine.engine.name, self.config.mode) == "completion"
 
-    def _get(self, q: queue.Queue):
-        while True:
-            try:
-                return q.get(timeout=0.1)
-            except queue.Empty:
-                if self.stop.is_set():
-                    return _END
+    def _warn(self, text: str) -> None:
+        log.warning("%s", text)
 
-    def _drop(self, exc: LingbotDepthError) -> None:
-        self.pairs_dropped += 1
-        self.drops.add(exc.reason, 2)
-        log.warning("dropped a frame pair (%s): %s", exc.reason, exc)
-
-    # -- stage 1: read, pair, decode ------------------------------------------------------
-    # Each queue item is (frame or None, copied input messages read before it): one GIL
+    # -- the reader thread: read, pair, decode, admit --------------------------------------
+    # Each admitted item is (frame or None, copied input messages read before it): one
     # hand-off per frame, not per message.
-    def _read(self) -> None:
+    def _read_all(self) -> None:
         try:
-            pairs = iter_pairs(self.reader, self.topics, self.config, self.drops, self.stats,
-                               on_message=self._copy, limit=self.limit)
-            with contextlib.closing(pairs):  # images left in the pairer are counted now
-                for pair in pairs:
-                    if self.stop.is_set():
-                        break  # counted by _account_unfinished once the threads are done
-                    try:
-                        item = self.assembler.assemble(pair)
-                    except LingbotDepthError as exc:
-                        self._drop(exc)
-                        continue
-                    self._put(self.to_engine, (item, self._take_raws()))
+            self._read()
         except BaseException as exc:  # handed to the caller's thread, which re-raises it
             self.errors.append(exc)
         finally:
-            if self._raws:
-                self._put(self.to_engine, (None, self._take_raws()))
-            self._put(self.to_engine, _END)
+            self.read_done.set()
+
+    def _read(self) -> None:
+        pairs = iter_pairs(self.reader, self.topics, self.config, self.drops, self.stats,
+                           on_message=self._copy, limit=self.limit)
+        with contextlib.closing(pairs):  # images left in the pairer are counted now
+            for pair in pairs:
+                if self.stop.is_set():
+                    break  # counted by _account_unfinished once the threads are done
+                self.assembler.completion_mode = self._completion_mode()
+                try:
+                    item = self.assembler.assemble(pair)
+                except LingbotDepthError as exc:
+                    self._drop(exc)
+                    continue
+                self._admit((item, self._take_raws()))
+        if self._raws:
+            self._admit((None, self._take_raws()))
+
+    def _admit(self, item) -> None:
+        """Wait for room in the runner's queue (back-pressure), giving up once stopping."""
+        while not self.stop.is_set() and not self.runner.admission.put(item, timeout=0.1):
+            if not self.runner.alive():
+                raise RuntimeError("the bag's worker threads stopped")
 
     def _copy(self, conn, log_time: int, raw: bytes) -> None:
         if self.out.copies(conn.topic):
             self._raws.append((conn.topic, log_time, raw))
             if len(self._raws) >= _RAW_BATCH:  # e.g. a long stretch without a usable pair
-                self._put(self.to_engine, (None, self._take_raws()))
+                self._admit((None, self._take_raws()))
 
     def _take_raws(self) -> list:
         raws, self._raws = self._raws, []
         return raws
 
-    # -- stage 2: engine ------------------------------------------------------------------
-    def _run_engine(self) -> None:
-        try:
-            while (item := self._get(self.to_engine)) is not _END:
-                frame, raws = item
-                result = self._complete(frame) if frame is not None else None
-                self._put(self.to_writer, (frame if result is not None else None, result, raws))
-        except BaseException as exc:  # handed to the caller's thread, which re-raises it
-            self.errors.append(exc)
-            self.stop.set()
-        finally:
-            self._put(self.to_writer, _END)
+    def _drop(self, exc: LingbotDepthError) -> None:
+        self._dropped_reading += 1
+        self.drops.add(exc.reason, 2)
+        log.warning("dropped a frame pair (%s): %s", exc.reason, exc)
 
-    def _complete(self, frame):
-        """The engine's result for `frame`, None when the frame is dropped."""
+    # -- runner stage 1: complete ---------------------------------------------------------
+    def _complete(self, item):
+        frame, raws = item
+        if frame is None:
+            return None, None, raws
         t0 = time.perf_counter()
-        try:
-            return complete(self.engine.complete, frame)  # the node's completion step
-        except LingbotDepthError as exc:
-            self._drop(exc)
-        except Exception as exc:  # as in the node: a bug costs one frame, not the run
-            self.pairs_dropped += 1
-            self.drops.add("internal_error", 2)
-            log.error("dropped a frame pair: %s: %s", type(exc).__name__, exc)
+        try:  # the node's completion step, with its fallback
+            return frame, complete(lambda f: self.engine.complete(f, INPUT_ERRORS), frame), raws
         finally:
             self.summary.engine_s += time.perf_counter() - t0
-        return None
 
-    # -- stage 3: build outputs, serialize, write (caller's thread) ------------------------
-    def run(self) -> None:
-        threads = [threading.Thread(target=self._read, name="bag-read", daemon=True),
-                   threading.Thread(target=self._run_engine, name="bag-engine", daemon=True)]
-        for thread in threads:
-            thread.start()
-        previous = _catch_sigint(self._on_sigint)
+    def _dropped(self, item):
+        """Stage 1 dropped `item` (the runner counted why): its copies still go out."""
+        self._dropped_completing += 1
+        return None, None, item[1]
+
+    # -- runner stage 2: build outputs, serialize, write (the caller's thread) -------------
+    def _write(self, done) -> None:
+        frame, result, raws = done
+        if self._write_failed:
+            return  # the output failed: nothing more is written
         try:
-            while not self.summary.interrupted and (item := self._get(self.to_writer)) is not _END:
-                frame, result, raws = item
-                for raw in raws:
-                    self.out.copy(*raw)
-                if frame is None:
-                    continue
-                self.out.write_frame(frame, result)
-                self.summary.processed += 1
-                self.progress.update(1)
-        finally:
-            _catch_sigint(previous)
+            for raw in raws:
+                self.out.copy(*raw)
+            if frame is None:
+                return
+            engine = self.engine.model_id, effective_mode(self.engine.engine.name, self.config.mode)
+            self.out.write_frame(frame, result, engine)
+        except BaseException as exc:  # a failed write ends the run; the caller re-raises it
+            self._write_failed = True
+            self.errors.append(exc)
             self.stop.set()
-            for thread in threads:
-                thread.join(timeout=5.0)
+            return
+        self.summary.processed += 1
+        self.progress.update(1)
+
+    def run(self) -> None:
+        reader = threading.Thread(target=self._read_all, name="bag_read", daemon=True)
+        reader.start()
+        previous = _catch_stop_signals(self._on_signal)
+        try:
+            while not self.stop.is_set() and self.runner.alive():
+                if not self.runner.output_step(0.1) and self.read_done.is_set() \
+                        and self.runner.pending == 0:
+                    break
+        finally:
+            _catch_stop_signals(previous)
+            self.stop.set()
+            reader.join(timeout=5.0)
+            self.runner.close(timeout=5.0)
             self._account_unfinished()
             self.summary.drops = self.drops.snapshot()
             self.summary.received = dict(self.stats.received)
             self.summary.pairs = self.stats.pairs
             self.summary.without_camera_info = self.assembler.without_camera_info
+            self.summary.engine_failure = self.engine.failure
+            self.summary.fallback_reason = self.engine.stats.fallback_reason
+            if self.engine.failure or self.engine.stats.fallback_reason:
+                self.summary.engine += f" -> {self.engine.describe()}"
         if self.errors:
             raise self.errors[0]
 
     def _account_unfinished(self) -> None:
-        """Pairs read but neither written nor dropped (a stopped run's queues) count as
+        """Pairs read but neither written nor dropped (a stopped run's queue) count as
         dropped 'interrupted', so every pair read is accounted for exactly."""
-        unfinished = self.stats.pairs - self.summary.processed - self.pairs_dropped
+        dropped = self._dropped_reading + self._dropped_completing
+        unfinished = self.stats.pairs - self.summary.processed - dropped
         if unfinished > 0:
-            self.pairs_dropped += unfinished
             self.drops.add("interrupted", 2 * unfinished)
 
-    def _on_sigint(self, signum, frame) -> None:
-        """First Ctrl-C: finish the message being written, then close the bag. Second: quit."""
+    def _on_signal(self, signum, frame) -> None:
+        """First Ctrl-C or SIGTERM: finish the frame being written, then close the bag.
+        A second: quit."""
         if self.summary.interrupted:
             raise KeyboardInterrupt
         self.summary.interrupted = True
+        self.summary.stop_signal = signal.Signals(signum).name
         self.stop.set()
 
 
-def _catch_sigint(handler):
-    """Install `handler` for SIGINT (main thread only; elsewhere a no-op returning None);
-    returns the previous handler, Python's default where it was not set from Python."""
+def _catch_stop_signals(handler):
+    """Install `handler` for SIGINT and SIGTERM (main thread only; elsewhere a no-op returning
+    None); returns the previous handlers, to be given back to this function."""
     if handler is None or threading.current_thread() is not threading.main_thread():
         return None
-    return signal.signal(signal.SIGINT, handler) or signal.default_int_handler
+    if isinstance(handler, dict):
+        for signum, previous in handler.items():
+            signal.signal(signum, previous)
+        return None
+    return {signum: signal.signal(signum, handler) or signal.SIG_DFL for signum in _STOP_SIGNALS}
 
 
 def process_bag(in_path: str | Path, out_path: str | Path, engine: Engine, config: NodeConfig,
@@ -263,9 +288,13 @@ def process_bag(in_path: str | Path, out_path: str | Path, engine: Engine, confi
             out = OutputWriter(writer, reader, config, builder, model_id=model_id,
                                mode=effective_mode(engine.name, config.mode))
             summary.skipped_topics = out.skipped
+            # the node's fallback policy; the engine it falls back to is closed here, the
+            # given one by its caller
+            fallback = EngineFallback(config, log=log, engine=engine, model_id=model_id)
             try:
-                _Pipeline(reader, chosen, config, engine, out, summary, progress, limit).run()
+                _Pipeline(reader, chosen, config, fallback, out, summary, progress, limit).run()
             finally:
+                fallback.close()
                 summary.copied_messages = out.copied
                 summary.written = out.written
             if summary.processed == 0 and not summary.interrupted:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import sys
 from pathlib import Path
 from .argtypes import (add_model_file_args, count, fps, model_file_options, output_file,
                        output_path, repeat, seed)
@@ -193,10 +194,13 @@ def run_process(args: argparse.Namespace) -> int:
         data = dict(vars(summary), frames_per_s=summary.fps)
         data["topics"] = vars(summary.topics) if summary.topics else None
         write_json(args.summary_json, data)
-    if summary.interrupted:
-        return 130
+    if summary.interrupted:  # 128 + the signal's number, as a shell reports it
+        return 143 if summary.stop_signal == "SIGTERM" else 130
     if summary.processed == 0:
         raise LingbotDepthError(f"no frame of {args.input} was completed (see the drops above)")
+    if summary.engine_failure:  # as the node: the engine stopped for good (fallback none)
+        print(f"lingbot-depth bag process: stopped: {summary.engine_failure}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -11,6 +11,7 @@ import yaml
 
 from .depth import DepthRange
 from .outputs import DEPTH_OUTPUT_ENCODINGS, MODES, OutputOptions
+from .runner import ADMISSIONS
 
 NODE_NAME = "lingbot_depth_node"
 QOS_CHOICES = ("auto", "sensor_data", "reliable")
@@ -49,6 +50,12 @@ PARAMS: tuple[Param, ...] = (
           range=(0.0, 1.0)),
     Param("pair_queue_size", 10, "Unpaired images kept per stream while waiting for a partner.",
           range=(1, 100)),
+    Param("admission", "burst",
+          "What a pair that arrives while the engine is busy does: latest (waits alone, a "
+          "newer pair replaces it), burst (up to two wait, the oldest is replaced) or every "
+          "(all wait in order, none is dropped; latency and memory grow while the engine "
+          "is slower than the camera).",
+          choices=ADMISSIONS),
     Param("pair_timeout", 1.0,
           "Seconds an image waits for its partner before it is dropped as unpaired.",
           range=(0.01, 60.0)),

@@ -178,11 +178,6 @@ def depth_pixels(depth_m: np.ndarray, encoding: str) -> np.ndarray:
     raise ValueError(f"depth output encoding must be one of {DEPTH_OUTPUT_ENCODINGS}, got '{encoding}'")
 
 
-def depth_image(depth_m: np.ndarray, encoding: str) -> ImageFields:
-    """Completed metres -> 32FC1 or 16UC1 image fields (see depth_pixels)."""
-    return encode_image(depth_pixels(depth_m, encoding), encoding)
-
-
 class OutputBuilder:
     """Builds FrameOutputs for a stream of frames with fixed options.
 

@@ -1,6 +1,6 @@
 """Pair colour, depth and camera info by header stamp: one policy for the node and bag tools
-(stamps within `slop`, latest wins, every image paired or dropped with one reason; the policy
-in full: docs/internals.md)."""
+(stamps within `slop`, every image paired or dropped with one reason; the policy in full:
+docs/internals.md). What happens to a pair while the engine is busy: core/runner.py."""
 
 from __future__ import annotations
 
@@ -153,39 +153,3 @@ class StampPairer:
         if best is not None and abs(best[0] - stamp_ns) <= self.slop_ns:
             return best[1]
         return self._info
-
-
-class LatestSlot:
-    """A one-deep mailbox between the pairing callback and the inference worker: `put`
-    replaces an unconsumed pair (counted "superseded"); `take` blocks until a pair or `close`."""
-
-    def __init__(self, drops: DropCounter) -> None:
-        self._drops = drops
-        self._cond = threading.Condition()
-        self._item: Pair | None = None
-        self._closed = False
-
-    def put(self, pair: Pair) -> None:
-        with self._cond:
-            if self._item is not None:
-                self._drops.add("superseded", 2)
-            self._item = pair
-            self._cond.notify()
-
-    @property
-    def pending(self) -> int:
-        """Pairs waiting for the worker (0 or 1)."""
-        with self._cond:
-            return int(self._item is not None)
-
-    def take(self, timeout: float | None = None) -> Pair | None:
-        with self._cond:
-            if not self._cond.wait_for(lambda: self._item is not None or self._closed, timeout):
-                return None
-            item, self._item = self._item, None
-            return item
-
-    def close(self) -> None:
-        with self._cond:
-            self._closed = True
-            self._cond.notify_all()

@@ -17,9 +17,11 @@ from .errors import (BufferSizeError, EncodingError, IntrinsicsError, InvalidDep
 from .frame import CompletionResult, RGBDFrame
 from .outputs import CameraInfoFields, nominal_intrinsics
 from .stamped import StampedImage
-from ..engines.registry import CLASSICAL_ENGINES
 
 log = logging.getLogger(__name__)
+
+#: engines that fill measured depth without a network (engines/registry.py makes them)
+CLASSICAL_ENGINES = ("guided", "nearest", "telea")
 
 #: errors caused by the input frame: drop it, never blame (or replace) the engine
 INPUT_ERRORS = (EncodingError, BufferSizeError, ShapeMismatchError, InvalidDepthError,

@@ -15,6 +15,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+from ..core.pipeline import CLASSICAL_ENGINES
 from ..core.errors import EngineOptionError, EngineUnavailableError, LingbotDepthError
 from .auto import create_auto_engine
 from .base import Engine
@@ -31,7 +32,6 @@ _ENGINES = {
     "tensorrt": "tensorrt_engine:TensorRTEngine",
 }
 ENGINE_NAMES = (*_ENGINES, "auto")
-CLASSICAL_ENGINES = ("guided", "nearest", "telea")
 #: the neural engines' model files; a classical engine ignores them (a config names them
 #: once for whichever engine it selects)
 MODEL_FILE_OPTIONS = ("checkpoint", "onnx", "engine_file")

@@ -2,9 +2,9 @@
 
 Subscription callbacks take ordinary rclpy messages (any RMW, XCDR1 or XCDR2), keep their
 pixel buffers as they came (ros/messages.py) and pair them by stamp (core.pairing), then
-hand the newest pair to the worker threads through a one-deep slot (latest wins), so the
-executor never waits for inference. One worker decodes and completes, the other builds the
-outputs (core.outputs, shared with the bag tools) and publishes (core/worker.py). Every
+admit the pair into the frame runner (core/runner.py, shared with `bag process`) under the
+`admission` policy, so the executor never waits for inference. One worker decodes and
+completes, the other builds the outputs (core.outputs) and publishes. Every
 received image ends up published, counted as dropped under a reason, or still queued (see
 ros/diagnostics.py). Messages the RMW cannot deserialize are dropped by the RMW itself.
 
@@ -26,14 +26,15 @@ from dataclasses import dataclass
 
 from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.node import Node
-from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 
 from ..core.frame import CompletionResult, RGBDFrame
 from ..core.allocator import HeapTrimmer
 from ..core.outputs import CameraInfoFields, FrameOutputs, OutputBuilder
 from ..core.pipeline import INPUT_ERRORS, AssembledFrame, FrameAssembler, complete, effective_mode
-from ..core.pairing import DropCounter, LatestSlot, Pair, StampPairer
+from ..core import output_topics as table
+from ..core.pairing import DropCounter, Pair, StampPairer
+from ..core.runner import Admission, FrameRunner, StageClock
 from ..core.stamped import StampedImage, StampedInfo
 from ..core.threads import set_math_threads
 from ..engines.base import Engine
@@ -43,8 +44,8 @@ from .diagnostics import NodeStats, RecentDrops, diagnostic_array, health
 from .engine_keeper import EngineKeeper
 from .input_qos import REFRESH_PERIOD_S, InputSpec, InputSubscriptions
 from .node_process import run_node
+from .output_qos import qos_profile
 from .params import NODE_NAME, NodeConfig, declare_parameters
-from ..core.worker import CompletionWorkers, StageClock
 
 #: parameters any rclpy node accepts besides ours
 _BUILTIN_PARAMS = ("use_sim_time", "start_type_description_service")
@@ -52,15 +53,18 @@ _WARN_EVERY_S = 5.0
 
 
 class LingbotDepthNode(Node):
-    def __init__(self, **node_kwargs) -> None:
+    """`engine`: an engine already made, used instead of loading the configured one (under
+    the same fallback policy; its maker closes it)."""
+
+    def __init__(self, engine: Engine | None = None, **node_kwargs) -> None:
         super().__init__(NODE_NAME, **node_kwargs)
         try:
-            self._start()
+            self._start(engine)
         except BaseException:  # a start-up error or a stop signal: undo what was built
             self.destroy_node()
             raise
 
-    def _start(self) -> None:
+    def _start(self, engine: Engine | None) -> None:
         self.config: NodeConfig = declare_parameters(self)
         set_math_threads(self.config.math_threads)  # process-wide (core/threads.py)
         self.camera = None  # source: realsense (declares realsense.* before the check below)
@@ -75,12 +79,11 @@ class LingbotDepthNode(Node):
         self._pair_lock = threading.Lock()
         self.pairer = StampPairer(self.config.slop, self.config.pair_queue_size, self.drops,
                                   clock_ns=time.monotonic_ns)
-        self.slot = LatestSlot(self.drops)
         self.recent_drops = RecentDrops(self.config.health_timeout)
         self.fatal_error = ""  # set when the engine failed with fallback none (see _stop)
         self.assembler = FrameAssembler(self.config, warn=self._without_camera_info)
         self._stop_guard = self.create_guard_condition(lambda: self.context.try_shutdown())
-        self.keeper = EngineKeeper(self, self.config, self.stats, self._stop)
+        self.keeper = EngineKeeper(self, self.config, self.stats, self._stop, engine=engine)
         # Reusing the cloud buffer is safe here: _process publishes (copies) before the next build.
         self.builder = OutputBuilder(self.config.output_options, reuse_buffers=True)
         self._make_publishers()
@@ -88,11 +91,14 @@ class LingbotDepthNode(Node):
         self._timer = self.create_timer(self.config.diagnostics_period, self.publish_diagnostics)
         # Images whose partner never comes leave the queue as counted "unpaired" drops.
         self._expiry_timer = self.create_timer(min(self.config.pair_timeout, 0.5), self._expire_unpaired)
-        self.workers = CompletionWorkers(self.slot, self.drops, self._complete_pair,
-                                         self._publish_completed, self._warn_throttled)
+        # live `every` is without bound: the executor must never wait on the engine
+        self.runner = FrameRunner(Admission(self.config.admission, self.drops), self.drops,
+                                  self._complete_pair, self._publish_completed,
+                                  self._warn_throttled)
         self.get_logger().info(
             f"completing {self.resolve_topic_name(self.config.depth_topic)} with "
-            f"{self.engine.describe()} -> {self.resolve_topic_name('depth_completed')}")
+            f"{self.engine.describe()} -> {self.resolve_topic_name('depth_completed')} "
+            f"(admission {self.config.admission})")
 
     # -- set-up ---------------------------------------------------------------------------
     def _check_overrides(self) -> list[str]:
@@ -109,10 +115,6 @@ class LingbotDepthNode(Node):
     def engine(self) -> Engine:
         return self.keeper.engine
 
-    @engine.setter
-    def engine(self, engine: Engine) -> None:  # tests swap in engines that fail
-        self.keeper.engine = engine
-
     @property
     def model_id(self) -> str:
         return self.keeper.model_id
@@ -124,25 +126,26 @@ class LingbotDepthNode(Node):
         self._stop_guard.trigger()
 
     def _make_publishers(self) -> None:
-        c = self.config
-        out_qos = QoSProfile(depth=c.output_queue_depth, reliability=ReliabilityPolicy.RELIABLE)
+        """The per-frame outputs of the output table (core/output_topics.py) it enables."""
+        def publisher(topic: table.OutputTopic, msg_type):
+            if not topic.enabled(self.config):
+                return None
+            return self.create_publisher(msg_type, topic.name, qos_profile(topic.qos(self.config)))
 
-        def publisher(msg_type, topic: str, wanted: bool):
-            return self.create_publisher(msg_type, topic, out_qos) if wanted else None
-
-        self.depth_pub = publisher(Image, "depth_completed", c.publish_depth)
-        self.info_pub = publisher(CameraInfo, "depth_completed/camera_info", c.publish_depth)
-        self.mask_pub = publisher(Image, "depth_completed/source_mask", c.publish_source_mask)
-        self.cloud_pub = publisher(PointCloud2, "depth_completed/points", c.publish_cloud)
-        self.rgbd_pub = self._make_rgbd_publisher(out_qos) if c.publish_rgbd else None
+        self.depth_pub = publisher(table.DEPTH, Image)
+        self.info_pub = publisher(table.DEPTH_INFO, CameraInfo)
+        self.mask_pub = publisher(table.SOURCE_MASK, Image)
+        self.cloud_pub = publisher(table.POINTS, PointCloud2)
+        self.rgbd_pub = self._make_rgbd_publisher() if table.RGBD.enabled(self.config) else None
         self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
 
-    def _make_rgbd_publisher(self, qos):
+    def _make_rgbd_publisher(self):
         """The CompletedRGBD publisher, or None (said once) where the message is not built."""
         problem = "lingbot_depth_ros.msg is not importable (pip install without colcon build)"
         if messages.CompletedRGBD is not None:
             try:
-                return self.create_publisher(messages.CompletedRGBD, "depth_completed/rgbd", qos)
+                return self.create_publisher(messages.CompletedRGBD, table.RGBD.name,
+                                             qos_profile(table.RGBD.qos(self.config)))
             except Exception as exc:  # generated Python found, typesupport library not loadable
                 problem = f"CompletedRGBD cannot be published here ({type(exc).__name__}: {exc})"
         self.get_logger().warning(f"{problem}: depth_completed/rgbd is disabled")
@@ -193,13 +196,13 @@ class LingbotDepthNode(Node):
             image.receive_ms = (time.perf_counter() - wall) * 1e3
             image.receive_cpu_ms = (time.thread_time() - cpu) * 1e3
         if pair is not None:
-            self.slot.put(pair)
+            self.runner.admission.put(pair)
 
     def _expire_unpaired(self) -> None:
         with self._pair_lock:
             self.pairer.expire(int(self.config.pair_timeout * 1e9))
 
-    # -- worker threads (core/worker.py) ---------------------------------------------------
+    # -- the runner's worker threads (core/runner.py) --------------------------------------
     def _complete_pair(self, pair: Pair) -> _Completed:
         """Stage 1: decode, validate and complete one pair."""
         clock = StageClock()
@@ -265,7 +268,7 @@ class LingbotDepthNode(Node):
         """Images received but neither published nor dropped yet."""
         with self._pair_lock:
             waiting = self.pairer.pending
-        return waiting + 2 * (self.slot.pending + self.workers.in_flight)
+        return waiting + 2 * self.runner.pending
 
     def publish_diagnostics(self) -> None:
         queued = self.queued()
@@ -295,7 +298,7 @@ class LingbotDepthNode(Node):
         if getattr(self, "_destroyed", False):
             return
         self._destroyed = True
-        for part in ("camera", "workers"):
+        for part in ("camera", "runner"):
             if getattr(self, part, None) is not None:
                 getattr(self, part).close()
         keeper = getattr(self, "keeper", None)

@@ -13,6 +13,9 @@ STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 STARTUP_ERROR_EXIT = 2
 #: the node stopped itself for good (the engine failed at run time with `fallback: none`)
 RUNTIME_FAILURE_EXIT = 1
+#: stopped by SIGTERM (a supervisor's stop: systemd, docker stop, kill), 128 + 15 as a shell
+#: reports a process that SIGTERM ended; SIGINT (Ctrl-C, ros2 launch's shutdown) exits 0
+SIGTERM_EXIT = 143
 #: longest wait between a stop signal and the spin loop seeing it
 SPIN_POLL_S = 0.1
 
@@ -81,8 +84,9 @@ def one_line(exc: BaseException) -> str:
 def run_node(start: Callable[[], object], args: list[str] | None, name: str,
              started_note: str = "") -> int:
     """rclpy.init(args), `start()` the node (which must leave nothing behind when it raises),
-    spin until a stop signal, tear down. Returns 0 after a stop, STARTUP_ERROR_EXIT when the
-    node could not start, RUNTIME_FAILURE_EXIT when it stopped itself (`fatal_error`)."""
+    spin until a stop signal, tear down. Returns 0 after SIGINT, SIGTERM_EXIT after SIGTERM
+    (the same clean teardown), STARTUP_ERROR_EXIT when the node could not start,
+    RUNTIME_FAILURE_EXIT when it stopped itself (`fatal_error`)."""
     import rclpy
     from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
     from rclpy.signals import SignalHandlerOptions
@@ -122,7 +126,7 @@ def run_node(start: Callable[[], object], args: list[str] | None, name: str,
     if failure and not signals.received:
         print(f"{name}: stopped: {' '.join(failure.split())}", file=sys.stderr, flush=True)
         return RUNTIME_FAILURE_EXIT
-    return 0
+    return SIGTERM_EXIT if signals.received[:1] == ["SIGTERM"] else 0
 
 
 def _tear_down(node, executor, rclpy) -> None:

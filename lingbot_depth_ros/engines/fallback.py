@@ -1,29 +1,56 @@
-"""The pipeline's completion engine with the `fallback` policy, ROS-free (the node publishes
-each change: ros/engine_keeper.py). guided: a failing neural engine is replaced by `guided`.
-none: a load failure raises EngineFailedError; a run-time failure drops every later pair as
-`engine_failed` and calls `on_fatal`."""
+"""The completion engine with the `fallback` policy, for the live node and `bag process` alike
+(the node publishes each change: ros/engine_keeper.py). guided: a failing neural engine is
+replaced by `guided`. none: a load failure raises EngineFailedError; a run-time failure
+drops every later pair as `engine_failed` and calls `on_fatal`."""
 
 from __future__ import annotations
 
+import logging
+from dataclasses import dataclass
 from typing import Callable
 
-from ..engines.base import Engine
-from ..engines.registry import CLASSICAL_ENGINES, create_engine, load_engine
-from .errors import EngineFailedError
-from .frame import CompletionResult, RGBDFrame
+from ..core.errors import EngineFailedError
+from ..core.frame import CompletionResult, RGBDFrame
+from ..core.pipeline import CLASSICAL_ENGINES
+from .base import Engine
+from .registry import create_engine, load_engine
+
+
+@dataclass
+class EngineStatus:
+    """What EngineFallback reports (the node's NodeStats has the same fields)."""
+
+    engine: str = ""
+    model: str = ""
+    #: why the configured engine was replaced by guided, "" while it runs
+    fallback_reason: str = ""
+    #: why the engine stopped for good (fallback none), "" while it runs
+    failure: str = ""
 
 
 class EngineFallback:
-    """`stats` gets engine, model, fallback_reason and failure (the node's NodeStats);
-    `log` has info/warning/error(str); `announce(text)` is called with each change."""
+    """`stats` gets engine, model, fallback_reason and failure (EngineStatus or the node's
+    NodeStats); `log` has info/warning/error(str); `announce(text)` is called with each
+    change. `engine` (with its `model_id`): one already made, else loaded from `config`."""
 
-    def __init__(self, config, stats, log, announce: Callable[[str], None],
-                 on_fatal: Callable[[str], None]) -> None:
-        self.config, self.stats, self._log = config, stats, log
-        self._announce, self._on_fatal = announce, on_fatal
+    def __init__(self, config, stats=None, log=None, announce: Callable[[str], None] | None = None,
+                 on_fatal: Callable[[str], None] | None = None, engine: Engine | None = None,
+                 model_id: str = "") -> None:
+        self.config = config
+        self.stats = stats if stats is not None else EngineStatus()
+        self._log = log or logging.getLogger(__name__)
+        self._announce = announce or (lambda text: None)
+        self._on_fatal = on_fatal or (lambda reason: None)
         #: why the engine stopped for good (fallback none), "" while it runs
         self.failure = ""
-        self.engine, self.model_id = self._load()
+        #: engines this object made (the fallback), closed by `close`; a given one is the giver's
+        self._owned: list[Engine] = []
+        if engine is not None:
+            self.engine, self.model_id = engine, model_id
+            self.stats.engine, self.stats.model = engine.name, model_id
+        else:
+            self.engine, self.model_id = self._load()
+            self._owned.append(self.engine)
         self.announce()
 
     # -- loading --------------------------------------------------------------------------
@@ -49,18 +76,20 @@ class EngineFallback:
     def _fall_back(self, reason: str) -> Engine:
         self._log.error(f"{reason}; falling back to the guided engine")
         engine = create_engine("guided", refine_measured=self.config.refine_measured)
+        self._owned.append(engine)
         self.stats.engine, self.stats.fallback_reason, self.stats.model = engine.name, reason, ""
         return engine
 
     def announce(self) -> None:
         """Say which engine is in use: `<engine>`, `<engine>; fallback: <why>` or `failed: <why>`."""
+        self._announce(self.describe())
+
+    def describe(self) -> str:
         if self.failure:
-            text = f"failed: {self.failure}"
-        elif self.stats.fallback_reason:
-            text = f"{self.engine.name}; fallback: {self.stats.fallback_reason}"
-        else:
-            text = self.engine.name
-        self._announce(text)
+            return f"failed: {self.failure}"
+        if self.stats.fallback_reason:
+            return f"{self.engine.name}; fallback: {self.stats.fallback_reason}"
+        return self.engine.name
 
     # -- running --------------------------------------------------------------------------
     def complete(self, frame: RGBDFrame, input_errors: tuple) -> CompletionResult:
@@ -86,4 +115,7 @@ class EngineFallback:
             return self.engine.complete(frame)
 
     def close(self) -> None:
-        self.engine.close()
+        """Close the engines this object made (a given engine is closed by its giver)."""
+        for engine in self._owned:
+            engine.close()
+        self._owned.clear()
