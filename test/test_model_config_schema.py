@@ -13,7 +13,8 @@ import torch
 from bad_input_helpers import EXAMPLES, assert_refused, cli
 from lingbot_depth_ros.cli import main
 from lingbot_depth_ros.core.errors import ModelFileError
-from lingbot_depth_ros.model import build_model, load_checkpoint, save_checkpoint, tiny_config
+from lingbot_depth_ros.model import (build_model, load_checkpoint, load_weights, save_checkpoint,
+                                     tiny_config)
 from lingbot_depth_ros.model import config_schema as schema
 from lingbot_depth_ros.model.config_schema import validate_model_config
 from lingbot_depth_ros.model.convstack import _ACTIVATIONS, RESAMPLERS
@@ -261,6 +262,22 @@ def test_load_refuses_a_state_dict_with_keys_that_are_not_names(checkpoints, tmp
     torch.save(saved, path)
     with pytest.raises(ModelFileError, match="not a state dict of named tensors"):
         load_checkpoint(path)
+
+
+def test_weights_loaded_into_a_training_model_get_the_same_checks(checkpoints, tmp_path):
+    """`--resume` copies a step checkpoint into the model its optimizer holds."""
+    model = tiny_model(seed=1)
+    before = dict(model.named_parameters())
+    load_weights(model, checkpoints["good"])
+    assert all(p is before[name] for name, p in model.named_parameters())  # copied in place
+    assert torch.equal(model.state_dict()["encoder.backbone.norm.weight"],
+                       load_checkpoint(checkpoints["good"]).state_dict()["encoder.backbone.norm.weight"])
+    truncated = tmp_path / "step.pt"
+    truncated.write_bytes(checkpoints["good"].read_bytes()[:5000])
+    with pytest.raises(ModelFileError, match="truncated, corrupt"):
+        load_weights(model, truncated)
+    with pytest.raises(ModelFileError, match="wrong shape"):
+        load_weights(tiny_model(embed_dim=32, num_heads=2), checkpoints["good"])
 
 
 def test_the_node_falls_back_to_guided_and_says_why(checkpoints, context):

@@ -33,6 +33,27 @@ _LISTED = 8  # names shown per problem kind; the count is always given
 def load_checkpoint(path: str | os.PathLike, map_location="cpu") -> LingBotDepth:
     """Load an official-format checkpoint into a LingBotDepth in eval mode."""
     path = Path(path)
+    checkpoint = _read(path, map_location)
+    try:
+        with torch.device("meta"):  # no random init of weights the file replaces anyway
+            model = build_model(checkpoint["model_config"])
+    except ModelFileError as exc:  # the config's schema error, with the file it came from
+        raise ModelFileError(f"checkpoint {path}: {exc}") from exc
+    _load_state(model, checkpoint["model"], str(path))
+    model.checkpoint_path = path
+    if isinstance(map_location, (str, torch.device)):
+        model = model.to(map_location)
+    return model.eval()
+
+
+def load_weights(model: LingBotDepth, path: str | os.PathLike) -> None:
+    """Copy a checkpoint's weights into `model`, with load_checkpoint's checks; its parameters
+    stay the same objects (an optimizer holding them keeps working: `--resume`)."""
+    _load_state(model, _read(Path(path), "cpu")["model"], str(path), assign=False)
+
+
+def _read(path: Path, map_location) -> dict:
+    """The checkpoint dict, its format checked: ModelFileError for anything else."""
     if not path.exists():
         raise ModelFileError(f"checkpoint {path} does not exist")
     if not path.is_file():
@@ -52,19 +73,10 @@ def load_checkpoint(path: str | os.PathLike, map_location="cpu") -> LingBotDepth
     if not isinstance(state, dict) or not all(
             isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items()):
         raise ModelFileError(f"checkpoint {path}: 'model' is not a state dict of named tensors")
-    try:
-        with torch.device("meta"):  # no random init of weights the file replaces anyway
-            model = build_model(checkpoint["model_config"])
-    except ModelFileError as exc:  # the config's schema error, with the file it came from
-        raise ModelFileError(f"checkpoint {path}: {exc}") from exc
-    _load_state(model, state, str(path))
-    model.checkpoint_path = path
-    if isinstance(map_location, (str, torch.device)):
-        model = model.to(map_location)
-    return model.eval()
+    return checkpoint
 
 
-def _load_state(model: LingBotDepth, state: dict, source: str) -> None:
+def _load_state(model: LingBotDepth, state: dict, source: str, assign: bool = True) -> None:
     expected = model.state_dict()
     tolerated = {k for k in state if k not in expected and _tolerated(k)}
     if tolerated:
@@ -94,7 +106,7 @@ def _load_state(model: LingBotDepth, state: dict, source: str) -> None:
     # float32 weights whatever the file holds (bf16/fp16 files run through autocast like fp32)
     weights = {k: v.float() if v.is_floating_point() else v
                for k, v in state.items() if k not in tolerated}
-    model.load_state_dict(weights, strict=True, assign=True)
+    model.load_state_dict(weights, strict=True, assign=assign)
 
 
 def _kind(tensor: torch.Tensor) -> str:
