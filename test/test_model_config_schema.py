@@ -134,6 +134,46 @@ def test_each_bad_config_is_named_before_anything_is_built(case, monkeypatch):
         assert word in message, (word, message)
 
 
+#: what a corrupt file may hold in place of any one value
+JUNK = (-1, 0, 10**12, 2.5, 64.0, True, False, "x", "", None, [], [1], {"a": 1}, float("nan"))
+
+
+def value_paths(node, path=()):
+    """Every key path of a config: its sections, values and list entries."""
+    if path:
+        yield path
+    if isinstance(node, dict):
+        for key, value in node.items():
+            yield from value_paths(value, path + (key,))
+    elif isinstance(node, list):
+        for index, value in enumerate(node):
+            yield from value_paths(value, path + (index,))
+
+
+def test_any_one_corrupt_value_is_refused_by_name_or_builds_a_network_that_runs():
+    """The class, not the cases: each value of the config replaced by each kind of junk."""
+    base, accepted, refused = tiny_config(), [], 0
+    unused = set(schema.UNUSED_TOP_LEVEL) | set(schema.ENCODER_TRAINING_KEYS)
+    for path in value_paths(base):
+        for junk in JUNK:
+            config = copy.deepcopy(base)
+            _set(*path, junk)(config)
+            try:
+                validate_model_config(config)
+            except ModelFileError as exc:
+                assert str(exc).startswith("model_config: ") and "\n" not in str(exc), str(exc)
+                refused += 1
+            else:  # a key of no effect at inference, or a valid variant (a None width that fits)
+                if not unused & set(path[:2]) and config != base and config not in accepted:
+                    accepted.append(config)
+    assert refused > 10 * len(accepted)
+    image, depth = torch.rand(1, 3, 42, 56), torch.rand(1, 42, 56) + 0.5
+    for config in accepted:  # what the schema lets through must also run
+        with torch.no_grad():
+            out = build_model(config)(image, depth, num_tokens=12)
+        assert out["depth"].shape == (1, 42, 56)
+
+
 @pytest.fixture(scope="module")
 def checkpoints(tmp_path_factory):
     """A valid tiny checkpoint and, per bad case, the same weights under the bad config."""
