@@ -99,6 +99,7 @@ BAD_CONFIGS = {
     "encoder not a dict": (_set("encoder", [1, 2]), ["encoder", "[1, 2]", "mapping"]),
     "unknown encoder key": (_set("encoder", "patch_size", 16),
                             ["encoder has unknown key 'patch_size'"]),
+    "mask head not a mapping": (_set("mask_head", 0), ["mask_head is 0", "mapping"]),
     "unknown top-level key": (_set("decoder", {}), ["unknown key 'decoder'"]),
     "unknown backbone_kwargs key": (_set(*KWARGS, "mlp_ratio", 4),
                                     ["backbone_kwargs has unknown key 'mlp_ratio'"]),

@@ -118,8 +118,8 @@ def validate_model_config(config) -> None:
     level_inputs = [width + UV_CHANNELS] + [UV_CHANNELS] * (MAX_LEVELS - 1)
     neck_out = check_stack("neck", config["neck"], level_inputs, "the encoder features + UV")
     for head in ("depth_head", "mask_head"):
-        if head == "mask_head" and not config.get(head):
-            continue  # absent or empty: no mask head
+        if head == "mask_head" and config.get(head) in (None, {}):
+            continue  # absent, None or empty: no mask head (as the network reads it)
         outputs = check_stack(head, config[head], neck_out, "the neck's outputs")
         if outputs[-1] != 1:
             raise refuse(f"{head}.dim_out", config[head]["dim_out"],
