@@ -77,7 +77,7 @@ def _rewrite(path, tmp_path, edit):
      r"1 key missing: neck\.res_blocks\.0\.0\.layers\.2\.weight"),
     (lambda c: c["model"].update({"encoder.backbone.norm.weight": torch.zeros(32)}),
      r"wrong shape: encoder\.backbone\.norm\.weight \(file \[32\], model \[64\]\)"),
-    (lambda c: c["model_config"]["encoder"].update(dim_out=48), "dim_out 48"),
+    (lambda c: c["model_config"]["encoder"].update(dim_out=48), "encoder.dim_out is 48"),
     (lambda c: c.pop("model_config"), "official format"),
 ])
 def test_mismatched_checkpoints_name_the_problem(saved, tmp_path, edit, message):

@@ -164,7 +164,7 @@ def test_convstack_resamplers_double_the_size(kind):
 
 @pytest.mark.parametrize("change, message", [
     (lambda c: c["encoder"].update(dim_out=32), "dim_out"),
-    (lambda c: c["encoder"].update(backbone="dinov3_vit"), "unknown backbone"),
+    (lambda c: c["encoder"].update(backbone="dinov3_vit"), "encoder.backbone is 'dinov3_vit'"),
     (lambda c: c["encoder"].update(img_depth_fuse_mode="add"), "img_depth_fuse_mode"),
     (lambda c: c["encoder"].update(intermediate_layers=[0, 7]), "intermediate_layers"),
     (lambda c: c["neck"].update(res_block_in_norm="group_norm"), "group_norm"),

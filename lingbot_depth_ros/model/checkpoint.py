@@ -33,6 +33,27 @@ _LISTED = 8  # names shown per problem kind; the count is always given
 def load_checkpoint(path: str | os.PathLike, map_location="cpu") -> LingBotDepth:
     """Load an official-format checkpoint into a LingBotDepth in eval mode."""
     path = Path(path)
+    checkpoint = _read(path, map_location)
+    try:
+        with torch.device("meta"):  # no random init of weights the file replaces anyway
+            model = build_model(checkpoint["model_config"])
+    except ModelFileError as exc:  # the config's schema error, with the file it came from
+        raise ModelFileError(f"checkpoint {path}: {exc}") from exc
+    _load_state(model, checkpoint["model"], str(path))
+    model.checkpoint_path = path
+    if isinstance(map_location, (str, torch.device)):
+        model = model.to(map_location)
+    return model.eval()
+
+
+def load_weights(model: LingBotDepth, path: str | os.PathLike) -> None:
+    """Copy a checkpoint's weights into `model`, with load_checkpoint's checks; its parameters
+    stay the same objects (an optimizer holding them keeps working: `--resume`)."""
+    _load_state(model, _read(Path(path), "cpu")["model"], str(path), assign=False)
+
+
+def _read(path: Path, map_location) -> dict:
+    """The checkpoint dict, its format checked: ModelFileError for anything else."""
     if not path.exists():
         raise ModelFileError(f"checkpoint {path} does not exist")
     if not path.is_file():
@@ -49,18 +70,13 @@ def load_checkpoint(path: str | os.PathLike, map_location="cpu") -> LingBotDepth
             f"checkpoint {path} is not in the official format: need keys 'model_config' and "
             f"'model', found {found}")
     state = checkpoint["model"]
-    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise ModelFileError(f"checkpoint {path}: 'model' is not a state dict of tensors")
-    with torch.device("meta"):  # no random init of weights the file replaces anyway
-        model = build_model(checkpoint["model_config"])
-    _load_state(model, state, str(path))
-    model.checkpoint_path = path
-    if isinstance(map_location, (str, torch.device)):
-        model = model.to(map_location)
-    return model.eval()
+    if not isinstance(state, dict) or not all(
+            isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items()):
+        raise ModelFileError(f"checkpoint {path}: 'model' is not a state dict of named tensors")
+    return checkpoint
 
 
-def _load_state(model: LingBotDepth, state: dict, source: str) -> None:
+def _load_state(model: LingBotDepth, state: dict, source: str, assign: bool = True) -> None:
     expected = model.state_dict()
     tolerated = {k for k in state if k not in expected and _tolerated(k)}
     if tolerated:
@@ -70,8 +86,13 @@ def _load_state(model: LingBotDepth, state: dict, source: str) -> None:
     unexpected = sorted(set(state) - set(expected) - tolerated)
     wrong_shape = sorted(f"{k} (file {list(state[k].shape)}, model {list(v.shape)})"
                          for k, v in expected.items() if k in state and state[k].shape != v.shape)
+    kind_differs = {k for k, v in expected.items() if k in state and _kind(state[k]) != _kind(v)}
+    wrong_kind = sorted(f"{k} ({_kind(state[k])})" for k in kind_differs)
+    not_finite = sorted(k for k in state if k in expected and k not in kind_differs
+                        and state[k].is_floating_point() and not _finite(state[k]))
     problems = [_describe(names, what) for names, what in (
-        (missing, "missing"), (unexpected, "unexpected"), (wrong_shape, "with the wrong shape"))
+        (missing, "missing"), (unexpected, "unexpected"), (wrong_shape, "with the wrong shape"),
+        (wrong_kind, "not dense floating-point"), (not_finite, "with NaN, infinite or overflowing values"))
         if names]
     if problems:
         error = ModelFileError(
@@ -85,7 +106,20 @@ def _load_state(model: LingBotDepth, state: dict, source: str) -> None:
     # float32 weights whatever the file holds (bf16/fp16 files run through autocast like fp32)
     weights = {k: v.float() if v.is_floating_point() else v
                for k, v in state.items() if k not in tolerated}
-    model.load_state_dict(weights, strict=True, assign=True)
+    model.load_state_dict(weights, strict=True, assign=assign)
+
+
+def _kind(tensor: torch.Tensor) -> str:
+    """What a weight must be whatever its precision: dense (strided) floating point."""
+    if tensor.layout != torch.strided:
+        return str(tensor.layout).replace("torch.", "")
+    return "float" if tensor.is_floating_point() else str(tensor.dtype).replace("torch.", "")
+
+
+def _finite(tensor: torch.Tensor) -> bool:
+    # One float32 sum per tensor: NaN and inf propagate into it, at a tenth of the cost of an
+    # element-wise isfinite; only values near float32's limit (garbage too) could overflow it.
+    return bool(torch.isfinite(tensor.sum(dtype=torch.float32)))
 
 
 def _tolerated(key: str) -> str | None:

@@ -5,7 +5,6 @@ masked as attention keys (static shapes, for export): both give the same numbers
 from __future__ import annotations
 
 import copy
-import logging
 import math
 from dataclasses import dataclass
 
@@ -14,10 +13,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..core.errors import ModelFileError
+from .config_schema import validate_model_config
 from .convstack import ConvStack
 from .vit import PATCH_SIZE, RGBDViT, backbone_spec, key_bias
 
-log = logging.getLogger(__name__)
 
 MODES = ("completion", "monocular")
 MASKINGS = ("drop", "key_mask")
@@ -27,10 +26,6 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 MIN_VALID_DEPTH_M = 0.01
 #: a remapped depth value counts for patch validity inside this range (and when non-zero)
 TOKEN_VALID_RANGE = (-9.5, 200.0)
-_ENCODER_TRAINING_KEYS = {"depth_mask_ratio", "img_mask_ratio", "strict", "ignore_layers",
-                          "in_chans"}
-_TOP_LEVEL_KEYS = {"encoder", "neck", "depth_head", "mask_head", "normal_head", "scale_head",
-                   "remap_output", "remap_depth_in", "remap_depth_out", "num_tokens_range"}
 
 
 def tokens_for_level(resolution_level: int, num_tokens_range=(1200, 3600)) -> int:
@@ -176,9 +171,6 @@ def _check_encoder_options(fuse_mode: str, depth_emb_mode: str, other: dict) -> 
             f"model_config: depth_emb_mode '{depth_emb_mode}' is not supported (only 'conv_1c')")
     if other.get("in_chans", 3) != 3:
         raise ModelFileError(f"model_config: in_chans {other['in_chans']} != 3 (RGB)")
-    unknown = set(other) - _ENCODER_TRAINING_KEYS
-    if unknown:
-        log.warning("model_config: ignoring unknown encoder options %s", sorted(unknown))
 
 
 def _selected_blocks(intermediate_layers, depth: int) -> list[int]:
@@ -199,15 +191,11 @@ class LingBotDepth(nn.Module):
     """The network. ``model_config`` is the official constructor-argument dict."""
 
     def __init__(self, model_config: dict) -> None:
+        # before any module or tensor: a bad size is named here, not by torch
+        validate_model_config(model_config)
         super().__init__()
         self.model_config = copy.deepcopy(model_config)
         cfg = self.model_config
-        unknown = set(cfg) - _TOP_LEVEL_KEYS
-        if unknown:
-            log.warning("model_config: ignoring unknown options %s", sorted(unknown))
-        for key in ("encoder", "neck", "depth_head"):
-            if not isinstance(cfg.get(key), dict):
-                raise ModelFileError(f"model_config: '{key}' is missing or not a dict")
         self.remap_depth_in = cfg.get("remap_depth_in", "log")
         self.remap_depth_out = cfg.get("remap_depth_out", "exp")
         if (self.remap_depth_in not in ("log", "linear")

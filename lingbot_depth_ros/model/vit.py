@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..core.errors import ModelFileError
+from . import config_schema
 
 PATCH_SIZE = 14
 POS_GRID = 37  # 518 / 14
@@ -23,31 +23,12 @@ MASKED_KEY_BIAS = -30000.0
 #: memory-efficient kernel takes an additive mask as is only when its strides are multiples of
 #: 8; otherwise it pads a copy in every call (24 times per ViT-L forward)
 KEY_BIAS_ALIGNMENT = 16
-#: backbone name -> width, blocks, heads, FFN kind
-BACKBONES = {
-    "dinov2_vits14": dict(embed_dim=384, depth=12, num_heads=6, ffn="mlp"),
-    "dinov2_vitb14": dict(embed_dim=768, depth=12, num_heads=12, ffn="mlp"),
-    "dinov2_vitl14": dict(embed_dim=1024, depth=24, num_heads=16, ffn="mlp"),
-    "dinov2_vitg14": dict(embed_dim=1536, depth=40, num_heads=24, ffn="swiglu"),
-}
 
 
 def backbone_spec(name: str, overrides: dict | None = None) -> dict:
     """Width, depth, heads and FFN of a named backbone, with optional overrides (our
-    ``backbone_kwargs`` extension for small test models)."""
-    if name not in BACKBONES:
-        raise ModelFileError(
-            f"model_config: unknown backbone '{name}' (known: {', '.join(BACKBONES)})")
-    spec = dict(BACKBONES[name])
-    unknown = set(overrides or {}) - set(spec)
-    if unknown:
-        raise ModelFileError(f"model_config: unknown backbone_kwargs {sorted(unknown)}")
-    spec.update(overrides or {})
-    if spec["embed_dim"] % spec["num_heads"]:
-        raise ModelFileError(
-            f"model_config: width {spec['embed_dim']} is not divisible by "
-            f"{spec['num_heads']} heads")
-    return spec
+    ``backbone_kwargs`` extension for small test models), checked by the config schema."""
+    return config_schema.backbone_spec({"backbone": name, "backbone_kwargs": overrides})
 
 
 def key_bias(attend: torch.Tensor, dtype: torch.dtype, aligned: bool = False) -> torch.Tensor:

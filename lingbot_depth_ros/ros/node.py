@@ -168,7 +168,8 @@ class LingbotDepthNode(Node):
 
     # -- executor thread: read and pair only ----------------------------------------------
     def _receive(self, stream: str, msg: Image) -> None:
-        # Messages the RMW cannot deserialize never reach here: it drops them itself.
+        # Messages the RMW cannot deserialize never reach here: it drops them itself, and the
+        # stamp-gap estimate counts them (docs/node.md, "Unreadable messages").
         wall, cpu = time.perf_counter(), time.thread_time()
         image = messages.stamped_image(msg)
         self.stats.count_received(stream, image.stamp_ns)
@@ -290,7 +291,8 @@ class LingbotDepthNode(Node):
             self._missing_warned = True
             self.get_logger().warning(
                 f"images missing before the node (gaps in their stamps): {missing}; a driver without "
-                "config/fastdds_large_data.xml loses large images in transport (docs/drivers.md)")
+                "config/fastdds_large_data.xml loses large images in transport (docs/drivers.md), "
+                "and the RMW drops images whose bytes it cannot deserialize (docs/node.md)")
 
     def destroy_node(self) -> None:
         """Stop the camera and workers, close the engine; only once, and also for a node

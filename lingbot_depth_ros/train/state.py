@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from ..core.errors import ModelFileError
-from ..model import save_checkpoint
+from ..model import load_weights, save_checkpoint
 
 STATE_NAME = "trainer_state.pt"
 FINAL_NAME = "model_final.pt"
@@ -80,11 +80,12 @@ def load_trainer_state(out_dir: Path, model, optimizer, scheduler) -> Resumed:
         state = torch.load(path, map_location="cpu", weights_only=False)
     except Exception as exc:
         raise ModelFileError(f"--resume: {path} is unreadable: {exc}") from exc
+    if not isinstance(state, dict) or not isinstance(state.get("checkpoint"), str):
+        raise ModelFileError(f"--resume: {path} is not a trainer state written by this package")
     ckpt = out_dir / "checkpoints" / state["checkpoint"]
     if not ckpt.is_file():
         raise ModelFileError(f"--resume: {path} points at {ckpt}, which is missing")
-    weights = torch.load(ckpt, map_location="cpu", weights_only=True)["model"]
-    model.load_state_dict(weights, strict=True)
+    load_weights(model, ckpt)  # a truncated or mismatched file: one ModelFileError naming it
     optimizer.load_state_dict(state["optimizer"])
     scheduler.load_state_dict(state["scheduler"])
     set_rng_state(state["rng"])
