@@ -27,7 +27,6 @@ from dataclasses import dataclass
 
 from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.node import Node
-from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 
 from ..core.frame import CompletionResult, RGBDFrame
@@ -45,6 +44,7 @@ from .engine_keeper import EngineKeeper
 from .input_qos import REFRESH_PERIOD_S, InputSpec, InputSubscriptions
 from .node_process import run_node
 from .params import NODE_NAME, NodeConfig, declare_parameters
+from .qos_overrides import OUTPUT_OVERRIDES, output_qos, warn_unapplied
 from ..core.worker import CompletionWorkers, StageClock
 
 #: parameters any rclpy node accepts besides ours
@@ -87,6 +87,7 @@ class LingbotDepthNode(Node):
         self.builder = OutputBuilder(self.config.output_options, reuse_buffers=True)
         self._make_publishers()
         self.inputs = self._make_subscriptions()
+        warn_unapplied(self)  # qos_overrides.* that no publisher took (ros/qos_overrides.py)
         self._timer = self.create_timer(self.config.diagnostics_period, self.publish_diagnostics)
         # Images whose partner never comes leave the queue as counted "unpaired" drops.
         self._expiry_timer = self.create_timer(min(self.config.pair_timeout, 0.5), self._expire_unpaired)
@@ -127,16 +128,18 @@ class LingbotDepthNode(Node):
 
     def _make_publishers(self) -> None:
         c = self.config
-        out_qos = QoSProfile(depth=c.output_queue_depth, reliability=ReliabilityPolicy.RELIABLE)
 
         def publisher(msg_type, topic: str, wanted: bool):
-            return self.create_publisher(msg_type, topic, out_qos) if wanted else None
+            if not wanted:
+                return None
+            return self.create_publisher(msg_type, topic, output_qos(c.output_queue_depth),
+                                         qos_overriding_options=OUTPUT_OVERRIDES)
 
         self.depth_pub = publisher(Image, "depth_completed", c.publish_depth)
         self.info_pub = publisher(CameraInfo, "depth_completed/camera_info", c.publish_depth)
         self.mask_pub = publisher(Image, "depth_completed/source_mask", c.publish_source_mask)
         self.cloud_pub = publisher(PointCloud2, "depth_completed/points", c.publish_cloud)
-        self.rgbd_pub = self._make_rgbd_publisher(out_qos) if c.publish_rgbd else None
+        self.rgbd_pub = self._make_rgbd_publisher(output_qos(c.output_queue_depth)) if c.publish_rgbd else None
         self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
 
     def _make_rgbd_publisher(self, qos):
@@ -144,7 +147,8 @@ class LingbotDepthNode(Node):
         problem = "lingbot_depth_ros.msg is not importable (pip install without colcon build)"
         if messages.CompletedRGBD is not None:
             try:
-                return self.create_publisher(messages.CompletedRGBD, "depth_completed/rgbd", qos)
+                return self.create_publisher(messages.CompletedRGBD, "depth_completed/rgbd", qos,
+                                             qos_overriding_options=OUTPUT_OVERRIDES)
             except Exception as exc:  # generated Python found, typesupport library not loadable
                 problem = f"CompletedRGBD cannot be published here ({type(exc).__name__}: {exc})"
         self.get_logger().warning(f"{problem}: depth_completed/rgbd is disabled")
