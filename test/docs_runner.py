@@ -144,15 +144,19 @@ def driver_for(text: str) -> tuple[str, str]:
 
 
 def run_beside_driver(command: DocCommand, folder: Path, env: dict, where: str,
-                      while_running=None) -> str:
-    """Run a node command beside its driver stand-in until it completed FRAMES_WANTED frames,
-    call `while_running(listener_node)` (a test's own checks), stop it with SIGINT; returns
-    its output. Raises AssertionError when it completes too few frames or stops badly."""
+                      while_running=None, preset: str | None = None,
+                      outputs: str | None = None) -> str:
+    """Run a node command beside its driver stand-in until it completed FRAMES_WANTED frames
+    (on `outputs`, default /<namespace>/depth_completed), call `while_running(listener_node)`
+    (a test's own checks), stop it with SIGINT; returns its output. Raises AssertionError when
+    it completes too few frames or stops badly. `preset`: the driver, else from the command."""
+    from driver_topics import DRIVERS
+
     try:
-        preset, namespace = driver_for(command.text)
+        preset, namespace = (preset, DRIVERS[preset].namespace) if preset else driver_for(command.text)
     except AssertionError as exc:
         raise AssertionError(f"{where} {exc}") from None
-    outputs = f"/{namespace}/depth_completed"
+    outputs = outputs or f"/{namespace}/depth_completed"
     driver = subprocess.Popen([sys.executable, str(HERE / "driver_standin.py"), env["ROS_DOMAIN_ID"],
                                preset, namespace, "10"], env=env, stdout=subprocess.DEVNULL,
                               stderr=subprocess.PIPE, text=True)

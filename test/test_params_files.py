@@ -80,14 +80,16 @@ def test_node_takes_the_replay_params_and_applies_qos_overrides(tmp_path):
     def endpoints(listener) -> None:
         for topic in ("/camera/depth_completed/points", "/camera/depth_completed"):
             infos = listener.get_publishers_info_by_topic(topic)
-            seen[topic] = [(i.qos_profile.reliability, i.qos_profile.depth) for i in infos]
+            # (discovery does not carry the history depth, only the matching policies)
+            seen[topic] = [i.qos_profile.reliability for i in infos]
 
     command = DocCommand("test", 0, f"lingbot_depth_node --ros-args -r __ns:=/camera "
                                     f"--params-file {params}", "")
     output = run_beside_driver(command, tmp_path, command_env(tmp_path, domain_id(__name__)),
-                               "node with replay params", while_running=endpoints)
-    assert seen["/camera/depth_completed/points"] == [(ReliabilityPolicy.BEST_EFFORT, 2)], seen
-    assert seen["/camera/depth_completed"] == [(ReliabilityPolicy.RELIABLE, 5)], seen
+                               "node with replay params", while_running=endpoints,
+                               preset="realsense_d435i")
+    assert seen["/camera/depth_completed/points"] == [ReliabilityPolicy.BEST_EFFORT], seen
+    assert seen["/camera/depth_completed"] == [ReliabilityPolicy.RELIABLE], seen
     assert "parameter 'colour_topic' is not a parameter" in output, output
     assert ("parameter 'qos_overrides./camera/camera/color/image_raw.subscription.reliability' "
             "matches no output publisher") in output, output
