@@ -16,7 +16,8 @@ Arguments:
                          The presets' input topics are relative to it, so one launch per
                          camera (driver started with the same namespace) works
   remappings             extra remappings for the node, "from:=to" separated by spaces
-                         or commas, e.g. "depth_completed:=/arm/depth"
+                         or commas, e.g. "depth_completed/points:=/cloud" (to move all
+                         outputs together use output_topic)
   output_topic           move depth_completed and all its sub-topics (camera_info, points,
                          source_mask, rgbd, engine) together, e.g. /arm/depth
   use_sim_time           true: the node follows /clock (rosbag play --clock)

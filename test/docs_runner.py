@@ -145,7 +145,7 @@ def driver_for(text: str) -> tuple[str, str]:
 
 def run_beside_driver(command: DocCommand, folder: Path, env: dict, where: str,
                       while_running=None, preset: str | None = None,
-                      outputs: str | None = None) -> str:
+                      outputs: str | None = None, timeout_s: float = 90.0) -> str:
     """Run a node command beside its driver stand-in until it completed FRAMES_WANTED frames
     (on `outputs`, default /<namespace>/depth_completed), call `while_running(listener_node)`
     (a test's own checks), stop it with SIGINT; returns its output. Raises AssertionError when
@@ -167,7 +167,7 @@ def run_beside_driver(command: DocCommand, folder: Path, env: dict, where: str,
     reader = threading.Thread(target=lambda: lines.extend(node.stdout), daemon=True)
     reader.start()
     try:
-        received = _count_outputs(outputs, int(env["ROS_DOMAIN_ID"]), node, 90.0, while_running)
+        received = _count_outputs(outputs, int(env["ROS_DOMAIN_ID"]), node, timeout_s, while_running)
         if received < FRAMES_WANTED:
             raise AssertionError(
                 f"{where} completed {received} frames on {outputs} from a {preset} driver "

@@ -117,3 +117,20 @@ def test_a_broken_readme_command_fails(tmp_path):
 
     with pytest.raises(AssertionError, match=r"(?s)README.md:\d+: .* exited 2"):
         run_command(broken[0], clone, command_env(clone, domain_id(__name__)))
+
+
+def test_ros2_run_in_the_root_namespace_completes_nothing(tmp_path):
+    """The README's former line: the presets' topics are relative to the driver's namespace,
+    so without `-r __ns:=/zed` the node listens on /zed_node/... and the stand-in's frames
+    (in /zed) never arrive; the runner says so."""
+    if PREFIX is None:
+        pytest.skip("lingbot_depth_ros is not in the ament index (colcon build: ./run.sh does it)")
+    from docs_runner import run_beside_driver
+    from node_harness import domain_id
+
+    clone = scratch_clone(tmp_path / "clone")
+    command = DocCommand("README.md", 0, "ros2 run lingbot_depth_ros lingbot_depth_node "
+                                         "--ros-args --params-file config/zed2i.yaml", "")
+    with pytest.raises(AssertionError, match="completed 0 frames on /zed/depth_completed"):
+        run_beside_driver(command, clone, command_env(clone, domain_id(__name__)), "root ns",
+                          timeout_s=15.0)
