@@ -16,7 +16,9 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-SHELL_FENCE = re.compile(r"^```(bash|sh|shell|console)\s*$")
+FENCE = re.compile(r"^(\s*)```\s*(\S*)")
+CLOSING_FENCE = re.compile(r"^\s*```+\s*$")  # no info string (CommonMark)
+SHELL_LANGUAGES = ("bash", "sh", "shell", "console")
 MARK = re.compile(r'^<!--\s*not-run(?:\s+"(?P<prefix>[^"]+)")?\s*:\s*(?P<reason>.*?)\s*-->\s*$')
 
 
@@ -45,13 +47,20 @@ def collect(path: Path, root: Path) -> list[DocCommand]:
     commands: list[DocCommand] = []
     i = 0
     while i < len(lines):
-        fence = SHELL_FENCE.match(lines[i])
+        fence = FENCE.match(lines[i])
         if not fence:
             i += 1
             continue
+        # every fenced block is skipped whole, so a fence inside another kind is no block
+        end = next((j for j in range(i + 1, len(lines)) if CLOSING_FENCE.match(lines[j])),
+                   len(lines))
+        if fence.group(2) not in SHELL_LANGUAGES:
+            i = end + 1
+            continue
         marks = _marks_above(lines, i)
-        end = next((j for j in range(i + 1, len(lines)) if lines[j].startswith("```")), len(lines))
-        block = _block_commands(lines, i + 1, end, console=fence.group(1) == "console")
+        indent = len(fence.group(1))  # a block inside a list item: its lines are indented too
+        body = [line[indent:] if line[:indent].isspace() else line for line in lines[:end]]
+        block = _block_commands(body, i + 1, end, console=fence.group(2) == "console")
         used = set()
         for line_no, text in block:
             reason = ""

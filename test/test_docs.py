@@ -80,7 +80,7 @@ def test_every_shell_block_of_the_docs_is_collected():
     """Nothing escapes the collector: every fence opening a shell block yields its commands."""
     for path in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]:
         text = path.read_text()
-        blocks = len(re.findall(r"^```(bash|sh|shell|console)\s*$", text, re.M))
+        blocks = len(re.findall(r"^\s*```(bash|sh|shell|console)\s*$", text, re.M))
         commands = [c for c in COMMANDS if c.doc == str(path.relative_to(ROOT))]
         assert blocks == 0 or commands, path
         assert all(c.text.strip() for c in commands)
@@ -95,10 +95,11 @@ def test_markers_need_a_reason_and_a_command(tmp_path):
     with pytest.raises(ValueError, match="needs its reason"):
         collect(doc, tmp_path)
     doc.write_text('<!-- not-run "nvidia-smi": needs a GPU -->\n```sh\nls -d . \\\n  /\n'
-                   'nvidia-smi -L\n```\n\n```console\n$ echo hi\nhi\n```\n')
+                   'nvidia-smi -L\n```\n\n```console\n$ echo hi\nhi\n```\n'
+                   '```text\n```bash\n```\n- item\n\n  ```bash\n  pwd\n  ```\n')
     got = [(c.line, c.text, c.not_run) for c in collect(doc, tmp_path)]
     assert got == [(3, "ls -d . \\\n  /", ""), (5, "nvidia-smi -L", "needs a GPU"),
-                   (9, "echo hi", "")]
+                   (9, "echo hi", ""), (18, "pwd", "")]
 
 
 def test_a_broken_readme_command_fails(tmp_path):
