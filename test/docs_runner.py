@@ -120,12 +120,26 @@ def run_command(command: DocCommand, folder: Path, env: dict) -> None:
         run_beside_driver(command, folder, env, where)
         return
     try:
-        done = subprocess.run(["bash", "-c", f"set -eo pipefail\n{command.text}"], cwd=folder,
+        done = subprocess.run(["bash", "-c", f"set -eo pipefail\n{checked(command.text)}"],
+                              cwd=folder,
                               env=env, capture_output=True, text=True, timeout=COMMAND_TIMEOUT_S)
     except subprocess.TimeoutExpired:
         raise AssertionError(f"{where} ran past {COMMAND_TIMEOUT_S} s") from None
     if done.returncode != 0:
         raise AssertionError(f"{where} exited {done.returncode}:\n{_tail(done.stdout + done.stderr)}")
+
+
+def checked(text: str) -> str:
+    """`text` as bash runs it, with what bash would let pass made to fail: `export NAME=$(cmd)`
+    exits 0 even when cmd fails, so the assignment runs on its own (its status is cmd's), and
+    an exported absolute path must exist."""
+    match = re.fullmatch(r"export (\w+)=(.+)", text.strip(), re.S)
+    if match is None:
+        return text
+    name = match.group(1)
+    return (f"{name}={match.group(2)}\nexport {name}\n"
+            f'case "${name}" in /*) test -e "${name}" || {{ echo "no such path: ${name}" >&2; '
+            f"exit 1; }};; esac")
 
 
 def driver_for(text: str) -> tuple[str, str]:

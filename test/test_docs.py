@@ -8,6 +8,7 @@ for commands that cannot run here is in docs/contributing.md.
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
@@ -135,3 +136,11 @@ def test_ros2_run_in_the_root_namespace_completes_nothing(tmp_path):
     with pytest.raises(AssertionError, match="completed 0 frames on /zed/depth_completed"):
         run_beside_driver(command, clone, command_env(clone, domain_id(__name__)), "root ns",
                           timeout_s=15.0)
+
+
+@pytest.mark.parametrize("value", ["$(false)/x.xml", "/no/such/profile.xml"])
+def test_an_export_that_cannot_work_fails(tmp_path, value):
+    """`export X=$(cmd)` exits 0 in bash when cmd fails; the runner does not let it pass."""
+    command = DocCommand("docs/x.md", 1, f"export FASTDDS_DEFAULT_PROFILES_FILE={value}", "")
+    with pytest.raises(AssertionError, match="exited 1"):
+        run_command(command, tmp_path, dict(os.environ))
