@@ -8,6 +8,7 @@ Arguments:
   camera                 default | realsense_d435i | realsense_d455 | orbbec_gemini335 | zed2i
                          (aliases: realsense, orbbec, zed); picks config/<camera>.yaml
   params_file            a parameter file to use instead of the camera's
+  config_file            the same (realsense-ros's rs_launch.py name for it)
   engine, checkpoint, onnx, engine_file, mode
                          override the node parameters of the same name when not empty
   namespace              namespace of the node, its inputs and its outputs; empty: the
@@ -15,8 +16,12 @@ Arguments:
                          The presets' input topics are relative to it, so one launch per
                          camera (driver started with the same namespace) works
   remappings             extra remappings for the node, "from:=to" separated by spaces
-                         or commas, e.g. "depth_completed:=/arm/depth"
+                         or commas, e.g. "depth_completed/points:=/cloud" (to move all
+                         outputs together use output_topic)
+  output_topic           move depth_completed and all its sub-topics (camera_info, points,
+                         source_mask, rgbd, engine) together, e.g. /arm/depth
   use_sim_time           true: the node follows /clock (rosbag play --clock)
+  log_level              the node's log level: debug, info (default), warn, error, fatal
   camera_info_sibling    true: publish the output camera info as <namespace>/camera_info,
                          beside depth_completed, as image_transport subscribers expect
                          (RViz2 DepthCloud, depth_image_proc); default: depth_completed/camera_info
@@ -75,8 +80,11 @@ DRIVER_NAMESPACE_ARGUMENTS = {"realsense2_camera": "camera_namespace",
 #: launch arguments that override the node parameter of the same name when not empty
 PARAMETER_ARGUMENTS = ("engine", "checkpoint", "onnx", "engine_file", "mode")
 #: launch arguments that configure the launch itself (no node parameter)
-LAUNCH_ARGUMENTS = ("camera", "params_file", "namespace", "remappings", "use_sim_time",
-                    "camera_info_sibling", "include_camera_driver", "large_data_profile")
+LAUNCH_ARGUMENTS = ("camera", "params_file", "config_file", "namespace", "remappings",
+                    "output_topic", "use_sim_time", "log_level", "camera_info_sibling",
+                    "include_camera_driver", "large_data_profile")
+#: the node's outputs under depth_completed, moved together by output_topic
+OUTPUT_SUBTOPICS = ("camera_info", "points", "source_mask", "rgbd", "engine")
 #: where the output camera info goes with camera_info_sibling:=true (image_transport's
 #: getCameraInfoTopic of depth_completed)
 SIBLING_CAMERA_INFO = ("depth_completed/camera_info", "camera_info")
@@ -120,8 +128,17 @@ def _remappings(context) -> list[tuple[str, str]]:
         if not (sep and source and target):
             raise RuntimeError(f"remappings: '{rule}' is not of the form from:=to")
         rules.append((source, target))
+    output = LaunchConfiguration("output_topic").perform(context).strip().rstrip("/")
+    base = output or "depth_completed"
+    if output:
+        rules.append(("depth_completed", output))
+        rules += [(f"depth_completed/{sub}", f"{output}/{sub}") for sub in OUTPUT_SUBTOPICS
+                  if not (sub == "camera_info" and _is_true(context, "camera_info_sibling"))]
     if _is_true(context, "camera_info_sibling"):
-        rules.append(SIBLING_CAMERA_INFO)
+        # image_transport's camera info of image topic <dir>/<name> is <dir>/camera_info
+        parent = base.rpartition("/")[0]
+        rules.append((SIBLING_CAMERA_INFO[0], f"{parent}/camera_info" if parent or
+                      base.startswith("/") else SIBLING_CAMERA_INFO[1]))
     return rules
 
 
@@ -129,11 +146,19 @@ def _namespace(context, camera: str) -> str:
     return LaunchConfiguration("namespace").perform(context).strip() or CAMERA_NAMESPACES[camera]
 
 
+def _params_file(context) -> str:
+    """params_file, or config_file (realsense-ros's name); both given must agree."""
+    given = {name: LaunchConfiguration(name).perform(context).strip()
+             for name in ("params_file", "config_file")}
+    if all(given.values()) and given["params_file"] != given["config_file"]:
+        raise RuntimeError("params_file and config_file name the same thing; give one")
+    return given["params_file"] or given["config_file"]
+
+
 def _launch_setup(context):
     camera = _camera(context)
     share = get_package_share_directory(PACKAGE)
-    params_file = LaunchConfiguration("params_file").perform(context) or os.path.join(
-        share, "config", CAMERA_CONFIGS[camera])
+    params_file = _params_file(context) or os.path.join(share, "config", CAMERA_CONFIGS[camera])
     overrides = {}
     for name in PARAMETER_ARGUMENTS:
         value = LaunchConfiguration(name).perform(context)
@@ -147,7 +172,9 @@ def _launch_setup(context):
     actions.append(Node(package=PACKAGE, executable="lingbot_depth_node",
                         name="lingbot_depth_node",
                         namespace=_namespace(context, camera), remappings=_remappings(context),
-                        parameters=[params_file, overrides], output="screen", emulate_tty=True))
+                        parameters=[params_file, overrides], output="screen", emulate_tty=True,
+                        arguments=["--ros-args", "--log-level",
+                                   LaunchConfiguration("log_level").perform(context)]))
     if _is_true(context, "include_camera_driver"):
         # after the environment, before the node
         actions.insert(len(actions) - 1, _driver(camera, _namespace(context, camera)))
@@ -160,6 +187,8 @@ def generate_launch_description() -> LaunchDescription:
                               description="camera preset: " + ", ".join(CAMERA_CONFIGS)),
         DeclareLaunchArgument("params_file", default_value="",
                               description="parameter file (default: config/<camera>.yaml)"),
+        DeclareLaunchArgument("config_file", default_value="",
+                              description="the same as params_file (realsense-ros's name)"),
         DeclareLaunchArgument("engine", default_value="",
                               description="guided | nearest | telea | torch | onnxruntime | "
                                           "tensorrt | auto (empty: from the parameter file)"),
@@ -172,8 +201,13 @@ def generate_launch_description() -> LaunchDescription:
                                           "camera driver's default namespace)"),
         DeclareLaunchArgument("remappings", default_value="",
                               description='extra remappings "from:=to", space or comma separated'),
+        DeclareLaunchArgument("output_topic", default_value="",
+                              description="move depth_completed and its sub-topics together "
+                                          "(e.g. /arm/depth; empty: depth_completed)"),
         DeclareLaunchArgument("use_sim_time", default_value="false",
                               description="follow /clock (rosbag play --clock)"),
+        DeclareLaunchArgument("log_level", default_value="info",
+                              description="the node's log level: debug, info, warn, error, fatal"),
         DeclareLaunchArgument("camera_info_sibling", default_value="false",
                               description="publish the output camera info as <namespace>/"
                                           "camera_info (image_transport's convention: RViz2 "

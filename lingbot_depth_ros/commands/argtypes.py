@@ -86,6 +86,23 @@ def _path_text(text: str) -> Path:
     return Path(text)
 
 
+#: folders the package installs to its share folder (setup.py data_files, CMakeLists.txt)
+SHARED_FOLDERS = ("examples", "config")
+
+
+def data_file(text: str) -> Path:
+    """An input path as given; one under examples/ or config/ that is not here relative to
+    the current folder is the package's shipped copy (a colcon or pip install's share
+    folder), so the documented `examples/3/rgb.jpg` works outside a checkout too."""
+    path = _path_text(text)
+    if path.exists() or path.is_absolute() or not path.parts or path.parts[0] not in SHARED_FOLDERS:
+        return path
+    from ..paths import data_path
+
+    shipped = data_path(path.as_posix())
+    return shipped if shipped.exists() else path
+
+
 def output_file(text: str) -> Path:
     """A file to be written: not an existing folder, and its parent is not a file."""
     path = _path_text(text)
@@ -137,6 +154,34 @@ def add_depth_args(parser: argparse.ArgumentParser, scale: bool = True) -> None:
                         help="readings below this many metres are no data (default: %(default)s)")
     parser.add_argument("--max-depth", type=depth_m, default=DepthRange().max_m,
                         help="readings beyond this many metres are no data (default: %(default)s)")
+
+
+def engine_list(text: str) -> list[str]:
+    """'guided,nearest' -> ['guided', 'nearest'], each a known engine."""
+    from ..engines.registry import ENGINE_NAMES
+
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    unknown = [n for n in names if n not in ENGINE_NAMES]
+    if not names or unknown:
+        raise argparse.ArgumentTypeError(
+            f"unknown engine(s) {', '.join(unknown) or '(none given)'}; "
+            f"choose from {', '.join(ENGINE_NAMES)}")
+    return names
+
+
+class _EngineNames(argparse.Action):
+    """Flattens `--engines a,b c` into ['a', 'b', 'c'] (first occurrence kept)."""
+
+    def __call__(self, parser, namespace, values, option_string=None) -> None:
+        setattr(namespace, self.dest, list(dict.fromkeys(n for group in values for n in group)))
+
+
+def add_engines_arg(parser: argparse.ArgumentParser, default: list[str]) -> None:
+    """--engines, comma- or space-separated (`eval` and `bag eval` take both forms)."""
+    parser.add_argument("--engines", nargs="+", type=engine_list, action=_EngineNames,
+                        default=default, metavar="ENGINE",
+                        help=f"engines to compare, separated by spaces or commas "
+                             f"(default: {' '.join(default)})")
 
 
 def add_engine_arg(parser: argparse.ArgumentParser) -> None:

@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import logging
 import sys
 from pathlib import Path
-from .argtypes import (add_model_file_args, count, fps, model_file_options, output_file,
+from .argtypes import (add_engines_arg, add_model_file_args, count, data_file, fps, model_file_options, output_file,
                        output_path, repeat, seed)
 
 _DISTROS = ("auto", "humble", "jazzy", "kilted")
@@ -18,14 +19,16 @@ _TOPIC_PARAMS = {"color": "color_topic", "depth": "depth_topic", "info": "camera
 def _add_input_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("input", type=Path, metavar="IN",
                         help="rosbag2 directory, .mcap or .db3 file (sqlite3 or MCAP)")
-    parser.add_argument("--params", type=Path,
+    parser.add_argument("--params", type=data_file,
                         help="node parameter file (ROS 2 params YAML, e.g. config/realsense_d435i.yaml)")
     parser.add_argument("-p", "--param", action="append", default=[], metavar="NAME:=VALUE",
                         help="override one node parameter, as `ros2 run ... -p` (repeatable), "
                              "e.g. -p publish_cloud:=false -p slop:=0.03")
     parser.add_argument("--color-topic", help="colour topic (default: params, else auto-detect)")
     parser.add_argument("--depth-topic", help="depth topic, registered to colour (default: params, else auto)")
-    parser.add_argument("--info-topic", help="colour camera info topic (default: params, else next to colour)")
+    parser.add_argument("--camera-info-topic", "--info-topic", dest="info_topic",
+                        help="colour camera info topic, as the node's camera_info_topic "
+                             "(default: params, else next to colour)")
     parser.add_argument("--distro", choices=_DISTROS, default="auto",
                         help="ROS 2 message definitions for types the bag does not define itself "
                              "(default: the bag's recorded distro, else humble for bags without "
@@ -38,9 +41,7 @@ def _add_engine_args(parser: argparse.ArgumentParser, plural: bool = False) -> N
     from ..engines.registry import ENGINE_NAMES
 
     if plural:
-        parser.add_argument("--engines", nargs="+", choices=ENGINE_NAMES, default=["guided"],
-                            metavar="ENGINE", help=f"engines to compare ({', '.join(ENGINE_NAMES)}; "
-                                                   "default: guided)")
+        add_engines_arg(parser, default=["guided"])
     else:
         parser.add_argument("--engine", choices=ENGINE_NAMES,
                             help="completion engine (default: the params file's, else guided)")
@@ -115,7 +116,7 @@ def _register_make_demo(sub) -> None:
         "make-demo", help="write a RealSense-like demo bag from capture folders",
         description="Write a bag from capture folders (rgb.png|jpg, raw_depth.png, intrinsics.txt) "
                     "with realsense2_camera topic names, encodings, frame ids and camera info.")
-    p.add_argument("captures", type=Path, metavar="DIR", help="a capture folder or a folder of them")
+    p.add_argument("captures", type=data_file, metavar="DIR", help="a capture folder or a folder of them")
     p.add_argument("output", type=output_path, metavar="OUT",
                    help="OUT.mcap / OUT.db3 (single file) or a bag directory")
     p.add_argument("--fps", type=fps, default=30.0, help="stamp rate (default: 30)")
@@ -132,13 +133,19 @@ def _register_make_demo(sub) -> None:
 def load_config(args: argparse.Namespace):
     """(NodeConfig, topic overrides for select_topics) from --params and the topic flags."""
     from ..core.errors import LingbotDepthError
-    from ..core.config import NodeConfig, load_params_file
+    from ..core.config import NODE_NAME, NodeConfig, load_params_file, node_values
 
     values = {}
     try:
         if args.params is not None:
             values = load_params_file(args.params, require_section=True)
         values.update(_parse_overrides(args.param))
+        # What the node accepts, the tools accept: ROS's own parameters (use_sim_time,
+        # qos_overrides.*) silently, any other unknown name with the node's warning.
+        values, unknown = node_values(values)
+        for name in unknown:
+            logging.getLogger(__name__).warning(
+                "parameter '%s' is not a parameter of %s; ignored", name, NODE_NAME)
         config = NodeConfig.from_values(values)
     except ValueError as exc:
         raise LingbotDepthError(f"node parameters: {exc}") from exc

@@ -6,7 +6,8 @@ import argparse
 from pathlib import Path
 
 from ..core.depth import DepthRange
-from .argtypes import add_depth_args, add_engine_arg, add_model_file_args, depth_range, model_file_options, output_dir
+from .argtypes import (add_depth_args, add_engine_arg, add_model_file_args, data_file, depth_range,
+                       model_file_options, output_dir)
 
 
 def register(subparsers) -> None:
@@ -16,10 +17,10 @@ def register(subparsers) -> None:
                     "completed_depth.png (uint16 mm), completed_depth.npy (float32 m), "
                     "source_mask.png (0 invalid, 1 measured, 2 filled), source_mask_color.png, "
                     "preview.png (rgb | raw | completed) and points.ply into --out.")
-    parser.add_argument("--rgb", required=True, type=Path, help="colour image (PNG or JPEG)")
-    parser.add_argument("--depth", required=True, type=Path,
+    parser.add_argument("--rgb", required=True, type=data_file, help="colour image (PNG or JPEG)")
+    parser.add_argument("--depth", required=True, type=data_file,
                         help="16-bit depth PNG in sensor units (0 = no data), registered to --rgb")
-    parser.add_argument("--intrinsics", required=True, type=Path,
+    parser.add_argument("--intrinsics", required=True, type=data_file,
                         help="text file with the 3x3 camera matrix K (9 numbers)")
     add_engine_arg(parser)
     add_model_file_args(parser)

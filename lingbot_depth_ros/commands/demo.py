@@ -8,16 +8,16 @@ import argparse
 from pathlib import Path
 
 from ..paths import data_path
-from .argtypes import add_engine_arg, fps, output_dir, repeat
+from .argtypes import add_engine_arg, data_file, fps, output_dir, repeat
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("demo", help="run the node on a demo bag built from the shipped captures",
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--captures", type=Path, default=None,
+    p.add_argument("--captures", type=data_file, default=None,
                    help="folder of capture folders (default: the shipped examples/)")
     add_engine_arg(p)
-    p.add_argument("--params", type=Path, default=None,
+    p.add_argument("--params", type=data_file, default=None,
                    help="node parameter file (default: config/realsense_d435i.yaml)")
     p.add_argument("--repeat", type=repeat, default=15,
                    help="times the captures are repeated in the bag (default 15: 60 frames, 2 s)")
@@ -75,10 +75,12 @@ def run(args: argparse.Namespace) -> int:
 def _check_node_params(params: Path, overrides: dict) -> None:
     """The params file and overrides as the node will read them: LingbotDepthError if not."""
     from ..core.errors import LingbotDepthError
-    from ..core.config import NodeConfig, load_params_file
+    from ..core.config import NodeConfig, load_params_file, node_values
 
     try:
-        NodeConfig.from_values({**load_params_file(params, require_section=True), **overrides})
+        # unknown names: the node itself warns about them and goes on
+        NodeConfig.from_values(node_values({**load_params_file(params, require_section=True),
+                                            **overrides})[0])
     except ValueError as exc:
         raise LingbotDepthError(f"node parameters: {exc}") from exc
 

@@ -4,27 +4,14 @@ from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
 
-from .argtypes import (MAX_SEED, add_depth_args, add_model_file_args, count, depth_range, model_file_options,
-                       output_file, seed)
+from .argtypes import (MAX_SEED, add_depth_args, add_engines_arg, add_model_file_args, count,
+                       data_file, depth_range, model_file_options, output_file, seed)
 
 #: columns of the printed table: (metric, heading, format)
 _TABLE = (("rmse", "RMSE m", "{:.4f}"), ("mae", "MAE m", "{:.4f}"),
           ("abs_rel", "AbsRel", "{:.4f}"), ("delta1", "d1", "{:.3f}"),
           ("coverage", "cover", "{:.3f}"))
-
-
-def _engine_list(text: str) -> list[str]:
-    from ..engines.registry import ENGINE_NAMES
-
-    names = [n.strip() for n in text.split(",") if n.strip()]
-    unknown = [n for n in names if n not in ENGINE_NAMES]
-    if not names or unknown:
-        raise argparse.ArgumentTypeError(
-            f"unknown engine(s) {', '.join(unknown) or '(none given)'}; "
-            f"choose from {', '.join(ENGINE_NAMES)}")
-    return list(dict.fromkeys(names))
 
 
 def _option(text: str) -> tuple[str, str, object]:
@@ -50,14 +37,13 @@ def register(subparsers) -> None:
                     "(see core/protocol.py for each level's parameters), complete it with each "
                     "engine and score against the original depth on the dropped pixels "
                     "('masked') and on all valid pixels ('all').")
-    parser.add_argument("--data", required=True, type=Path,
+    parser.add_argument("--data", required=True, type=data_file,
                         help="a capture folder, or a folder of capture folders")
     parser.add_argument("--protocol", default="blocks", choices=("blocks",),
                         help="evaluation protocol (default: blocks)")
     parser.add_argument("--level", default="medium", choices=LEVEL_NAMES,
                         help="corruption level (default: medium)")
-    parser.add_argument("--engines", default=["guided", "nearest", "telea"], type=_engine_list,
-                        help="comma-separated engines (default: guided,nearest,telea)")
+    add_engines_arg(parser, default=["guided", "nearest", "telea"])
     parser.add_argument("--seed", type=seed, default=0, help="first random seed (default: 0)")
     parser.add_argument("--trials", type=count, default=1,
                         help="corruptions per capture, seeds SEED..SEED+TRIALS-1 (default: 1)")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
-from .argtypes import output_dir, positive_int
+from .argtypes import data_file, output_dir, positive_int
 
 
 def register(subparsers) -> None:
@@ -17,7 +17,7 @@ def register(subparsers) -> None:
                     "torchrun --nproc_per_node N -m lingbot_depth_ros.cli train --config F.yaml. "
                     "Writes checkpoints (official format), train_log.csv, eval_log.csv, "
                     "TensorBoard events (if installed) and report/report.{json,md} into out_dir.")
-    parser.add_argument("--config", required=True, type=Path, help="training YAML file")
+    parser.add_argument("--config", required=True, type=data_file, help="training YAML file")
     parser.add_argument("--resume", action="store_true",
                         help="continue the run in out_dir from its last trainer state")
     parser.add_argument("--steps", type=positive_int,

@@ -111,6 +111,23 @@ PARAMS: tuple[Param, ...] = (
           "/diagnostics says so.", range=(0.5, 600.0)),
 )
 PARAMS_BY_NAME = {p.name: p for p in PARAMS}
+#: parameters every rclpy node takes besides its own (the node accepts them silently)
+ROS_NODE_PARAMS = ("use_sim_time", "start_type_description_service")
+#: prefix of rclpy's QoS override parameters (qos_overrides./topic.publisher.reliability)
+QOS_OVERRIDES_PREFIX = "qos_overrides."
+
+
+def is_ros_parameter(name: str) -> bool:
+    """A parameter rclpy itself reads (not one of the node's): no warning, no effect offline."""
+    return name in ROS_NODE_PARAMS or name.startswith(QOS_OVERRIDES_PREFIX)
+
+
+def node_values(values: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """(the node's own parameters of `values`, the names the node would warn about and
+    ignore); ROS's own parameters are dropped silently, as the node takes them."""
+    ours = {k: v for k, v in values.items() if k in PARAMS_BY_NAME}
+    unknown = sorted(k for k in values if k not in PARAMS_BY_NAME and not is_ros_parameter(k))
+    return ours, unknown
 
 
 class _NodeConfigMethods:
@@ -190,5 +207,17 @@ def load_params_file(path: str | Path, require_section: bool = False) -> dict[st
     values: dict[str, Any] = {}
     for key, section in document.items():
         if key in wanted and isinstance(section, dict):
-            values.update(section.get("ros__parameters") or {})
+            values.update(_flattened(section.get("ros__parameters") or {}))
     return values
+
+
+def _flattened(tree: dict, prefix: str = "") -> dict[str, Any]:
+    """Nested mappings as rcl reads them: {'a': {'b': 1}} -> {'a.b': 1}."""
+    flat: dict[str, Any] = {}
+    for key, value in tree.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            flat.update(_flattened(value, f"{name}."))
+        else:
+            flat[name] = value
+    return flat

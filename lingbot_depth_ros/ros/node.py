@@ -46,6 +46,7 @@ from .input_qos import REFRESH_PERIOD_S, InputSpec, InputSubscriptions
 from .node_process import run_node
 from .output_qos import qos_profile
 from .params import NODE_NAME, NodeConfig, declare_parameters
+from .qos_overrides import OUTPUT_OVERRIDES, warn_unapplied
 
 #: parameters any rclpy node accepts besides ours
 _BUILTIN_PARAMS = ("use_sim_time", "start_type_description_service")
@@ -88,6 +89,7 @@ class LingbotDepthNode(Node):
         self.builder = OutputBuilder(self.config.output_options, reuse_buffers=True)
         self._make_publishers()
         self.inputs = self._make_subscriptions()
+        warn_unapplied(self)  # qos_overrides.* that no publisher took (ros/qos_overrides.py)
         self._timer = self.create_timer(self.config.diagnostics_period, self.publish_diagnostics)
         # Images whose partner never comes leave the queue as counted "unpaired" drops.
         self._expiry_timer = self.create_timer(min(self.config.pair_timeout, 0.5), self._expire_unpaired)
@@ -130,7 +132,8 @@ class LingbotDepthNode(Node):
         def publisher(topic: table.OutputTopic, msg_type):
             if not topic.enabled(self.config):
                 return None
-            return self.create_publisher(msg_type, topic.name, qos_profile(topic.qos(self.config)))
+            return self.create_publisher(msg_type, topic.name, qos_profile(topic.qos(self.config)),
+                                         qos_overriding_options=OUTPUT_OVERRIDES)
 
         self.depth_pub = publisher(table.DEPTH, Image)
         self.info_pub = publisher(table.DEPTH_INFO, CameraInfo)
@@ -145,7 +148,8 @@ class LingbotDepthNode(Node):
         if messages.CompletedRGBD is not None:
             try:
                 return self.create_publisher(messages.CompletedRGBD, table.RGBD.name,
-                                             qos_profile(table.RGBD.qos(self.config)))
+                                             qos_profile(table.RGBD.qos(self.config)),
+                                             qos_overriding_options=OUTPUT_OVERRIDES)
             except Exception as exc:  # generated Python found, typesupport library not loadable
                 problem = f"CompletedRGBD cannot be published here ({type(exc).__name__}: {exc})"
         self.get_logger().warning(f"{problem}: depth_completed/rgbd is disabled")
