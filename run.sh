@@ -34,6 +34,10 @@ setup() {
   fi
   # shellcheck disable=SC1091
   source "$venv/bin/activate"
+  # The ROS wheels' bootstrapper (a .pth) re-executes Python once with this venv's ROS libraries
+  # on LD_LIBRARY_PATH and marks that done in this variable; one inherited from another venv's
+  # Python (a test run in another clone) would stop it, and rclpy would not load.
+  unset _ROS_WHEELS_BOOTSTRAP_COMPLETE
   local stamp="$venv/.lingbot-reqs" want
   want=$(cat requirements-ci.txt requirements-colcon.txt | sha256sum | cut -c1-16)
   if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
