@@ -67,6 +67,12 @@ def command_env(folder: Path, domain: int) -> dict:
     in the scratch clone reuses this venv and this build (its own workspace folder, linked)."""
     env = dict(os.environ, ROS_DOMAIN_ID=str(domain), PYTHONUNBUFFERED="1",
                ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST", LINGBOT_VENV=sys.prefix)
+    # A doc line writes nothing outside the scratch area: `~` is a scratch folder, and pip
+    # reaches no index (an install line fails, and must be marked not-run, instead of
+    # changing the venv the suite runs in).
+    home = folder.parent / f"{folder.name}.home"
+    home.mkdir(exist_ok=True)
+    env.update(HOME=str(home), PIP_NO_INDEX="1", PIP_FIND_LINKS="", PIP_CONFIG_FILE=os.devnull)
     env.pop("FASTDDS_DEFAULT_PROFILES_FILE", None)
     if PREFIX is not None:
         env["PATH"] = f"{PREFIX / 'bin'}{os.pathsep}{env.get('PATH', '')}"

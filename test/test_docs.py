@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 from pathlib import Path
 
 import pytest
@@ -144,3 +145,21 @@ def test_an_export_that_cannot_work_fails(tmp_path, value):
     command = DocCommand("docs/x.md", 1, f"export FASTDDS_DEFAULT_PROFILES_FILE={value}", "")
     with pytest.raises(AssertionError, match="exited 1"):
         run_command(command, tmp_path, dict(os.environ))
+
+
+def test_a_doc_line_cannot_install_into_the_suites_venv_or_write_to_home(tmp_path):
+    """A doc's install line (unmarked) fails instead of changing the venv the suite runs in,
+    and `~` is a scratch folder: nothing outside the scratch area changes."""
+    from node_harness import domain_id
+
+    clone = tmp_path / "clone"
+    clone.mkdir()
+    env = command_env(clone, domain_id(__name__))
+    assert Path(env["HOME"]).parent == tmp_path
+    before = sorted(p.name for p in Path(sys.prefix, "lib").glob("python*/site-packages/*"))
+    command = DocCommand("docs/x.md", 1, "pip install six==1.16.0 --target ~/t && touch ~/made", "")
+    with pytest.raises(AssertionError, match="exited 1"):
+        run_command(command, clone, env)
+    run_command(DocCommand("docs/x.md", 2, "touch ~/made", ""), clone, env)
+    assert (Path(env["HOME"]) / "made").exists()
+    assert sorted(p.name for p in Path(sys.prefix, "lib").glob("python*/site-packages/*")) == before
