@@ -5,11 +5,14 @@ import math
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
+from torch import nn
 
 from lingbot_depth_ros.core.errors import ModelFileError
 from lingbot_depth_ros.model import (build_model, depth_to_points, tiny_config, token_grid,
                                      tokens_for_level)
-from lingbot_depth_ros.model.convstack import RESAMPLERS, ConvStack
+from lingbot_depth_ros.model.convstack import (RESAMPLERS, ConvStack, norm_layer,
+                                               staged_group_norm)
 from lingbot_depth_ros.model.network import depth_patch_validity, remap_depth_input, view_plane_uv
 from lingbot_depth_ros.model.vit import interpolate_pos_embed
 from tiny_models import CAPTURES, assert_close, capture, frame_tensors, tiny_model
@@ -199,3 +202,30 @@ def test_remap_treats_nan_inf_and_tiny_depth_as_missing():
     assert remap_depth_input(depth, "log")[0].tolist() == pytest.approx(
         [0, 0, 0, 0, math.log(0.5), math.log(2.0)])
     assert remap_depth_input(depth, "linear")[0].tolist() == [0, 0, 0, 0, 0.5, 2.0]
+
+
+@pytest.mark.numerics
+@pytest.mark.parametrize("kind, channels", [("layer_norm", 8), ("group_norm", 64),
+                                            ("instance_norm", 6)])
+def test_staged_norm_statistics_give_the_norms_numbers(kind, channels):
+    """The export's staged GroupNorm (means of row means): the float64 norm's numbers, and
+    instance_norm keeps InstanceNorm2d's numbers and empty state dict."""
+    torch.manual_seed(0)
+    x = torch.randn(2, channels, 37, 53) * 0.5 + 3.0  # an offset, as after a ReLU
+    norm = norm_layer(kind, channels)
+    if norm.affine:
+        with torch.no_grad():
+            norm.weight.uniform_(0.5, 1.5)
+            norm.bias.normal_()
+    weight = None if norm.weight is None else norm.weight.double()
+    bias = None if norm.bias is None else norm.bias.double()
+    exact = F.group_norm(x.double(), norm.num_groups, weight, bias, norm.eps)
+    with torch.no_grad():
+        staged = staged_group_norm(x, norm.num_groups, norm.weight, norm.bias, norm.eps)
+        plain = norm(x)
+    # float32 normalised values of order 1 to 4: a few units in the last place
+    assert_close(staged, exact, rtol=0, atol=2e-6)
+    assert_close(plain, exact, rtol=0, atol=2e-6)
+    if kind == "instance_norm":
+        assert norm.state_dict() == {} == nn.InstanceNorm2d(channels).state_dict()
+        assert_close(nn.InstanceNorm2d(channels)(x), exact, rtol=0, atol=2e-6)

@@ -66,7 +66,8 @@ def staged_norms(model: nn.Module) -> Iterator[None]:
             norm.staged = False
 
 
-def _norm(kind: str, channels: int) -> nn.Module:
+def norm_layer(kind: str, channels: int) -> nn.Module:
+    """The decoder norm a model_config names (official names, our GroupNorm class)."""
     if kind == "layer_norm":
         return GroupNorm(1, channels)
     if kind == "group_norm":
@@ -96,8 +97,8 @@ class ResidualConvBlock(nn.Module):
         act = _activation(activation)
         conv = partial(nn.Conv2d, kernel_size=3, padding=1, padding_mode="replicate")
         self.layers = nn.Sequential(
-            _norm(in_norm, channels_in), act(), conv(channels_in, hidden),
-            _norm(hidden_norm, hidden), act(), conv(hidden, channels_out))
+            norm_layer(in_norm, channels_in), act(), conv(channels_in, hidden),
+            norm_layer(hidden_norm, hidden), act(), conv(hidden, channels_out))
         self.skip_connection = (nn.Conv2d(channels_in, channels_out, kernel_size=1)
                                 if channels_in != channels_out else nn.Identity())
 
