@@ -3,7 +3,8 @@
 Inputs ``rgb`` uint8 (1, H, W, 3) RGB and ``depth`` float32 (1, H, W) metres (NaN, inf and
 <= 1 cm mean no data); outputs ``depth_out`` float32 (1, H, W) metres and ``mask`` float32
 (1, H, W) probability (ones without a mask head). Resizes are gathers of PyTorch's own
-interpolation taps (docs/internals.md)."""
+interpolation taps (docs/internals.md); the decoder's GroupNorms take their statistics in
+stages, which ONNX Runtime sums accurately (docs/engines.md)."""
 
 from __future__ import annotations
 
