@@ -4,7 +4,8 @@ parameter names follow the official checkpoints."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+from collections.abc import Iterator, Sequence
 from functools import partial
 
 import torch
@@ -21,15 +22,60 @@ _ACTIVATIONS = {
 RESAMPLERS = ("conv_transpose", "pixel_shuffle", "nearest", "bilinear")
 
 
-def _norm(kind: str, channels: int) -> nn.Module:
+class GroupNorm(nn.GroupNorm):
+    """nn.GroupNorm whose statistics can be taken in stages (over rows, then columns, then the
+    group's channels) for export: ONNX Runtime's InstanceNormalization, the exporter's form of
+    GroupNorm, sums a whole group (millions of values at the decoder's finest levels) in long
+    float32 runs and loses precision there (docs/engines.md)."""
+
+    staged = False
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.staged:
+            return super().forward(x)
+        return staged_group_norm(x, self.num_groups, self.weight, self.bias, self.eps)
+
+
+def staged_group_norm(x: torch.Tensor, groups: int, weight: torch.Tensor | None,
+                      bias: torch.Tensor | None, eps: float) -> torch.Tensor:
+    """F.group_norm of (N, C, H, W) with mean and variance as means of means, a row at a time
+    (equal counts, so the same values), each a short sum; the variance in a second pass."""
+    n, c, h, w = x.shape
+    grouped = x.reshape(n, groups, c // groups, h, w)
+
+    def mean(t: torch.Tensor) -> torch.Tensor:
+        return t.mean(dim=4, keepdim=True).mean(dim=3, keepdim=True).mean(dim=2, keepdim=True)
+
+    centred = grouped - mean(grouped)
+    normed = (centred * torch.rsqrt(mean(centred * centred) + eps)).reshape(n, c, h, w)
+    if weight is not None:
+        normed = normed * weight[:, None, None] + bias[:, None, None]
+    return normed
+
+
+@contextlib.contextmanager
+def staged_norms(model: nn.Module) -> Iterator[None]:
+    """Within the block, the model's GroupNorms take their statistics in stages (for export)."""
+    norms = [m for m in model.modules() if isinstance(m, GroupNorm)]
+    for norm in norms:
+        norm.staged = True
+    try:
+        yield
+    finally:
+        for norm in norms:
+            norm.staged = False
+
+
+def norm_layer(kind: str, channels: int) -> nn.Module:
+    """The decoder norm a model_config names (official names, our GroupNorm class)."""
     if kind == "layer_norm":
-        return nn.GroupNorm(1, channels)
+        return GroupNorm(1, channels)
     if kind == "group_norm":
         if channels < 32:
             raise ModelFileError(f"model_config: group_norm needs >= 32 channels, got {channels}")
-        return nn.GroupNorm(channels // 32, channels)
-    if kind == "instance_norm":
-        return nn.InstanceNorm2d(channels)
+        return GroupNorm(channels // 32, channels)
+    if kind == "instance_norm":  # InstanceNorm2d's numbers and (empty) state dict
+        return GroupNorm(channels, channels, affine=False)
     if kind == "none":
         return nn.Identity()
     raise ModelFileError(f"model_config: unknown norm '{kind}'")
@@ -51,8 +97,8 @@ class ResidualConvBlock(nn.Module):
         act = _activation(activation)
         conv = partial(nn.Conv2d, kernel_size=3, padding=1, padding_mode="replicate")
         self.layers = nn.Sequential(
-            _norm(in_norm, channels_in), act(), conv(channels_in, hidden),
-            _norm(hidden_norm, hidden), act(), conv(hidden, channels_out))
+            norm_layer(in_norm, channels_in), act(), conv(channels_in, hidden),
+            norm_layer(hidden_norm, hidden), act(), conv(hidden, channels_out))
         self.skip_connection = (nn.Conv2d(channels_in, channels_out, kernel_size=1)
                                 if channels_in != channels_out else nn.Identity())
 

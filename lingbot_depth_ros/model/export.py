@@ -3,7 +3,8 @@
 Inputs ``rgb`` uint8 (1, H, W, 3) RGB and ``depth`` float32 (1, H, W) metres (NaN, inf and
 <= 1 cm mean no data); outputs ``depth_out`` float32 (1, H, W) metres and ``mask`` float32
 (1, H, W) probability (ones without a mask head). Resizes are gathers of PyTorch's own
-interpolation taps (docs/internals.md)."""
+interpolation taps (docs/internals.md); the decoder's GroupNorms take their statistics in
+stages, which ONNX Runtime sums accurately (docs/engines.md)."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .checkpoint import model_sha256
+from .convstack import staged_norms
 from .network import MODES, LingBotDepth, remap_depth_input
 from .vit import PATCH_SIZE
 
@@ -153,7 +155,7 @@ def export_onnx(model: LingBotDepth, path: str | os.PathLike, height: int, width
     pipeline = StaticPipeline(model.eval(), height, width, rows, cols, mode).eval()
     example = (torch.zeros(1, height, width, 3, dtype=torch.uint8),
                torch.ones(1, height, width, dtype=torch.float32))
-    with torch.no_grad(), _quiet_exporter():
+    with torch.no_grad(), _quiet_exporter(), staged_norms(model):
         program = torch.onnx.export(
             pipeline, example, dynamo=True, opset_version=opset, input_names=list(INPUT_NAMES),
             output_names=list(OUTPUT_NAMES), optimize=True, verbose=False)
