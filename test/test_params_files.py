@@ -49,9 +49,16 @@ def test_params_file_reads_nested_keys_as_rcl_does(tmp_path):
 def test_bag_process_takes_the_nodes_replay_params(tmp_path, capsys, caplog):
     bag = make_demo(tmp_path, "in.mcap", repeat=1)
     params = replay_params(tmp_path)
-    with caplog.at_level(logging.WARNING):
-        rc, out, err = run_cli(["bag", "process", str(bag), str(tmp_path / "out.mcap"),
-                                "--params", str(params), "--no-progress"], capsys)
+    # launch (imported by the upstream tier's tests) makes every later logger a LaunchLogger
+    # that does not propagate to the root, where caplog listens: listen on the command's own.
+    logger = logging.getLogger("lingbot_depth_ros.commands.bag")
+    logger.addHandler(caplog.handler)
+    try:
+        with caplog.at_level(logging.WARNING):
+            rc, out, err = run_cli(["bag", "process", str(bag), str(tmp_path / "out.mcap"),
+                                    "--params", str(params), "--no-progress"], capsys)
+    finally:
+        logger.removeHandler(caplog.handler)
     assert rc == 0, err
     warned = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
     assert any("'colour_topic' is not a parameter" in w for w in warned), warned

@@ -66,7 +66,9 @@ def test_two_clones_set_up_without_touching_system_folders(tmp_path):
     shutil.rmtree(first)
     shutil.rmtree(second / ".ws")  # so the colcon build runs again, now without the first
     run(["./run.sh", "setup"], second, env)
-    run(["./run.sh", "demo"], second, env)
+    # the demo's job as the README gives it, at a rate any machine running the suite keeps
+    # up with (the demo fails when pairs are dropped; its 30 Hz is a benchmark's question)
+    run(["./run.sh", "demo", "--fps", "10"], second, env)
     after = listing()
     assert after == before, {"added": sorted(set(after) - set(before))[:50],
                              "removed": sorted(set(before) - set(after))[:50]}

@@ -28,15 +28,12 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     import os
-    import sys
 
-    from ..ros.dds_profile import PROFILES_FILE
+    from ..ros.dds_profile import use_launch_profile
 
     # The node runs as its own process (ros/replay.py); the player and recorder in this one
     # get the same DDS profile as the node (the launch file's), so nothing is lost between.
-    # DDS settings only take effect before rclpy loads (not so when a test calls us).
-    if "rclpy" not in sys.modules:
-        os.environ.setdefault(PROFILES_FILE, str(data_path("config/fastdds_large_data.xml")))
+    use_launch_profile(os.environ, str(data_path("config/fastdds_large_data.xml")))
     from ..bag.demo import write_demo_bag
     from ..core.io import remove_path
     from ..ros.replay import replay

@@ -48,3 +48,10 @@ def configure_fastdds(environ: MutableMapping[str, str]) -> str:
     return ("Fast DDS: rmw_fastrtps defaults (history memory PREALLOCATED_WITH_REALLOC: its "
             f"buffer pools grow with the busiest moment so far); {PROFILES_FILE} "
             + (f"= {profiles} has no '{WRITER_PROFILE}' profile" if profiles else "is not set"))
+
+
+def use_launch_profile(environ: MutableMapping[str, str], profile: str) -> None:
+    """Give a process that plays or records beside the node (the demo's player and recorder)
+    the profile the launch file gives everything it starts, unless one is set. Fast DDS reads
+    it at the process's first rclpy.init: call before that."""
+    environ.setdefault(PROFILES_FILE, profile)
