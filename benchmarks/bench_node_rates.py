@@ -39,7 +39,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import bench_node  # noqa: E402  (camera frames, node process start-up)
 import rclpy  # noqa: E402
-from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor  # noqa: E402
+from rclpy.executors import SingleThreadedExecutor  # noqa: E402
 from sensor_msgs.msg import CameraInfo, Image  # noqa: E402
 
 from lingbot_depth_ros.core import serialized  # noqa: E402
@@ -175,7 +175,7 @@ def measure(args, engine: str, admission: str, frames: list, domain: int) -> dic
         camera = Camera(node, frames, [o for o in args.outputs.split(",") if o])
         executor = SingleThreadedExecutor(context=context)
         executor.add_node(node)
-        threading.Thread(target=_spin, args=(executor,), daemon=True).start()
+        threading.Thread(target=bench_node._spin, args=(executor,), daemon=True).start()
         bench_node.wait_for_node(proc, camera.pubs)
         camera.stream(30.0, 90)  # warm-up: engine caches, DDS matching of every output
         result = {"engine": engine, "admission": admission,
@@ -239,13 +239,6 @@ def main() -> int:
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
     return 0
-
-
-def _spin(executor) -> None:
-    try:
-        executor.spin()
-    except ExternalShutdownException:
-        pass
 
 
 if __name__ == "__main__":
