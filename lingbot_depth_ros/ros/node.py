@@ -88,15 +88,17 @@ class LingbotDepthNode(Node):
         # Reusing the cloud buffer is safe here: _process publishes (copies) before the next build.
         self.builder = OutputBuilder(self.config.output_options, reuse_buffers=True)
         self._make_publishers()
+        # Before the inputs: a `source: realsense` camera hands over frames from its own
+        # thread as soon as it starts. Live `every` is without bound: the executor must never
+        # wait on the engine.
+        self.runner = FrameRunner(Admission(self.config.admission, self.drops), self.drops,
+                                  self._complete_pair, self._publish_completed,
+                                  self._warn_throttled)
         self.inputs = self._make_subscriptions()
         warn_unapplied(self)  # qos_overrides.* that no publisher took (ros/qos_overrides.py)
         self._timer = self.create_timer(self.config.diagnostics_period, self.publish_diagnostics)
         # Images whose partner never comes leave the queue as counted "unpaired" drops.
         self._expiry_timer = self.create_timer(min(self.config.pair_timeout, 0.5), self._expire_unpaired)
-        # live `every` is without bound: the executor must never wait on the engine
-        self.runner = FrameRunner(Admission(self.config.admission, self.drops), self.drops,
-                                  self._complete_pair, self._publish_completed,
-                                  self._warn_throttled)
         self.get_logger().info(
             f"completing {self.resolve_topic_name(self.config.depth_topic)} with "
             f"{self.engine.describe()} -> {self.resolve_topic_name('depth_completed')} "
