@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import abc
 import time
+from collections.abc import Hashable, Sequence
 from contextlib import contextmanager
 
 import numpy as np
@@ -31,6 +32,16 @@ class Engine(abc.ABC):
         with stage(timings, "merge"):
             depth, source = merge_prediction(frame.depth, predicted, self.refine_measured)
         return CompletionResult(depth=depth, source=source, engine=self.name, timings_ms=timings)
+
+    def batch_key(self, frame: RGBDFrame) -> Hashable:
+        """Frames with equal keys may share one `complete_batch` call (same network input)."""
+        return frame.depth.shape
+
+    def complete_batch(self, frames: Sequence[RGBDFrame]) -> list[CompletionResult]:
+        """Complete several frames of one `batch_key` in one call; each result equals what
+        `complete` gives that frame (within the engine's stated tolerance). Engines that
+        cannot batch run them one by one (this default)."""
+        return [self.complete(frame) for frame in frames]
 
     def describe(self) -> str:
         """One line for logs and diagnostics."""
