@@ -3,8 +3,8 @@
 (test/driver_topics.py) played at 30 Hz, 640x480, into the node started by `ros2 launch`
 with that preset, and into a subscriber that does nothing, for reference.
 
-    ./run.sh setup && python benchmarks/bench_presets.py [--duration 60] [--presets zed2i ...]
-        [--driver-profile none|F.xml]
+    ./run.sh setup && python benchmarks/bench_presets.py [--duration 60] [--rate 30]
+        [--presets zed2i ...] [--driver-profile none|F.xml]
 
 Per preset: images sent, received by the node, lost before the node (never received: the
 target is 0), published pairs and dropped images (counted by the node) and the node's own
@@ -48,7 +48,7 @@ from lingbot_depth_ros.core.captures import read_intrinsics, read_raw_depth, rea
 from lingbot_depth_ros.ros.diagnostics import parse_values  # noqa: E402
 from driver_topics import DRIVERS, DriverPlayer  # noqa: E402
 
-RATE_HZ = 30.0
+RATE_HZ = 30.0  # --rate
 COUNTERS = ("color_received", "depth_received", "published", "dropped_total", "color_missing_before_node",
             "depth_missing_before_node")
 BASELINE = replace(DRIVERS["orbbec_gemini335"], driver="deep reliable history (baseline)",
@@ -78,7 +78,8 @@ class Listener:
 
     def counters(self, hardware_id: str) -> dict[str, int]:
         values = self.values.get(hardware_id, {})
-        return {k: int(values.get(k, 0)) for k in (*COUNTERS, "queued", "camera_info_received")}
+        reasons = [k for k in values if k.startswith("dropped.")]
+        return {k: int(values.get(k, 0)) for k in (*COUNTERS, "queued", "camera_info_received", *reasons)}
 
 
 def launch(preset: str) -> subprocess.Popen:
@@ -179,13 +180,17 @@ def run_preset(listener: Listener, layout, capture, duration_s: float, idle: boo
         row.update(published=after["published"] - before["published"], queued=after["queued"],
                    dropped=after["dropped_total"] - before["dropped_total"],
                    estimated=sum(after[f"{k}_missing_before_node"] - before[f"{k}_missing_before_node"]
-                                 for k in ("color", "depth")))
+                                 for k in ("color", "depth")),
+                   reasons={k.removeprefix("dropped."): after[k] - before.get(k, 0) for k in after
+                            if k.startswith("dropped.") and after[k] - before.get(k, 0)})
     return row
 
 
 def main(argv: list[str] | None = None) -> int:
+    global RATE_HZ
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--duration", type=float, default=60.0, help="seconds of 30 Hz stream per preset")
+    parser.add_argument("--rate", type=float, default=RATE_HZ, help="camera rate in Hz")
     parser.add_argument("--presets", nargs="*", default=sorted(DRIVERS), choices=sorted(DRIVERS))
     parser.add_argument("--driver-profile", default="none",
                         help="Fast DDS profile file of the publishing side, or 'none' (Fast DDS defaults)")
@@ -196,6 +201,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.duration <= 0:
         parser.error("--duration must be positive")
+    if not 0 < args.rate <= 200:
+        parser.error("--rate must be in (0, 200] Hz")
+    RATE_HZ = args.rate
     driver_profile = None if args.driver_profile.lower() == "none" else Path(args.driver_profile).resolve()
     if driver_profile is not None and not driver_profile.is_file():
         parser.error(f"--driver-profile {args.driver_profile}: no such file")
@@ -228,6 +236,8 @@ def main(argv: list[str] | None = None) -> int:
         node_columns = [row.get(k, "") for k in ("published", "dropped", "queued", "estimated")]
         print(f"{row['preset']:<28}{row['sent']:>7}{row['received']:>10}{row['lost']:>6}"
               f"{node_columns[0]:>11}{node_columns[1]:>9}{node_columns[2]:>8}{node_columns[3]:>14}{ratio:>21.3f}x")
+        if row.get("reasons"):
+            print(f"{'':<28}dropped by reason: " + ", ".join(f"{k} {n}" for k, n in sorted(row["reasons"].items())))
     return 0 if all(r["lost"] == 0 for r in rows[1:]) else 1
 
 

@@ -90,6 +90,83 @@ def test_bursts_of_three_from_a_camera_the_engine_keeps_up_with(policy, supersed
         assert lost == 0 and recorder.published == list(range(sent))
 
 
+def play_stalled_stream(runner: FrameRunner, recorder: Recorder, rate_hz: float, seconds: float,
+                        stall_every_s: float, stall_s: float) -> int:
+    """A camera at `rate_hz` whose transport holds every frame of a `stall_s` window back
+    (a reliable writer waiting for a repair), at the end of every `stall_every_s`, then releases them
+    at once; returns how many items were admitted."""
+    held: list[int] = []
+    start = time.perf_counter()
+    frames = int(seconds * rate_hz)
+    for item in range(frames):
+        delay = start + item / rate_hz - time.perf_counter()
+        if delay > 0:
+            time.sleep(delay)
+        recorder.admitted_at[item] = time.perf_counter()
+        held.append(item)
+        if (item / rate_hz) % stall_every_s >= stall_every_s - stall_s:
+            continue  # held back by the transport (the last `stall_s` of each period)
+        for waiting in held:
+            assert runner.admission.put(waiting)
+        held.clear()
+    for waiting in held:
+        assert runner.admission.put(waiting)
+    return frames
+
+
+@pytest.mark.parametrize("rate_hz", [15.0, 30.0])
+def test_burst_works_off_what_a_stalled_transport_releases(rate_hz):
+    """An engine of 10 ms keeps up with 15 and 30 Hz on average; a 0.4 s transport stall
+    every 1.5 s releases 6 or 12 pairs at once: burst waits for them (its budget, 0.5 s of
+    engine time, holds them), latest supersedes most of each release."""
+    results = {}
+    for policy in ("burst", "latest"):
+        recorder = Recorder(engine_s=0.010)
+        runner, drops = make_runner(policy, recorder)
+        try:
+            sent = play_stalled_stream(runner, recorder, rate_hz, 4.5, stall_every_s=1.5, stall_s=0.4)
+            assert runner.drain(timeout=10.0)
+        finally:
+            runner.close()
+        results[policy] = (sent, recorder.published, drops.snapshot().get("superseded", 0))
+    sent, published, superseded = results["burst"]
+    assert superseded == 0 and published == list(range(sent))
+    sent, published, superseded = results["latest"]
+    assert len(published) + superseded == sent and superseded >= 6
+
+
+def test_burst_stays_two_deep_when_the_engine_does_not_keep_up():
+    """An engine slower than the camera on average: burst keeps two waiting at most, so the
+    latency of what it publishes stays near two engine times plus one (no queue builds up)."""
+    recorder = Recorder(engine_s=0.030)
+    runner, drops = make_runner("burst", recorder)
+    try:
+        sent = play_bursts(runner, recorder, bursts=30, size=1, period_s=0.02)  # 50 Hz
+        assert runner.drain(timeout=10.0)
+    finally:
+        runner.close()
+    superseded = drops.snapshot().get("superseded", 0)
+    assert len(recorder.published) + superseded == sent and superseded >= 5
+    # each published item waited behind at most two others and the one in the engine
+    assert max(recorder.latency_s[5:]) < 4 * 0.030 + 0.1
+
+
+def test_burst_room_follows_the_load():
+    """The burst queue's room: two until the runner has served an item, then the budget over
+    the recent service time while arrivals come slower than service, else two again."""
+    from lingbot_depth_ros.core.runner import ServiceLoad
+    load = ServiceLoad()
+    assert load.room(0.5) == 2
+    for i in range(10):
+        load.arrived(i / 30)  # 30 Hz
+        load.served(0.010)
+    assert load.room(0.5) == 50
+    assert load.room(10.0) == 64  # the cap
+    for _ in range(15):
+        load.served(0.040)  # slower than 33 ms arrivals: not keeping up
+    assert load.room(0.5) == 2
+
+
 def test_every_loses_nothing_and_keeps_order_under_back_pressure():
     """A bounded `every` queue makes the producer wait (a bag reader) instead of dropping."""
     recorder = Recorder(engine_s=0.005)

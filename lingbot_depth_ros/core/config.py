@@ -48,14 +48,21 @@ PARAMS: tuple[Param, ...] = (
           range=(1, 100)),
     Param("slop", 0.02, "Largest colour/depth stamp difference that still pairs, seconds.",
           range=(0.0, 1.0)),
-    Param("pair_queue_size", 10, "Unpaired images kept per stream while waiting for a partner.",
+    Param("pair_queue_size", 30,
+          "Unpaired images kept per stream while waiting for a partner (30: a second of a "
+          "30 Hz stream, as long as pair_timeout lets one wait).",
           range=(1, 100)),
     Param("admission", "burst",
           "What a pair that arrives while the engine is busy does: latest (waits alone, a "
-          "newer pair replaces it), burst (up to two wait, the oldest is replaced) or every "
-          "(all wait in order, none is dropped; latency and memory grow while the engine "
-          "is slower than the camera).",
+          "newer pair replaces it), burst (while the engine keeps up on average, as many "
+          "wait as it finishes within burst_budget, else two; the oldest is replaced) or "
+          "every (all wait in order, none is dropped; latency and memory grow while the "
+          "engine is slower than the camera).",
           choices=ADMISSIONS),
+    Param("burst_budget", 0.5,
+          "With admission burst: longest the waiting pairs may take to finish, seconds (a "
+          "burst released by a reliable transport after a repair is worked off, not dropped).",
+          range=(0.0, 10.0)),
     Param("pair_timeout", 1.0,
           "Seconds an image waits for its partner before it is dropped as unpaired.",
           range=(0.01, 60.0)),

@@ -62,7 +62,10 @@ class StampPairer:
         #: recent (stamp, info) with stamps, to give a pair the info of its own instant
         self._infos: list[tuple[int, Any]] = []
         self._last_pair_stamp: int | None = None
-        self._newest_stamp: int | None = None
+        #: newest stamp seen per stream (colour, depth): a time jump is one stream going back
+        #: on itself; one stream lagging behind the other (a transport holding it back for a
+        #: repair) is not
+        self._newest_stamp: dict[bool, int] = {}
 
     # -- inputs ---------------------------------------------------------------------------
     def add_info(self, info: Any, stamp_ns: int | None = None) -> None:
@@ -113,14 +116,15 @@ class StampPairer:
     # -- internals ------------------------------------------------------------------------
     def _add(self, own: list, other: list, stamp_ns: int, msg: Any, is_color: bool) -> Pair | None:
         stamp_ns = int(stamp_ns)
-        if self._newest_stamp is not None and stamp_ns < self._newest_stamp - max(self.slop_ns, 10**9):
-            # More than a second (or the slop) back in time: a bag loop or a clock reset.
+        newest = self._newest_stamp.get(is_color)
+        if newest is not None and stamp_ns < newest - max(self.slop_ns, 10**9):
+            # More than a second (or the slop) back on its own stream: a bag loop or a clock reset.
             self.drops.add("time_jump", len(self._colors) + len(self._depths))
             self._colors.clear()
             self._depths.clear()
             self._last_pair_stamp = None
-            self._newest_stamp = None
-        self._newest_stamp = stamp_ns if self._newest_stamp is None else max(self._newest_stamp, stamp_ns)
+            self._newest_stamp.clear()
+        self._newest_stamp[is_color] = max(stamp_ns, self._newest_stamp.get(is_color, stamp_ns))
         if self._last_pair_stamp is not None and stamp_ns <= self._last_pair_stamp - self.slop_ns:
             self.drops.add("late")  # arrives after a newer pair was already emitted
             return None

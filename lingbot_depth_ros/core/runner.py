@@ -4,8 +4,12 @@ their sum. The admission policy decides what happens to a pair that arrives whil
 workers are busy (docs/design.md):
 
 - latest: one waiting pair; a newer one replaces it (counted `superseded`).
-- burst:  two waiting pairs; a newer one replaces the oldest, so a consumer that keeps up
-          on average loses nothing to a burst of arrivals.
+- burst:  while the workers keep up on average (their recent service time below the
+          recent mean arrival interval), as many waiting pairs as they can finish within
+          `burst_budget_s`; otherwise two. A newer pair replaces the oldest, so a consumer
+          that keeps up on average loses nothing to a burst of arrivals (a camera's jitter,
+          or a reliable transport releasing frames held back for a repair), and one that
+          does not keep up stays fresh.
 - every:  a first-in first-out queue that drops nothing: bounded (the producer waits for
           room: back-pressure to a bag reader) or without bound (a live node's executor
           must never wait; latency and memory grow while the workers lag).
@@ -18,6 +22,7 @@ from __future__ import annotations
 
 import collections
 import queue
+import statistics
 import threading
 import time
 from typing import Any, Callable
@@ -26,9 +31,41 @@ from .errors import LingbotDepthError
 from .pairing import DropCounter
 
 ADMISSIONS = ("latest", "burst", "every")
-#: pairs waiting for the workers under each bounded-and-dropping policy
-_DROPPING_DEPTH = {"latest": 1, "burst": 2}
+#: burst: longest a full queue may take to drain (its length times the recent service time)
+BURST_BUDGET_S = 0.5
+#: burst: pairs that always may wait, and the most that ever wait (memory: a pair is ~2 MB)
+_BURST_MIN, _BURST_MAX = 2, 64
+#: window of arrivals that gives the mean arrival interval (a transport stall plus the
+#: burst that follows it must fit, so the mean is the camera's rate, not the burst's)
+_ARRIVAL_WINDOW_S = 3.0
 _POLL_S = 0.2
+
+
+class ServiceLoad:
+    """Recent arrivals and service times of a queue: does its consumer keep up on average?"""
+
+    def __init__(self) -> None:
+        self._arrivals: collections.deque = collections.deque()
+        self._services: collections.deque = collections.deque(maxlen=15)
+
+    def arrived(self, now: float) -> None:
+        self._arrivals.append(now)
+        while self._arrivals and self._arrivals[0] < now - _ARRIVAL_WINDOW_S:
+            self._arrivals.popleft()
+
+    def served(self, seconds: float) -> None:
+        self._services.append(seconds)
+
+    def room(self, budget_s: float) -> int:
+        """Items that may wait: as many as the consumer finishes within `budget_s` while it
+        keeps up on average (service below 0.9 of the mean arrival interval), else the minimum."""
+        if not self._services or len(self._arrivals) < 2:
+            return _BURST_MIN
+        service = statistics.median(self._services)
+        interval = (self._arrivals[-1] - self._arrivals[0]) / (len(self._arrivals) - 1)
+        if service <= 0 or service >= 0.9 * interval:
+            return _BURST_MIN
+        return max(_BURST_MIN, min(_BURST_MAX, int(budget_s / service)))
 
 
 class Admission:
@@ -36,12 +73,16 @@ class Admission:
     runner's first stage; `cost` images are counted per superseded item (a pair is 2)."""
 
     def __init__(self, policy: str, drops: DropCounter, depth: int | None = None,
-                 cost: int = 2) -> None:
+                 cost: int = 2, burst_budget_s: float = BURST_BUDGET_S) -> None:
         if policy not in ADMISSIONS:
             raise ValueError(f"admission must be one of {', '.join(ADMISSIONS)}, got '{policy}'")
+        if not burst_budget_s >= 0:
+            raise ValueError(f"burst budget must be >= 0 s, got {burst_budget_s}")
         self.policy, self._drops, self._cost = policy, drops, cost
-        #: most items waiting; None: without bound (every)
-        self.depth = _DROPPING_DEPTH.get(policy, depth)
+        #: every: most items waiting, None without bound; latest: 1; burst: see `room`
+        self.depth = 1 if policy == "latest" else depth if policy == "every" else None
+        self.burst_budget_s = float(burst_budget_s)
+        self.load = ServiceLoad()
         self._items: collections.deque = collections.deque()
         self._cond = threading.Condition()
         self._closed = False
@@ -56,12 +97,26 @@ class Admission:
                     return False
             if self._closed:
                 return False
-            if self.depth is not None and len(self._items) >= self.depth:
+            self.load.arrived(time.monotonic())
+            room = self.room
+            while room is not None and self.policy != "every" and len(self._items) >= room:
                 self._items.popleft()
                 self._drops.add("superseded", self._cost)
             self._items.append(item)
             self._cond.notify_all()
             return True
+
+    @property
+    def room(self) -> int | None:
+        """Most items that may wait now (None: without bound)."""
+        if self.policy == "burst":
+            return self.load.room(self.burst_budget_s)
+        return self.depth
+
+    def served(self, seconds: float) -> None:
+        """One item took `seconds` from leaving this queue until the next could be taken."""
+        with self._cond:
+            self.load.served(seconds)
 
     @property
     def pending(self) -> int:
@@ -166,11 +221,14 @@ class FrameRunner:
             item = self.admission.take(timeout=_POLL_S, on_take=self._start)
             if item is None:
                 continue
+            taken = time.perf_counter()
             done, result = self._guarded(self._complete, item)
             if not done and self._dropped is not None:
                 done, result = True, self._dropped(item)
             if not (done and self._hand_over(result)):
                 self._finish()
+            # up to the hand-over: a slower outputs stage holds this thread too
+            self.admission.served(time.perf_counter() - taken)
 
     def _hand_over(self, result) -> bool:
         while not self._closing.is_set():

@@ -91,8 +91,9 @@ class LingbotDepthNode(Node):
         # Before the inputs: a `source: realsense` camera hands over frames from its own
         # thread as soon as it starts. Live `every` is without bound: the executor must never
         # wait on the engine.
-        self.runner = FrameRunner(Admission(self.config.admission, self.drops), self.drops,
-                                  self._complete_pair, self._publish_completed,
+        admission = Admission(self.config.admission, self.drops,
+                              burst_budget_s=self.config.burst_budget)
+        self.runner = FrameRunner(admission, self.drops, self._complete_pair, self._publish_completed,
                                   self._warn_throttled)
         self.inputs = self._make_subscriptions()
         warn_unapplied(self)  # qos_overrides.* that no publisher took (ros/qos_overrides.py)
