@@ -334,3 +334,19 @@ def test_the_node_falls_back_to_guided_and_says_why(checkpoints, context):
             assert word in values["fallback"], (word, values["fallback"])
     finally:
         running.close()
+
+
+def test_load_refuses_a_zero_normalisation_std(checkpoints, tmp_path):
+    """image_std divides the input: a zero would make every output NaN, silently."""
+    saved = torch.load(checkpoints["good"], map_location="cpu", weights_only=True)
+    saved["model"]["encoder.image_std"] = torch.zeros_like(saved["model"]["encoder.image_std"])
+    path = tmp_path / "zero_std.pt"
+    torch.save(saved, path)
+    with pytest.raises(ModelFileError, match="1 key with zero or negative values .*encoder.image_std"):
+        load_checkpoint(path)
+
+
+
+def test_the_command_line_token_bound_is_the_schema_s():
+    from lingbot_depth_ros.commands import model_cmds
+    assert model_cmds.MAX_NUM_TOKENS == schema.MAX_NUM_TOKENS

@@ -10,7 +10,9 @@ from .argtypes import (bounded_float, bounded_int, output_dir, output_file, posi
                        side_px)
 
 #: --num-tokens limit: under 3x the official finest budget (3600), and what a big machine
-#: can still hold (attention memory grows with the square of the token count)
+#: can still hold (attention memory grows with the square of the token count). The same
+#: bound as model/config_schema.py's (a test holds them equal); not imported from there
+#: because importing the model package loads torch, and parsing arguments must not.
 MAX_NUM_TOKENS = 10_000
 #: ViT-L's heads, for the attention memory estimate in the --num-tokens error
 _ESTIMATE_HEADS = 16

@@ -90,9 +90,14 @@ def _load_state(model: LingBotDepth, state: dict, source: str, assign: bool = Tr
     wrong_kind = sorted(f"{k} ({_kind(state[k])})" for k in kind_differs)
     not_finite = sorted(k for k in state if k in expected and k not in kind_differs
                         and state[k].is_floating_point() and not _finite(state[k]))
+    # the input normalisation divides by image_std: a zero turns every output into NaN
+    not_positive = sorted(k for k in state if k.endswith(_DIVISORS) and k in expected
+                          and k not in kind_differs and k not in not_finite
+                          and state[k].shape == expected[k].shape and bool((state[k] <= 0).any()))
     problems = [_describe(names, what) for names, what in (
         (missing, "missing"), (unexpected, "unexpected"), (wrong_shape, "with the wrong shape"),
-        (wrong_kind, "not dense floating-point"), (not_finite, "with NaN, infinite or overflowing values"))
+        (wrong_kind, "not dense floating-point"), (not_finite, "with NaN, infinite or overflowing values"),
+        (not_positive, "with zero or negative values (divisors of the input normalisation)"))
         if names]
     if problems:
         error = ModelFileError(
@@ -107,6 +112,10 @@ def _load_state(model: LingBotDepth, state: dict, source: str, assign: bool = Tr
     weights = {k: v.float() if v.is_floating_point() else v
                for k, v in state.items() if k not in tolerated}
     model.load_state_dict(weights, strict=True, assign=assign)
+
+
+#: buffers the network divides by
+_DIVISORS = ("image_std",)
 
 
 def _kind(tensor: torch.Tensor) -> str:
