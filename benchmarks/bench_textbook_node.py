@@ -106,21 +106,23 @@ def report_counters(node, engine: CountingEngine) -> None:
 
 
 def serve_lingbot(args) -> None:
-    """The node as its entry point starts it, with the engine wrapped for counting."""
+    """The node as its entry point starts and spins it (ros/node.py main, ros/node_process.py
+    run_node), with the engine wrapped for counting."""
     from lingbot_depth_ros.ros.process_setup import prepare_node_process
 
     os.environ[PROFILES_FILE] = str(LARGE_DATA_PROFILE)  # as lingbot_depth.launch.py does
     prepare_node_process(os.environ)  # as the node's entry point does, before rclpy
-    import rclpy
-    from lingbot_depth_ros.ros import node as node_module
-
-    rclpy.init(args=["--ros-args", "-p", f"engine:={args.engine}"])
     from lingbot_depth_ros.engines import create_engine
+    from lingbot_depth_ros.ros import node as node_module
+    from lingbot_depth_ros.ros.node_process import run_node
 
-    counting = CountingEngine(create_engine(args.engine))
-    node = node_module.LingbotDepthNode(engine=counting)
-    report_counters(node, counting)
-    spin_until_terminated(node)
+    def start():
+        counting = CountingEngine(create_engine(args.engine))
+        node = node_module.LingbotDepthNode(engine=counting)
+        report_counters(node, counting)
+        return node
+
+    run_node(start, ["--ros-args", "-p", f"engine:={args.engine}"], "bench_lingbot")
 
 
 def serve_textbook(args) -> None:

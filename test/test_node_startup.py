@@ -84,8 +84,8 @@ def test_one_line_joins_lines_and_drops_source_locations():
     assert one_line(exc) == "RuntimeError: Error: bad key at line 3"
 
 
-def start_process() -> subprocess.Popen:
-    process = subprocess.Popen([sys.executable, str(NODE_SCRIPT)], stdout=subprocess.PIPE,
+def start_process(*args: str) -> subprocess.Popen:
+    process = subprocess.Popen([sys.executable, str(NODE_SCRIPT), *args], stdout=subprocess.PIPE,
                                stderr=subprocess.STDOUT, text=True, env=node_env())
     deadline = time.monotonic() + 60
     lines = []
@@ -100,9 +100,10 @@ def start_process() -> subprocess.Popen:
     raise AssertionError("node did not start:\n" + "".join(lines))
 
 
+@pytest.mark.parametrize("executor", ["events", "single_threaded"])
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
-def test_stop_signal_exits_cleanly_with_the_engine_closed(signum):
-    process = start_process()
+def test_stop_signal_exits_cleanly_with_the_engine_closed(signum, executor):
+    process = start_process("--ros-args", "-p", f"executor:={executor}")
     process.send_signal(signum)
     process.send_signal(signum)  # a terminal's Ctrl-C and launch's both reach the node
     out, _ = process.communicate(timeout=30)

@@ -13,6 +13,9 @@ from .depth import DepthRange
 from .outputs import DEPTH_OUTPUT_ENCODINGS, MODES, OutputOptions
 from .runner import ADMISSIONS
 
+#: rclpy executors the node can spin on (ros/node_process.py)
+EXECUTORS = ("events", "single_threaded")
+
 NODE_NAME = "lingbot_depth_node"
 QOS_CHOICES = ("auto", "sensor_data", "reliable")
 FALLBACK_CHOICES = ("guided", "none")
@@ -112,6 +115,10 @@ PARAMS: tuple[Param, ...] = (
           "Seconds between handing the allocator's free pages back to the kernel (glibc "
           "malloc_trim), which keeps resident memory from creeping; 0 = never.",
           range=(0.0, 3600.0)),
+    Param("executor", "events",
+          "rclpy executor of the node's callbacks: events (rclpy.experimental.EventsExecutor: "
+          "no wait set rebuilt per callback) or single_threaded (rclpy's SingleThreadedExecutor; "
+          "also what runs where events is not available).", choices=EXECUTORS),
     Param("diagnostics_period", 1.0, "Seconds between /diagnostics messages.", range=(0.1, 60.0)),
     Param("health_timeout", 3.0,
           "Seconds without input (STALE) or without output while input arrives (ERROR) before "

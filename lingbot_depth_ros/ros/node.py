@@ -83,7 +83,6 @@ class LingbotDepthNode(Node):
         self.recent_drops = RecentDrops(self.config.health_timeout)
         self.fatal_error = ""  # set when the engine failed with fallback none (see _stop)
         self.assembler = FrameAssembler(self.config, warn=self._without_camera_info)
-        self._stop_guard = self.create_guard_condition(lambda: self.context.try_shutdown())
         self.keeper = EngineKeeper(self, self.config, self.stats, self._stop, engine=engine)
         # Reusing the cloud buffer is safe here: _process publishes (copies) before the next build.
         self.builder = OutputBuilder(self.config.output_options, reuse_buffers=True)
@@ -126,9 +125,9 @@ class LingbotDepthNode(Node):
 
     def _stop(self, reason: str) -> None:
         """The engine failed with fallback none (a worker thread): stop the node's context
-        from the executor thread, so spinning ends and the process exits."""
+        from the executor thread (the pair-expiry timer, within half a second; no guard
+        condition, which EventsExecutor does not take), so spinning ends and the process exits."""
         self.fatal_error = reason
-        self._stop_guard.trigger()
 
     def _make_publishers(self) -> None:
         """The per-frame outputs of the output table (core/output_topics.py) it enables."""
@@ -207,6 +206,9 @@ class LingbotDepthNode(Node):
             self.runner.admission.put(pair)
 
     def _expire_unpaired(self) -> None:
+        if self.fatal_error:  # set by a worker (_stop); the context is shut down from here
+            self.context.try_shutdown()
+            return
         with self._pair_lock:
             self.pairer.expire(int(self.config.pair_timeout * 1e9))
 
