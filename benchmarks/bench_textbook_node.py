@@ -1,7 +1,8 @@
 """lingbot_depth_node against a node written the textbook way, side by side, 640x480.
 
     python benchmarks/bench_textbook_node.py [--rounds 3] [--seconds 20] [--warmup 8]
-        [--engine guided] [--rate 30] [--camera-profile F.xml|none] [--upstream DIR ...] [--json F]
+        [--engine guided] [--rate 30] [--camera-profile F.xml|none] [--upstream DIR ...]
+        [--executors events,single_threaded] [--json F]
 
 Both nodes run as their own process, one at a time, in interleaved rounds (lingbot,
 textbook, lingbot, ...), with the same engine and the same camera stream: this process plays
@@ -25,6 +26,8 @@ Reported, per run and as the median over rounds: process CPU per completed frame
 the engine, i.e. (process CPU - CPU inside engine.complete) / frames completed, measured in
 each node's process over the measured --seconds; the frames completed per second; and, for
 lingbot, the pairs it dropped as superseded. The ratio is lingbot / textbook (target <= 0.5).
+--executors: lingbot once per rclpy executor named (its `executor` parameter), each in the
+interleaved rounds; the first is the one the target is read from.
 """
 
 from __future__ import annotations
@@ -62,8 +65,11 @@ def parse_args(argv=None):
     parser.add_argument("--upstream", type=Path, nargs="*",
                         default=[p for p in DEFAULT_UPSTREAM if p.is_dir()],
                         help="folders added to the textbook node's sys.path (message_filters, sensor_msgs_py)")
+    parser.add_argument("--executors", default="events",
+                        help="comma-separated executors lingbot runs on (its `executor` parameter)")
     parser.add_argument("--json", type=Path, help="also write the results here")
     parser.add_argument("--serve", choices=("lingbot", "textbook"), help=argparse.SUPPRESS)
+    parser.add_argument("--executor", default="events", help=argparse.SUPPRESS)
     args, _ = parser.parse_known_args(argv)  # run.sh bench passes its arguments to every bench
     return args
 
@@ -122,7 +128,8 @@ def serve_lingbot(args) -> None:
         report_counters(node, counting)
         return node
 
-    run_node(start, ["--ros-args", "-p", f"engine:={args.engine}"], "bench_lingbot")
+    run_node(start, ["--ros-args", "-p", f"engine:={args.engine}", "-p", f"executor:={args.executor}"],
+             "bench_lingbot")
 
 
 def serve_textbook(args) -> None:
@@ -211,15 +218,17 @@ class Camera:
 
 
 def run_once(args, kind: str, serialize, domain: int) -> dict:
-    """Start one node, stream, and measure over the measured part."""
+    """Start one node (`textbook` or `lingbot:<executor>`), stream, and measure over the
+    measured part."""
     import rclpy
     from rclpy.executors import SingleThreadedExecutor
 
     env = dict(os.environ, ROS_DOMAIN_ID=str(domain))
     env.pop(PROFILES_FILE, None)  # the camera's (this process's) profile is not the nodes'
     env.pop("RMW_FASTRTPS_USE_QOS_FROM_XML", None)
-    proc = subprocess.Popen([sys.executable, __file__, "--serve", kind, "--engine", args.engine,
-                             "--upstream", *map(str, args.upstream)],
+    serve, _, executor = kind.partition(":")
+    proc = subprocess.Popen([sys.executable, __file__, "--serve", serve, "--engine", args.engine,
+                             "--executor", executor or "events", "--upstream", *map(str, args.upstream)],
                             env=env, cwd=Path(__file__).parent, stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE)
     context = rclpy.Context()
@@ -270,19 +279,20 @@ def main() -> int:
         os.environ[PROFILES_FILE] = args.camera_profile
     serialize = camera_frames()
     runs = []
+    kinds = [f"lingbot:{e}" for e in args.executors.split(",") if e] + ["textbook"]
     for r in range(args.rounds):
-        for kind in ("lingbot", "textbook"):
+        for kind in kinds:
             runs.append(run_once(args, kind, serialize, 100 + (os.getpid() + len(runs)) % 100))
-            print(f"  round {r + 1} {kind:<9}: {runs[-1]['cpu_ms_per_frame_excl_engine']:.2f} ms CPU/frame "
+            print(f"  round {r + 1} {kind:<24}: {runs[-1]['cpu_ms_per_frame_excl_engine']:.2f} ms CPU/frame "
                   f"excl. engine, {runs[-1]['frames']} frames, {runs[-1]['superseded_pairs']} pairs "
                   "superseded", flush=True)
-    report(args, runs)
+    report(args, runs, kinds)
     if args.json:
         args.json.write_text(json.dumps(runs, indent=2))
     return 0
 
 
-def report(args, runs: list[dict]) -> None:
+def report(args, runs: list[dict], kinds: list[str]) -> None:
     def median(kind: str, key: str) -> float:
         return statistics.median(r[key] for r in runs if r["node"] == kind)
 
@@ -290,14 +300,14 @@ def report(args, runs: list[dict]) -> None:
     print(f"\n{args.engine}, 640x480 at {args.rate:.0f} Hz, depth + cloud subscribed, {args.rounds} "
           f"interleaved rounds of {args.seconds:.0f} s (medians), camera DDS profile {camera}; "
           f"load average {os.getloadavg()[0]:.2f}")
-    print(f"{'node':<10} {'CPU ms/frame excl. engine':>26} {'engine CPU ms':>14} {'frames/s':>9} "
+    print(f"{'node':<24} {'CPU ms/frame excl. engine':>26} {'engine CPU ms':>14} {'frames/s':>9} "
           f"{'superseded':>10} {'ratio':>6}")
     base = median("textbook", "cpu_ms_per_frame_excl_engine")
-    for kind in ("textbook", "lingbot"):
+    for kind in ["textbook", *kinds[:-1]]:
         cpu = median(kind, "cpu_ms_per_frame_excl_engine")
-        print(f"{kind:<10} {cpu:>26.2f} {median(kind, 'engine_cpu_ms_per_frame'):>14.2f} "
+        print(f"{kind:<24} {cpu:>26.2f} {median(kind, 'engine_cpu_ms_per_frame'):>14.2f} "
               f"{median(kind, 'fps'):>9.1f} {median(kind, 'superseded_pairs'):>10.0f} {cpu / base:>6.2f}")
-    print("target: lingbot <= 0.50x textbook")
+    print(f"target: {kinds[0]} <= 0.50x textbook")
 
 
 if __name__ == "__main__":
