@@ -39,14 +39,16 @@ class CameraSpec:
 
 
 def preset_names() -> list[str]:
-    """Camera presets in config/ (every parameter file that sets a colour topic)."""
+    """Camera presets in config/ (every parameter file that sets a colour topic and is no
+    rig itself)."""
     from ..paths import data_path
 
     folder = data_path("config")
     names = []
     for path in sorted(folder.glob("*.yaml")):
         try:
-            if "color_topic" in load_params_file(path):
+            values = load_params_file(path)
+            if "color_topic" in values and not values.get("cameras"):
                 names.append(path.stem)
         except ValueError:
             continue
