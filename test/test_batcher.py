@@ -90,12 +90,30 @@ def test_a_silent_camera_delays_the_others_by_the_window_and_no_more(closing):
     window = 0.6
     runner = runner_of(rec, lanes_of("a", "silent"), window_s=window)
     closing(runner)
+    runner.lanes[1].put("s1")  # "silent" is active for ACTIVE_S from now
+    runner.lanes[0].put("a1")
+    assert runner.drain(10)
+    start = time.monotonic()
+    runner.lanes[0].put("a2")  # "silent" sends nothing more
+    assert runner.drain(10)
+    waited = rec.published[-1][2] - start
+    assert window <= waited < window + 3.0  # upper bound: slack for a loaded machine
+    assert rec.calls[-1] == ["a2"]
+
+
+def test_a_camera_that_stopped_a_while_ago_delays_no_other(closing, monkeypatch):
+    import lingbot_depth_ros.core.batcher as batcher
+
+    monkeypatch.setattr(batcher, "ACTIVE_S", 0.3)
+    rec = Recorder()
+    runner = runner_of(rec, lanes_of("a", "stopped", "never"), window_s=30.0)
+    closing(runner)
+    runner.lanes[1].put("s1")
+    time.sleep(0.5)  # "stopped" is no longer active; "never" never was
     start = time.monotonic()
     runner.lanes[0].put("a1")
     assert runner.drain(10)
-    waited = rec.published[0][2] - start
-    assert window <= waited < window + 3.0  # upper bound: slack for a loaded machine
-    assert rec.calls == [["a1"]]
+    assert rec.published[-1][2] - start < 5.0  # far below the 30 s window
 
 
 def test_a_bursting_camera_does_not_starve_the_others(closing):

@@ -2,9 +2,10 @@
 queue, drops and items in flight), one completion thread that gathers ready items into one
 engine call, one outputs thread (docs/rig.md).
 
-A batch starts when an item is waiting and closes when every camera (at most `max_batch`)
-has one waiting or when the oldest waiting item has waited `window_s`, so no item waits
-longer than the window for a batch (it may still wait for the engine). Items are taken
+A batch starts when an item is waiting and closes when every active camera (one that
+admitted an item within the last second; at most `max_batch`) has one waiting or when the
+oldest waiting item has waited `window_s`, so no item waits longer than the window for a
+batch (it may still wait for the engine), and a camera that stopped delays no other. Items are taken
 round-robin: one per lane in turn, starting after the lane first served last time, then a
 second round while there is room; a bursting lane gets no second item before every other
 waiting lane had its first, and a silent lane costs the others at most the window.
@@ -26,6 +27,8 @@ from .pairing import DropCounter
 from .runner import Admission
 
 _POLL_S = 0.2
+#: a lane that admitted nothing for this long is not waited for
+ACTIVE_S = 1.0
 
 
 class Lane:
@@ -40,13 +43,20 @@ class Lane:
         self._wake: Callable[[], None] = lambda: None
         self._lock = threading.Lock()
         self._in_flight = 0
+        #: clock time of the latest admission, None before any
+        self.last_admitted: float | None = None
 
     def put(self, item: Any) -> bool:
         """Admit `item` under the lane's policy (never waits: live lanes are unbounded or
         dropping); False once closed."""
-        admitted = self.admission.put((self._clock(), item))
+        now = self._clock()
+        admitted = self.admission.put((now, item))
+        self.last_admitted = now
         self._wake()
         return admitted
+
+    def active(self, now: float) -> bool:
+        return self.last_admitted is not None and now - self.last_admitted < ACTIVE_S
 
     def waiting_since(self) -> float | None:
         """When the oldest waiting item was admitted; None when none waits."""
@@ -148,7 +158,6 @@ class BatchRunner:
     def gather(self, timeout: float) -> list[tuple[Lane, Any]]:
         """The next batch: waits up to `timeout` for a first item, then up to the window
         for the other lanes; [] when none came."""
-        want = min(self.max_batch, len(self.lanes))
         with self._ready:
             if not self._ready.wait_for(self._any_waiting, timeout):
                 return []
@@ -156,8 +165,10 @@ class BatchRunner:
                 since = [t for t in (lane.waiting_since() for lane in self.lanes) if t is not None]
                 if not since:
                     return []  # closed between the wake-up and now
-                left = min(since) + self.window_s - self._clock()
-                if len(since) >= want or left <= 0:
+                now = self._clock()
+                active = sum(lane.active(now) for lane in self.lanes)
+                left = min(since) + self.window_s - now
+                if len(since) >= min(self.max_batch, max(active, 1)) or left <= 0:
                     break
                 self._ready.wait(left)
         return self._take_round_robin()
