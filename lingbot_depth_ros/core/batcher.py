@@ -12,7 +12,8 @@ waiting lane had its first, and a silent lane costs the others at most the windo
 
 Taken items are prepared one by one (decode: a bad item is dropped alone), grouped by
 `key` (the engine's input shape) and completed one call per group; a group whose call
-raises is completed again item by item, so a bad frame costs only itself."""
+raises is completed again item by item, so a bad frame costs only itself (complete_grouped,
+which `bag process` uses too)."""
 
 from __future__ import annotations
 
@@ -200,38 +201,17 @@ class BatchRunner:
         return taken
 
     def _run_batch(self, taken: list[tuple[Lane, Any]]) -> None:
-        groups: dict[Hashable, list[tuple[Lane, Any]]] = {}
+        prepared = []
         for lane, item in taken:
-            done, prepared = self._guarded(lane, self._prepare, lane, item)
+            done, ready = _guarded(lane, self._warn, self._prepare, lane, item)
             if done:
-                done, key = self._guarded(lane, self._key, prepared)
-            if not done:
+                prepared.append((lane, ready))
+            else:
                 lane.finish()
-                continue
-            groups.setdefault(key, []).append((lane, prepared))
-        for group in groups.values():
-            for (lane, _), result in zip(group, self._complete_group(group)):
-                if result is None or not self._hand_over((lane, result)):
-                    lane.finish()
-
-    def _complete_group(self, group: list[tuple[Lane, Any]]) -> list[Any | None]:
-        """One result per item, None for a dropped one."""
-        if len(group) > 1:
-            try:
-                results = self._complete([prepared for _, prepared in group])
-                if len(results) != len(group):
-                    raise RuntimeError(f"{len(results)} results for {len(group)} frames")
-                self.calls[len(group)] += 1
-                return results
-            except Exception as exc:  # one bad frame must not cost the others: one by one
-                self._warn(f"a batch of {len(group)} frames failed ({type(exc).__name__}: {exc}); "
-                           "completing them one by one")
-        results = []
-        for lane, prepared in group:
-            done, result = self._guarded(lane, self._complete, [prepared])
-            self.calls[1] += 1
-            results.append(result[0] if done else None)
-        return results
+        results = complete_grouped(prepared, self._key, self._complete, self._warn, self.calls)
+        for (lane, _), result in zip(prepared, results):
+            if result is None or not self._hand_over((lane, result)):
+                lane.finish()
 
     def _hand_over(self, entry) -> bool:
         while not self._closing.is_set():
@@ -249,22 +229,62 @@ class BatchRunner:
                 lane, result = self._handover.get(timeout=_POLL_S)
             except queue.Empty:
                 continue
-            self._guarded(lane, self._publish, lane, result)
+            _guarded(lane, self._warn, self._publish, lane, result)
             lane.finish()
 
-    def _guarded(self, lane: Lane, stage: Callable, *args) -> tuple[bool, Any]:
-        """(True, the stage's result), or the item counted in `lane` under the error's
-        reason and (False, None)."""
-        try:
-            return True, stage(*args)
-        except LingbotDepthError as exc:
-            lane.drops.add(exc.reason, lane.cost)
-            self._warn(f"{_who(lane)}dropped a frame pair ({exc.reason}): {exc}")
-        except Exception as exc:  # a bug must cost one frame, never the runner
-            lane.drops.add("internal_error", lane.cost)
-            self._warn(f"{_who(lane)}dropped a frame pair (internal_error): {type(exc).__name__}: {exc}")
-        return False, None
 
 
-def _who(lane: Lane) -> str:
-    return f"camera {lane.name}: " if lane.name else ""
+def complete_grouped(entries: list[tuple[Any, Any]], key: Callable[[Any], Hashable],
+                     complete: Callable[[list], list], warn: Callable[[str], None],
+                     calls: Counter | None = None) -> list[Any | None]:
+    """Complete (owner, item) entries, one `complete` call per group of equal `key`, in order
+    of first appearance; one result per entry, None where it was dropped (counted in its
+    owner's `drops` under the error's reason; an owner has `drops`, `cost`, `name`). A group
+    whose call raises is completed again item by item, so a bad item costs only itself."""
+    results: list[Any | None] = [None] * len(entries)
+    groups: dict[Hashable, list[int]] = {}
+    for index, (owner, item) in enumerate(entries):
+        done, group_key = _guarded(owner, warn, key, item)
+        if done:
+            groups.setdefault(group_key, []).append(index)
+    for indices in groups.values():
+        items = [entries[i][1] for i in indices]
+        if len(items) > 1:
+            try:
+                done_items = complete(items)
+                if len(done_items) != len(items):
+                    raise RuntimeError(f"{len(done_items)} results for {len(items)} frames")
+                for i, result in zip(indices, done_items):
+                    results[i] = result
+                if calls is not None:
+                    calls[len(items)] += 1
+                continue
+            except Exception as exc:  # one bad frame must not cost the others: one by one
+                warn(f"a batch of {len(items)} frames failed ({type(exc).__name__}: {exc}); "
+                     "completing them one by one")
+        for i in indices:
+            owner, item = entries[i]
+            done, result = _guarded(owner, warn, complete, [item])
+            if calls is not None:
+                calls[1] += 1
+            results[i] = result[0] if done else None
+    return results
+
+
+def _guarded(owner, warn: Callable[[str], None], stage: Callable, *args) -> tuple[bool, Any]:
+    """(True, the stage's result), or the item counted in `owner.drops` under the error's
+    reason and (False, None)."""
+    cost = getattr(owner, "cost", 2)
+    try:
+        return True, stage(*args)
+    except LingbotDepthError as exc:
+        owner.drops.add(exc.reason, cost)
+        warn(f"{_who(owner)}dropped a frame pair ({exc.reason}): {exc}")
+    except Exception as exc:  # a bug must cost one frame, never the runner
+        owner.drops.add("internal_error", cost)
+        warn(f"{_who(owner)}dropped a frame pair (internal_error): {type(exc).__name__}: {exc}")
+    return False, None
+
+
+def _who(owner) -> str:
+    return f"camera {owner.name}: " if owner.name else ""

@@ -134,8 +134,10 @@ def is_ros_parameter(name: str) -> bool:
 def node_values(values: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
     """(the node's own parameters of `values`, the names the node would warn about and
     ignore); ROS's own parameters are dropped silently, as the node takes them."""
-    ours = {k: v for k, v in values.items() if k in PARAMS_BY_NAME}
-    unknown = sorted(k for k in values if k not in PARAMS_BY_NAME and not is_ros_parameter(k))
+    cameras = values.get("cameras") if isinstance(values.get("cameras"), (list, tuple)) else ()
+    # a rig's per-camera keys (<camera>.<parameter>: core/rig.py checks them)
+    ours = {k: v for k, v in values.items() if k in PARAMS_BY_NAME or k.split(".", 1)[0] in cameras}
+    unknown = sorted(k for k in values if k not in ours and not is_ros_parameter(k))
     return ours, unknown
 
 

@@ -146,7 +146,7 @@ class LingbotDepthNode(Node):
         return camera.prepare(pair, self.effective_mode == "completion")
 
     def _batch_key(self, prepared: Prepared):
-        return self.engine.batch_key(prepared.frame)
+        return self.keeper.batch_key(prepared.frame)
 
     def _complete_batch(self, batch: list[Prepared]) -> list[Completed]:
         """One engine call for frames of one input shape; the engine's wall time is each
