@@ -235,3 +235,17 @@ def test_a_rig_process_stops_cleanly_on_sigint_and_sigterm(tmp_path):
         assert "Traceback" not in text
         assert "/wrist/depth_completed" in text and "/scene/depth_completed" in text
         assert "engine guided closed" in text
+
+
+def test_a_bad_rig_stops_the_node_with_one_line_naming_the_camera(tmp_path):
+    params = tmp_path / "bad_rig.yaml"
+    params.write_text("/**/lingbot_depth_node:\n  ros__parameters:\n"
+                      "    cameras: [wrist, scene]\n    wrist: {preset: kinect}\n")
+    env = {**os.environ, "ROS_DOMAIN_ID": str(domain_id(__name__ + "bad")),
+           "ROS_AUTOMATIC_DISCOVERY_RANGE": "LOCALHOST"}
+    run = subprocess.run([sys.executable, str(ROOT / "scripts" / "lingbot_depth_node"), "--ros-args",
+                          "--params-file", str(params)], capture_output=True, text=True, timeout=60, env=env)
+    assert run.returncode == 2, run.stderr
+    lines = [line for line in run.stderr.splitlines() if "cannot start" in line]
+    assert len(lines) == 1 and "camera 'wrist': unknown camera preset 'kinect'" in lines[0], run.stderr
+    assert "realsense_d435i" in lines[0] and "Traceback" not in run.stderr
