@@ -82,3 +82,19 @@ def test_an_unknown_rig_is_one_clear_error():
     assert run.returncode != 0
     assert "rig:=no_such_rig" in text and "d435i_zed2i" in text, text
     assert "Traceback" not in text
+
+
+def test_each_camera_driver_is_included_in_its_namespace():
+    """Without the drivers installed, the launch says how to start each one in its camera's
+    namespace (with them, it includes their launch files with those arguments)."""
+    launch = Launch(__name__, "rig:=d435i_gemini335_zed2i", "include_camera_drivers:=true",
+                    launch_file="rig.launch.py")
+    try:
+        output = launch.output
+        assert "camera_namespace:=wrist" in output and "align_depth.enable:=true" in output, output
+        assert "camera_name:=scene_left" in output and "depth_registration:=true" in output, output
+        assert "camera_name:=scene_right" in output and "camera_model:=zed2i" in output, output
+        assert launch.interrupt() == 0
+        assert not unclean_shutdown_lines(launch.output), launch.output[-3000:]
+    finally:
+        launch.kill()
