@@ -51,8 +51,9 @@ class Launch:
     """`ros2 launch lingbot_depth_ros lingbot_depth.launch.py ARGS` in its own process group
     (as a terminal runs it), its output collected line by line."""
 
-    def __init__(self, module_name: str, *arguments: str, ready_count: int = 1) -> None:
-        self.command = ["ros2", "launch", "lingbot_depth_ros", LAUNCH_FILE, *arguments]
+    def __init__(self, module_name: str, *arguments: str, ready_count: int = 1,
+                 launch_file: str = LAUNCH_FILE) -> None:
+        self.command = ["ros2", "launch", "lingbot_depth_ros", launch_file, *arguments]
         self.process = subprocess.Popen(self.command, stdout=subprocess.PIPE,
                                         stderr=subprocess.STDOUT, text=True,
                                         env=launch_env(module_name), start_new_session=True)

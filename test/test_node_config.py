@@ -14,6 +14,7 @@ import yaml
 
 from node_harness import rclpy  # noqa: F401  (skips this module without the ROS wheels)
 from lingbot_depth_ros.ros.node import LingbotDepthNode
+from lingbot_depth_ros.core.rig import rig_from_values
 from lingbot_depth_ros.ros.params import PARAMS, PARAMS_BY_NAME, NodeConfig, load_params_file
 from rclpy.exceptions import InvalidParameterTypeException, InvalidParameterValueException
 
@@ -48,17 +49,20 @@ def test_camera_files_are_all_present():
 def test_param_file_loads_into_node(context, path):
     values = load_params_file(path)
     assert values, f"{path.name} has no section for lingbot_depth_node"
-    expected = NodeConfig.from_values(values)  # the ROS-free reader the bag tools use
+    cameras = rig_from_values(values)  # the ROS-free reader the bag tools use (a rig file too)
     node = start_node(context, path)
     try:
         assert node.undeclared_overrides == []
-        assert node.config == expected  # rclpy parsed the same values with the same types
+        # rclpy parsed the same values with the same types
+        assert [c.config for c in node.cameras] == [c.config for c in cameras]
         for key in values:
             assert node.get_parameter(key).value == values[key]
         subscribed = {s.topic_name for s in node.subscriptions}
-        assert node.resolve_topic_name(expected.depth_topic) in subscribed
-        if expected.depth_topic.startswith("/"):
-            assert expected.depth_topic in subscribed  # absolute driver topics stay absolute
+        for camera in cameras:
+            expected = camera.config
+            assert node.resolve_topic_name(camera.topic(expected.depth_topic)) in subscribed
+            if expected.depth_topic.startswith("/"):
+                assert expected.depth_topic in subscribed  # absolute driver topics stay absolute
         assert node.engine.name == expected.engine
     finally:
         node.destroy_node()

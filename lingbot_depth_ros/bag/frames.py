@@ -48,32 +48,58 @@ def iter_pairs(reader: BagReader, topics: InputTopics, config: NodeConfig, drops
     """Yield every colour/depth pair of the bag in log-time order (the first `limit`, without
     reading on); `on_message(connection, log_time_ns, raw)` sees every message first (e.g. to
     copy it). Images still waiting for a partner at the end are counted unpaired."""
+    camera = BagCamera("", topics, config, drops, stats)
+    for _, pair in iter_rig_pairs(reader, [camera], on_message, limit):
+        yield pair
+
+
+@dataclass
+class BagCamera:
+    """One camera of a bag: its topics, configuration and counters."""
+
+    name: str
+    topics: InputTopics
+    config: NodeConfig
+    drops: DropCounter = field(default_factory=DropCounter)
+    stats: PairStats = field(default_factory=PairStats)
+
+
+def iter_rig_pairs(reader: BagReader, cameras: list[BagCamera], on_message: Callable | None = None,
+                   limit: int | None = None) -> Iterator[tuple[BagCamera, Pair]]:
+    """(camera, pair) for every colour/depth pair of every camera, in log-time order (the
+    first `limit` pairs in all), each camera paired by its own pairer and counters."""
     if limit is not None and limit < 1:
         return
-    pairer = StampPairer(config.slop, config.pair_queue_size, drops, clock_ns=time.monotonic_ns)
-    streams = {topics.color: "color", topics.depth: "depth"}
-    if topics.info:
-        streams[topics.info] = "camera_info"
-    wanted = None if on_message is not None else topics.names()
+    pairers = [StampPairer(c.config.slop, c.config.pair_queue_size, c.drops, clock_ns=time.monotonic_ns)
+               for c in cameras]
+    streams: dict[str, tuple[int, str]] = {}
+    for index, camera in enumerate(cameras):
+        streams.update({camera.topics.color: (index, "color"), camera.topics.depth: (index, "depth")})
+        if camera.topics.info:
+            streams[camera.topics.info] = (index, "camera_info")
+    wanted = None if on_message is not None else list(streams)
     try:
-        yield from _pairs(reader, streams, pairer, drops, stats, wanted, on_message, limit)
+        yield from _pairs(reader, streams, cameras, pairers, wanted, on_message, limit)
     finally:
-        pairer.flush()
+        for pairer in pairers:
+            pairer.flush()
 
 
-def _pairs(reader, streams, pairer, drops, stats, wanted, on_message, limit) -> Iterator[Pair]:
+def _pairs(reader, streams, cameras, pairers, wanted, on_message, limit):
+    pairs = 0
     for conn, log_time, raw in reader.messages(wanted):
         if on_message is not None:
             on_message(conn, log_time, raw)
-        stream = streams.get(conn.topic)
-        if stream is None:
+        if conn.topic not in streams:
             continue
-        stats.received[stream] += 1
+        index, stream = streams[conn.topic]
+        camera, pairer = cameras[index], pairers[index]
+        camera.stats.received[stream] += 1
         try:
             msg = reader.deserialize(raw, conn.msgtype)
         except MessageDecodeError as exc:
             if stream != "camera_info":
-                drops.add(exc.reason)
+                camera.drops.add(exc.reason)
             log.warning("%s at %d: %s", conn.topic, log_time, exc)
             continue
         if stream == "camera_info":
@@ -82,9 +108,10 @@ def _pairs(reader, streams, pairer, drops, stats, wanted, on_message, limit) -> 
         add = pairer.add_color if stream == "color" else pairer.add_depth
         pair = add(stamp_ns(msg.header), Received(msg, conn.msgtype, log_time))
         if pair is not None:
-            stats.pairs += 1
-            yield pair
-            if limit is not None and stats.pairs >= limit:
+            camera.stats.pairs += 1
+            pairs += 1
+            yield camera, pair
+            if limit is not None and pairs >= limit:
                 return
 
 

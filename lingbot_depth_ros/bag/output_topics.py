@@ -20,9 +20,9 @@ from .writer import BagWriter
 log = logging.getLogger(__name__)
 
 
-def _root(topic: table.OutputTopic) -> str:
-    """The output's name for a node in the root namespace."""
-    return "/" + topic.name
+def _root(topic: table.OutputTopic, camera: str = "") -> str:
+    """The output's name for a node in the root namespace (of a rig's `camera`)."""
+    return f"/{camera}/{topic.name}" if camera else "/" + topic.name
 
 
 DEPTH, DEPTH_INFO = _root(table.DEPTH), _root(table.DEPTH_INFO)
@@ -39,9 +39,10 @@ def bag_qos(qos: table.TopicQos) -> Qos:
                liveliness_lease_duration=_ZERO, avoid_ros_namespace_conventions=False)
 
 
-def output_topics(config: NodeConfig) -> dict[str, str]:
-    """Topic -> message type of every per-frame output the node would publish with `config`."""
-    return {_root(t): t.msgtype for t in table.enabled_outputs(config)}
+def output_topics(config: NodeConfig, cameras: tuple[str, ...] = ("",)) -> dict[str, str]:
+    """Topic -> message type of every per-frame output the node would publish with `config`
+    (for each of a rig's `cameras`)."""
+    return {_root(t, c): t.msgtype for c in cameras for t in table.enabled_outputs(config)}
 
 
 def check_output_types(config: NodeConfig, typestore) -> None:
@@ -56,18 +57,20 @@ class OutputWriter:
     """Registers the output bag's topics and writes copies and per-frame outputs."""
 
     def __init__(self, writer: BagWriter, reader: BagReader, config: NodeConfig,
-                 builder: OutputBuilder, model_id: str = "", mode: str = "completion") -> None:
+                 builder: OutputBuilder, model_id: str = "", mode: str = "completion",
+                 cameras: tuple[str, ...] = ("",)) -> None:
         self.writer, self.config, self.builder = writer, config, builder
         self.model_id, self.mode = model_id, mode
-        self.outputs = output_topics(config)
+        self.outputs = output_topics(config, cameras)
         #: input topic -> why it is not copied
         self.skipped: dict[str, str] = {}
         self._copied_topics: set[str] = set()
         self.copied = 0
         self.written = {topic: 0 for topic in self.outputs}
         self._register_copies(reader)
-        for topic in table.enabled_outputs(config):
-            writer.add_topic(_root(topic), topic.msgtype, qos=[bag_qos(topic.qos(config))])
+        for camera in cameras:
+            for topic in table.enabled_outputs(config):
+                writer.add_topic(_root(topic, camera), topic.msgtype, qos=[bag_qos(topic.qos(config))])
 
     def _register_copies(self, reader: BagReader) -> None:
         for name, topic in reader.topics.items():
@@ -92,9 +95,9 @@ class OutputWriter:
         self.copied += 1
 
     def write_frame(self, item: AssembledFrame, result: CompletionResult,
-                    engine: tuple[str, str] | None = None) -> None:
-        """Write one frame's outputs; `engine` (model id, mode) where the engine changed
-        since this writer was made (a fallback mid-bag)."""
+                    engine: tuple[str, str] | None = None, camera: str = "") -> None:
+        """Write one frame's outputs (under a rig's `camera`); `engine` (model id, mode)
+        where the engine changed since this writer was made (a fallback mid-bag)."""
         frame, info = item.frame, item.info
         model, mode = engine if engine is not None else (self.model_id, self.mode)
         outputs = self.builder.build(frame, result, color=item.color, info=info,
@@ -103,16 +106,19 @@ class OutputWriter:
                                      with_rgbd=info is not None)
         # The node's serialized forms (core.serialized), pixels handed through uncopied.
         t, stamp, frame_id = item.log_time_ns, outputs.stamp_ns, outputs.frame_id
-        if DEPTH in self.outputs:
-            self._write_raw(DEPTH, t, serialized.image_parts(stamp, frame_id, outputs.depth))
+        depth, depth_info, mask, points, rgbd = (
+            _root(topic, camera) for topic in (table.DEPTH, table.DEPTH_INFO, table.SOURCE_MASK,
+                                               table.POINTS, table.RGBD))
+        if depth in self.outputs:
+            self._write_raw(depth, t, serialized.image_parts(stamp, frame_id, outputs.depth))
             if info is not None:
-                self._write_raw(DEPTH_INFO, t, serialized.camera_info_cdr(stamp, frame_id, info))
-        if SOURCE_MASK in self.outputs:
-            self._write_raw(SOURCE_MASK, t, serialized.image_parts(stamp, frame_id, outputs.source_mask))
+                self._write_raw(depth_info, t, serialized.camera_info_cdr(stamp, frame_id, info))
+        if mask in self.outputs:
+            self._write_raw(mask, t, serialized.image_parts(stamp, frame_id, outputs.source_mask))
         if outputs.cloud is not None:
-            self._write_raw(POINTS, t, serialized.cloud_parts(stamp, frame_id, outputs.cloud))
+            self._write_raw(points, t, serialized.cloud_parts(stamp, frame_id, outputs.cloud))
         if outputs.color is not None:
-            self._write_raw(RGBD, t, serialized.completed_rgbd_parts(outputs))
+            self._write_raw(rgbd, t, serialized.completed_rgbd_parts(outputs))
         self.writer.flush()  # the builder reuses its output buffers for the next frame
 
     def _write_raw(self, topic: str, log_time_ns: int, parts: list) -> None:

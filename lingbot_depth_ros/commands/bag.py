@@ -130,10 +130,13 @@ def _register_make_demo(sub) -> None:
 
 
 # -- shared set-up ------------------------------------------------------------------------
-def load_config(args: argparse.Namespace):
-    """(NodeConfig, topic overrides for select_topics) from --params and the topic flags."""
+def load_config(args: argparse.Namespace, rig: bool = False):
+    """(NodeConfig, topic overrides for select_topics) from --params and the topic flags;
+    rig: (NodeConfig, topic overrides, the rig's cameras: core/rig.py), else a rig is an
+    error (one camera at a time)."""
     from ..core.errors import LingbotDepthError
     from ..core.config import NODE_NAME, NodeConfig, load_params_file, node_values
+    from ..core.rig import rig_from_values
 
     values = {}
     try:
@@ -146,15 +149,25 @@ def load_config(args: argparse.Namespace):
         for name in unknown:
             logging.getLogger(__name__).warning(
                 "parameter '%s' is not a parameter of %s; ignored", name, NODE_NAME)
-        config = NodeConfig.from_values(values)
+        cameras = rig_from_values(values)
+        config = NodeConfig.from_values({k: v for k, v in values.items() if "." not in k})
     except ValueError as exc:
         raise LingbotDepthError(f"node parameters: {exc}") from exc
+    if config.cameras and not rig:
+        raise LingbotDepthError(f"node parameters: a rig ({', '.join(config.cameras)}); this "
+                                "command takes one camera: a parameter file without cameras")
     topics = {key: values[name] for key, name in _TOPIC_PARAMS.items() if name in values}
     for key in _TOPIC_PARAMS:
         flag = getattr(args, f"{key}_topic")
         if flag:
             topics[key] = flag
-    return config, topics
+    if rig and config.cameras:
+        flags = [f"--{key}-topic" for key in _TOPIC_PARAMS if getattr(args, f"{key}_topic")]
+        if flags:
+            raise LingbotDepthError(f"{', '.join(flags)}: a rig's cameras take their topics from "
+                                    "the parameter file")
+        topics = {}
+    return (config, topics, cameras) if rig else (config, topics)
 
 
 def _parse_overrides(items: list[str]) -> dict:
@@ -188,14 +201,15 @@ def run_process(args: argparse.Namespace) -> int:
     from ..core.io import write_json
     from ..core.threads import set_math_threads
 
-    config, topics = load_config(args)
+    config, topics, cameras = load_config(args, rig=True)
     _check_storage(args.output, args.storage)
     set_math_threads(config.math_threads)  # as the node does
     engine, model = make_engine(args.engine or config.engine, config, args)
     with engine:
         summary = process_bag(args.input, args.output, engine, config, storage=args.storage,
                               distro=args.distro, model_id=model, topics=topics,
-                              limit=args.limit, show_progress=not args.no_progress)
+                              limit=args.limit, show_progress=not args.no_progress,
+                              cameras=cameras)
     print("\n".join(summary.lines()))
     if args.summary_json:
         data = dict(vars(summary), frames_per_s=summary.fps)

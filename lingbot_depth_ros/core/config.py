@@ -33,6 +33,15 @@ class Param:
 
 
 PARAMS: tuple[Param, ...] = (
+    # a rig of several cameras (docs/rig.md); empty: one camera, configured by the inputs below
+    Param("cameras", [],
+          "Cameras of a rig, each a namespace under the node's: its inputs and outputs are "
+          "there and its settings are <name>.preset (a config/ camera preset) and "
+          "<name>.<input parameter>; empty: one camera, the parameters below."),
+    Param("batch_window_ms", 10.0,
+          "Longest a ready pair waits for other cameras' pairs to share its engine call, "
+          "milliseconds (rigs; a camera alone never waits).", range=(0.0, 1000.0)),
+    Param("max_batch", 4, "Most frames in one engine call (rigs).", range=(1, 16)),
     # inputs
     Param("source", "ros", "Where frames come from: ros (subscribe to the topics below) or "
           "realsense (open the camera with pyrealsense2; see the realsense.* parameters).",
@@ -139,8 +148,10 @@ def is_ros_parameter(name: str) -> bool:
 def node_values(values: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
     """(the node's own parameters of `values`, the names the node would warn about and
     ignore); ROS's own parameters are dropped silently, as the node takes them."""
-    ours = {k: v for k, v in values.items() if k in PARAMS_BY_NAME}
-    unknown = sorted(k for k in values if k not in PARAMS_BY_NAME and not is_ros_parameter(k))
+    cameras = values.get("cameras") if isinstance(values.get("cameras"), (list, tuple)) else ()
+    # a rig's per-camera keys (<camera>.<parameter>: core/rig.py checks them)
+    ours = {k: v for k, v in values.items() if k in PARAMS_BY_NAME or k.split(".", 1)[0] in cameras}
+    unknown = sorted(k for k in values if k not in ours and not is_ros_parameter(k))
     return ours, unknown
 
 
@@ -188,6 +199,10 @@ NodeConfig.__module__ = __name__
 def check_value(param: Param, value: Any) -> Any:
     """Return `value` if it has the parameter's type, range and choices; else raise ValueError."""
     kind = type(param.default)
+    if kind is list:  # a string array; kept as a tuple (the config is frozen)
+        if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
+            raise ValueError(f"parameter '{param.name}' must be a list of strings, got {value!r}")
+        return tuple(value)
     # bool is an int in Python; YAML 1 for a float parameter is what rclpy rejects too.
     if type(value) is not kind:
         raise ValueError(f"parameter '{param.name}' must be {kind.__name__}, got "

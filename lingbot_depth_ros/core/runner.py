@@ -124,6 +124,11 @@ class Admission:
         with self._cond:
             return len(self._items)
 
+    def oldest(self) -> Any | None:
+        """The item that has waited longest (left in the queue), None when none waits."""
+        with self._cond:
+            return self._items[0] if self._items else None
+
     def take(self, timeout: float | None = None,
              on_take: Callable[[], None] | None = None) -> Any | None:
         """The oldest waiting item, None after `timeout` or once closed and empty.

@@ -102,20 +102,52 @@ class EngineFallback:
         except Exception as exc:
             if self.engine.name in CLASSICAL_ENGINES:
                 raise
-            reason = f"engine '{self.engine.name}' failed at run time: {type(exc).__name__}: {exc}"
-            if self.config.fallback == "none":
-                self.failure = f"{reason} (fallback: none)"
-                self.stats.failure = self.failure
-                self._log.error(f"{self.failure}; stopping")
-                self.announce()
-                self._on_fatal(self.failure)
-                raise EngineFailedError(self.failure) from exc
-            self.engine, self.model_id = self._fall_back(reason), ""
-            self.announce()
+            self._failed(f"engine '{self.engine.name}' failed at run time: {type(exc).__name__}: {exc}", exc)
             return self.engine.complete(frame)
+
+    def _failed(self, reason: str, exc: Exception) -> None:
+        """The engine failed at run time: fall back to guided, or stop (fallback none:
+        raises EngineFailedError)."""
+        if self.config.fallback == "none":
+            self.failure = f"{reason} (fallback: none)"
+            self.stats.failure = self.failure
+            self._log.error(f"{self.failure}; stopping")
+            self.announce()
+            self._on_fatal(self.failure)
+            raise EngineFailedError(self.failure) from exc
+        self.engine, self.model_id = self._fall_back(reason), ""
+        self.announce()
+
+    def batch_key(self, frame: RGBDFrame):
+        """The engine's batch key of `frame` (its input shape for an engine without one)."""
+        key = getattr(self.engine, "batch_key", None)
+        return key(frame) if key is not None else frame.depth.shape
+
+    def complete_batch(self, frames: list[RGBDFrame], input_errors: tuple) -> list[CompletionResult]:
+        """Several frames of one `engine.batch_key` in one engine call, under the same policy
+        as `complete` (a failing neural engine is replaced for this batch and the rest)."""
+        if len(frames) == 1:
+            return [self.complete(frames[0], input_errors)]
+        if self.failure:
+            raise EngineFailedError(self.failure)
+        try:
+            return _batched(self.engine, frames)
+        except input_errors:
+            raise
+        except Exception as exc:
+            if self.engine.name in CLASSICAL_ENGINES:
+                raise
+            self._failed(f"engine '{self.engine.name}' failed at run time: {type(exc).__name__}: {exc}", exc)
+            return _batched(self.engine, frames)
 
     def close(self) -> None:
         """Close the engines this object made (a given engine is closed by its giver)."""
         for engine in self._owned:
             engine.close()
         self._owned.clear()
+
+
+def _batched(engine, frames: list[RGBDFrame]) -> list[CompletionResult]:
+    """`engine.complete_batch`, or one by one for an engine object without it."""
+    batch = getattr(engine, "complete_batch", None)
+    return batch(frames) if batch is not None else [engine.complete(frame) for frame in frames]

@@ -187,9 +187,23 @@ def _dominant(recent_drops: dict[str, int], queued: int) -> str:
     return f"most dropped: {reason} ({n} of {sum(recent_drops.values())} images)"
 
 
+def status_name(camera: str = "") -> str:
+    """The status name of a rig of one, or of a rig's camera (each its own row in
+    rqt_robot_monitor and the diagnostic aggregator)."""
+    return f"{STATUS_NAME} ({camera})" if camera else STATUS_NAME
+
+
 def diagnostic_array(stats: NodeStats, drops: dict[str, int], queued: int, stamp,
                      hardware_id: str = "", status: Health | None = None,
                      extra: dict[str, str] | None = None) -> DiagnosticArray:
+    """The array of one status (diagnostic_status)."""
+    return DiagnosticArray(header=Header(stamp=stamp), status=[
+        diagnostic_status(stats, drops, queued, hardware_id, status, extra)])
+
+
+def diagnostic_status(stats: NodeStats, drops: dict[str, int], queued: int,
+                      hardware_id: str = "", status: Health | None = None,
+                      extra: dict[str, str] | None = None, name: str = STATUS_NAME) -> DiagnosticStatus:
     """One DiagnosticStatus with every counter as a key/value; level and message from `status`
     (by default `health` with a 3 s timeout and no recent drops known)."""
     status = status if status is not None else health(stats, {}, queued, 3.0)
@@ -229,15 +243,16 @@ def diagnostic_array(stats: NodeStats, drops: dict[str, int], queued: int, stamp
     values.update({f"dropped.{reason}": str(n) for reason, n in sorted(drops.items())})
     message = ("; ".join(status.problems) if status.problems
                else f"{values['rate_hz']} Hz with {stats.engine}")
-    diag = DiagnosticStatus(level=status.level, name=STATUS_NAME, message=message,
+    return DiagnosticStatus(level=status.level, name=name, message=message,
                             hardware_id=hardware_id,
                             values=[KeyValue(key=k, value=v) for k, v in values.items()])
-    return DiagnosticArray(header=Header(stamp=stamp), status=[diag])
 
 
 def parse_values(array: DiagnosticArray, hardware_id: str | None = None) -> dict[str, str]:
     """Key/values of our status (of the node `hardware_id`, if given); empty if none is ours."""
     for status in array.status:
-        if status.name == STATUS_NAME and hardware_id in (None, status.hardware_id):
+        ours = status.name == STATUS_NAME or (status.name.startswith(f"{STATUS_NAME} (")
+                                              and status.name.endswith(")"))
+        if ours and hardware_id in (None, status.hardware_id):
             return {kv.key: kv.value for kv in status.values}
     return {}
