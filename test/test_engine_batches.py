@@ -178,6 +178,18 @@ def test_onnxruntime_fixed_graph_runs_a_batch_frame_by_frame(model, frames, tmp_
     assert set(engine._sessions) == {1}
 
 
+@pytest.mark.numerics
+def test_onnxruntime_batches_of_a_monocular_graph(model, frames, tmp_path):
+    path = export_onnx(model, tmp_path / "mono.onnx", 240, 320, num_tokens=60, mode="monocular",
+                       max_batch=2)
+    engine = create_engine("onnxruntime", onnx=path, providers="cpu", refine_measured=True,
+                           mask_threshold=0.0, threads=ORT_THREADS)
+    batch = engine.complete_batch(frames[:2])  # 640x480 frames through the 320x240 graph
+    for got, frame in zip(batch, frames):
+        assert_close(got.depth, engine.complete(frame).depth, rtol=ORT_DEPTH_RTOL)
+    assert engine.fused_attention == 3
+
+
 def test_a_dynamic_graph_without_its_max_batch_is_refused(batched_onnx, tmp_path):
     graph = onnx.load(str(batched_onnx))
     del graph.metadata_props[:]

@@ -24,6 +24,8 @@ def frame_to_model_inputs(frame: RGBDFrame) -> tuple[np.ndarray, np.ndarray]:
 def batch_at_graph_size(frames, height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
     """inputs_at_graph_size of several frames, stacked: uint8 (N, H, W, 3), float32 (N, H, W)."""
     pairs = [inputs_at_graph_size(frame, height, width) for frame in frames]
+    if len(pairs) == 1:  # one frame: no copy
+        return pairs[0]
     return (np.concatenate([rgb for rgb, _ in pairs]),
             np.concatenate([depth for _, depth in pairs]))
 
@@ -48,6 +50,15 @@ def check_mask_threshold(value: float) -> float:
     if not 0.0 <= value < 1.0:
         raise ValueError(f"mask_threshold must be in [0, 1), got {value}")
     return value
+
+
+def batch_inputs(frames) -> tuple[np.ndarray, np.ndarray]:
+    """frame_to_model_inputs of same-size frames, stacked: (N, H, W, 3) and (N, H, W)."""
+    pairs = [frame_to_model_inputs(frame) for frame in frames]
+    if len(pairs) == 1:  # one frame: no copy
+        return pairs[0]
+    return (np.concatenate([rgb for rgb, _ in pairs]),
+            np.concatenate([depth for _, depth in pairs]))
 
 
 def inputs_at_graph_size(frame: RGBDFrame, height: int, width: int

@@ -15,7 +15,7 @@ from ..core.frame import RGBDFrame
 from ..model import load_checkpoint, tokens_for_level
 from ..model.network import MODES
 from .base import Engine, stage
-from .neural_common import (DEFAULT_MASK_THRESHOLD, check_mask_threshold, frame_to_model_inputs,
+from .neural_common import (DEFAULT_MASK_THRESHOLD, batch_inputs, check_mask_threshold,
                             prediction_from_outputs)
 from .torch_runner import FrameRunner, RunnerSettings
 
@@ -137,9 +137,7 @@ class TorchEngine(Engine):
 
     def _run(self, frames: list[RGBDFrame], timings: dict[str, float]) -> list[np.ndarray]:
         with stage(timings, "preprocess"):
-            inputs = [frame_to_model_inputs(frame) for frame in frames]
-            rgb = np.concatenate([pair[0] for pair in inputs])
-            depth = np.concatenate([pair[1] for pair in inputs])
+            rgb, depth = batch_inputs(frames)
         out = self.runner(frames[0].height, frames[0].width, len(frames))(rgb, depth, timings,
                                                                            stage)
         with stage(timings, "postprocess"):
