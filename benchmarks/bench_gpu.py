@@ -190,7 +190,7 @@ def print_tables(results: dict) -> None:
     for r in results["batches"].get("rows", []):
         print(f"| {r['engine']} | {r['batch']} | {_fmt(r.get('ms_per_frame'))} "
               f"| {_fmt(r.get('p95_ms_per_frame'))} | {_fmt(r.get('vs_batch1'))}x "
-              f"| {r.get('note', r.get('reason', ''))} |")
+              f"| {r.get('note') or r.get('reason') or r.get('error', '')} |")
     print("\n| option (level 9, completion, bf16) | median ms | p95 ms | vs defaults | note |")
     print("|---|---|---|---|---|")
     for r in results["options"].get("rows", []):

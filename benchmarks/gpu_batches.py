@@ -108,7 +108,15 @@ def tensorrt_rows(setup: Setup) -> list[dict]:
 
 
 def batch_section(setup: Setup) -> dict:
-    rows = torch_rows(setup) + tensorrt_rows(setup)
+    """torch's rows, then TensorRT's; a TensorRT failure (export, build or run) keeps the
+    torch figures and marks the section failed with its error."""
+    rows = torch_rows(setup)
+    try:
+        rows += tensorrt_rows(setup)
+    except Exception as exc:  # report the torch figures whatever broke TensorRT
+        error = f"tensorrt: {type(exc).__name__}: {exc}"
+        rows.append({"engine": "tensorrt", "batch": None, "status": "failed", "error": error})
+        return {"status": "failed", "error": error, "rows": rows}
     return {"status": "ok", "rows": rows}
 
 
