@@ -169,6 +169,18 @@ def test_onnxruntime_batch_1_of_a_batched_export_equals_the_fixed_export(model, 
         assert_close(got, want, rtol=ORT_DEPTH_RTOL)
 
 
+def test_prepare_batch_makes_the_session_or_runner_beforehand(batched_onnx, checkpoint):
+    engine = create_engine("onnxruntime", onnx=batched_onnx, providers="cpu",
+                           threads=ORT_THREADS)
+    engine.prepare_batch(5)  # more than the graph takes: its largest runs
+    engine.prepare_batch(2)
+    assert set(engine._sessions) == {1, 2, 3}
+    torch_engine = create_engine("torch", checkpoint=checkpoint, device="cpu", num_tokens=60)
+    torch_engine.prepare_batch(2, 480, 640)
+    assert set(torch_engine._runners) == {(480, 640, 2)}
+    create_engine("guided").prepare_batch(3)  # needs nothing
+
+
 def test_onnxruntime_fixed_graph_runs_a_batch_frame_by_frame(model, frames, tmp_path):
     fixed = export_onnx(model, tmp_path / "fixed.onnx", 240, 320, num_tokens=60)
     engine = create_engine("onnxruntime", onnx=fixed, providers="cpu", threads=ORT_THREADS)

@@ -66,6 +66,10 @@ class Engine(abc.ABC):
         frame by frame (the default: classical engines and `guided`)."""
         return None
 
+    def prepare_batch(self, size: int) -> None:
+        """Make now what a batch of `size` frames needs (a session, staging buffers), so the
+        first such batch is not slowed by it; nothing for engines that need nothing."""
+
     def describe(self) -> str:
         """One line for logs and diagnostics."""
         return self.name

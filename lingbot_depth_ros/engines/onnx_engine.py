@@ -157,6 +157,10 @@ class OnnxRuntimeEngine(Engine):
         """Every frame enters the graph at its one size, so any frames can share a batch."""
         return (self.height, self.width)
 
+    def prepare_batch(self, size: int) -> None:
+        """The session of runs of min(size, max_batch) frames (on the CPU, one per size)."""
+        self._session(max(1, min(int(size), self.max_batch)))
+
     def _predict(self, frame: RGBDFrame, timings: dict[str, float]) -> np.ndarray:
         return self._run([frame], timings)[0]
 

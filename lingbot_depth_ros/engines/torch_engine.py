@@ -127,6 +127,13 @@ class TorchEngine(Engine):
         with dropped tokens pads each frame's kept depth tokens to the longest (masked)."""
         return (frame.height, frame.width)
 
+    def prepare_batch(self, size: int, height: int | None = None,
+                      width: int | None = None) -> None:
+        """The runner of batches of `size` frames of height x width (nothing without a size:
+        a torch runner is per frame size, made with the first batch of it)."""
+        if height and width:
+            self.runner(int(height), int(width), max(1, int(size)))
+
     def _predict(self, frame: RGBDFrame, timings: dict[str, float]) -> np.ndarray:
         return self._run([frame], timings)[0]
 
