@@ -1,7 +1,7 @@
 """Engines take batches: a batched call gives each frame what a single call gives, within the
 stated tolerance, with frames of different hole patterns (so different counts of valid depth
 tokens) in one batch. torch and ONNX Runtime run one network call per batch; guided and the
-classical engines run a batch frame by frame (TensorRT: test_tensorrt_engine.py)."""
+classical engines run a batch frame by frame (TensorRT: test_tensorrt_batches.py)."""
 
 import logging
 

@@ -132,26 +132,6 @@ def test_cache_slot_depends_on_size_and_precision(tmp_path, onnx_file):
     assert cached_plan_path(tmp_path, info, "bf16").name == "model_640x480_bf16.engine"
 
 
-def test_max_batch_is_read_keyed_and_slotted(tmp_path, onnx_file):
-    batched = write_onnx(tmp_path / "rig.onnx", **METADATA, max_batch=3)
-    info = read_onnx_info(batched)
-    assert info.max_batch == 3 and read_onnx_info(onnx_file).max_batch == 1
-    assert plan_key(info, "fp16", HERE).max_batch == 3
-    assert cached_plan_path(tmp_path, info, "fp16").name == "rig_640x480_b3_fp16.engine"
-    bad = write_onnx(tmp_path / "bad.onnx", **METADATA, max_batch=0)
-    with pytest.raises(ModelFileError, match="max_batch is 0, not positive"):
-        read_onnx_info(bad)
-
-
-def test_a_sidecar_from_before_batches_reads_as_batch_1(cached):
-    plan, key = cached
-    old = {k: v for k, v in key.to_dict().items() if k != "max_batch"}
-    sidecar_path(plan).write_text(json.dumps(old))
-    assert read_sidecar(plan) == key and key.max_batch == 1
-    reasons = stale_reasons(plan, dataclasses.replace(key, max_batch=3))
-    assert reasons == ["max_batch: 1 (built) != 3 (wanted)"]
-
-
 def test_missing_or_broken_sidecar_means_rebuild(cached):
     plan, key = cached
     sidecar_path(plan).write_text("{not json")
@@ -330,53 +310,6 @@ def test_prebuilt_engine_file_runs_and_resizes_another_size(tiny_export, tmp_pat
     measured = np.isfinite(small.depth)
     assert np.array_equal(resized.depth[measured], small.depth[measured])
     assert np.isfinite(resized.depth[~measured]).any()
-
-
-@pytest.fixture(scope="module")
-def batched_export(tmp_path_factory):
-    from lingbot_depth_ros.model.export import export_onnx
-
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("trt_batch") / "tiny_b3.onnx"
-    return export_onnx(build_tiny(), path, 480, 640, num_tokens=300, max_batch=3)
-
-
-def build_tiny():
-    from lingbot_depth_ros.model import build_model, tiny_config
-
-    return build_model(tiny_config())
-
-
-@needs_gpu
-@pytest.mark.numerics
-def test_batched_plan_gives_each_frame_its_single_frame_depth(batched_export, tmp_path):
-    """One plan with a profile over batches 1..3: a batch of frames with different holes
-    against the same plan run one frame at a time. fp32 (TF32 off), so only the kernels'
-    order of summation at another batch size differs: depth within 1e-4 relative, validity
-    equal but for pixels whose mask probability is within 1e-4 of the threshold."""
-    from lingbot_depth_ros.core.captures import load_capture
-    from tiny_models import assert_same_prediction
-
-    engine = create_engine("tensorrt", onnx=str(batched_export), precision="fp32",
-                           cache_dir=str(tmp_path), refine_measured=True)
-    assert engine.max_batch == 3 and engine.key.max_batch == 3
-    assert engine.plan_path.name.endswith("_b3_fp32.engine")
-    frames = [load_capture(EXAMPLES / name) for name in ("0", "1", "2", "3")]
-    frames[1].depth[:, :300] = np.nan  # fewer valid depth tokens than the others
-    plain = create_engine("onnxruntime", onnx=str(batched_export), providers="cpu",
-                          fuse_attention=False)
-    singles = [engine.complete(frame).depth for frame in frames]
-    for size in (1, 2, 3, 4):  # 4: a run of 3 and a run of 1
-        batch = engine.complete_batch(frames[:size])
-        for got, want, frame in zip(batch, singles, frames):
-            prob = plain.session.run(["mask"], dict(zip(("rgb", "depth"), _inputs(frame))))[0]
-            assert_same_prediction(got.depth, want, prob, rtol=1e-4, prob_atol=1e-4)
-
-
-def _inputs(frame):
-    from lingbot_depth_ros.engines.neural_common import frame_to_model_inputs
-
-    return frame_to_model_inputs(frame)
 
 
 # --- build-engine command -------------------------------------------------------------------
