@@ -14,6 +14,9 @@ GPU machine). Sections, each "ok", "skipped" (with the reason: the machine canno
   (complete(), median and p95 over --frames after --warmup), its inference stage, peak GPU
   memory, against the floor of the FLOPs each frame actually ran (kept depth tokens) and of
   the static graph (all depth tokens);
+- batches: level 9 completion bf16, Engine.complete_batch at batch 1, 2 and 4: per-frame
+  time and its ratio to batch 1, on the torch engine (defaults, and key_mask + CUDA graph)
+  and on TensorRT where it imports (export with a batch axis, plan with a batch profile);
 - options: level 9 completion bf16 with each engine option switched against the defaults;
 - accuracy: bf16 and fp16 against fp32 on the same GPU, median relative depth difference per
   shipped capture (every pixel predicted: refine_measured, mask_threshold 0);
@@ -42,6 +45,7 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 from bench_flops import vitl_config  # noqa: E402
 from gpu_sections import (accuracy_section, latency_section, node_section,  # noqa: E402
                           options_section, skipped_engines)
+from gpu_batches import batch_section, batch_target  # noqa: E402
 from gpu_setup import Budget, Setup, matmul_section  # noqa: E402
 
 from lingbot_depth_ros.model import tiny_config  # noqa: E402
@@ -120,6 +124,7 @@ def main(argv=None) -> int:
         # the issue's targets first; the option sweep (with its compile) last, where the
         # time budget may cut it short
         run_section(results, args.out, "latency", latency_section, setup, rate)
+        run_section(results, args.out, "batches", batch_section, setup)
         run_section(results, args.out, "accuracy", accuracy_section, setup)
         if args.no_node:
             results["node"] = {"status": "skipped", "reason": "--no-node"}
@@ -155,6 +160,7 @@ def judge(results: dict) -> dict:
         "node_30hz_met": node.get("kept_up_with_30hz"),
         "bf16_worst_median_rel": max(accuracy) if accuracy else None,
         "bf16_met": max(accuracy) <= TARGET_BF16_MEDIAN_REL if accuracy else None,
+        **batch_target(results["batches"].get("rows", [])),
     }
 
 
@@ -178,6 +184,13 @@ def print_tables(results: dict) -> None:
               f"{_fmt(r.get('floor_static_ms'), '.3f')} | {_fmt(r.get('over_floor'))}"
               + (f" ({r['status']}: {r.get('reason', r.get('error'))})"
                  if r.get("status") != "ok" else "") + " |")
+    print("\n| engine (level 9, completion, bf16) | batch | ms per frame | p95 ms per frame "
+          "| vs batch 1 | note |")
+    print("|---|---|---|---|---|---|")
+    for r in results["batches"].get("rows", []):
+        print(f"| {r['engine']} | {r['batch']} | {_fmt(r.get('ms_per_frame'))} "
+              f"| {_fmt(r.get('p95_ms_per_frame'))} | {_fmt(r.get('vs_batch1'))}x "
+              f"| {r.get('note') or r.get('reason') or r.get('error', '')} |")
     print("\n| option (level 9, completion, bf16) | median ms | p95 ms | vs defaults | note |")
     print("|---|---|---|---|---|")
     for r in results["options"].get("rows", []):
@@ -198,7 +211,7 @@ def print_tables(results: dict) -> None:
         else str(node.get("reason", node.get("error")))))
     for name, reason in results["skipped_engines"].items():
         print(f"{name}: skipped, {reason}")
-    for name in ("latency", "options", "accuracy"):
+    for name in ("latency", "batches", "options", "accuracy"):
         if results[name].get("status") == "failed":
             print(f"{name} FAILED: {results[name]['error']}")
     print(f"targets: {json.dumps(results['targets'])}")

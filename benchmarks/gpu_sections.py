@@ -197,7 +197,7 @@ def skipped_engines() -> dict:
     reasons = {}
     try:
         importlib.import_module("tensorrt")
-        reasons["tensorrt"] = "importable, but not measured by this script"
+        reasons["tensorrt"] = "importable: measured in the batches section only"
     except ImportError as exc:
         reasons["tensorrt"] = f"not installed ({exc}); it cannot be carried (over 64 MiB)"
     try:

@@ -30,7 +30,7 @@ def test_dry_run_succeeds_and_writes_json_and_tables(dry_run):
 
 def test_every_section_ran_or_says_why_not(dry_run):
     _, results = dry_run
-    for name in ("matmul", "latency", "options", "accuracy", "node"):
+    for name in ("matmul", "latency", "batches", "options", "accuracy", "node"):
         assert results[name]["status"] in ("ok", "skipped"), (name, results[name])
     assert results["matmul"]["tflops"] > 0
     latency = results["latency"]["rows"]
@@ -57,6 +57,28 @@ def test_cuda_only_options_are_skipped_with_the_reason_and_the_rest_measured(dry
     for name in ("pinned_io off", "key_mask + cuda_graph", "key_mask + cuda_graph + compile"):
         if rows[name]["status"] != "ok":
             assert rows[name]["reason"] in ("needs CUDA", "--no-compile"), rows[name]
+
+
+def test_batch_sizes_are_timed_per_frame_against_batch_1(dry_run):
+    run, results = dry_run
+    rows = results["batches"]["rows"]
+    torch_rows = [r for r in rows if r["engine"].startswith("torch")]
+    assert {(r["engine"], r["batch"]) for r in torch_rows} == {
+        (engine, batch) for engine in ("torch defaults", "torch key_mask + cuda_graph")
+        for batch in (1, 2, 4)}
+    for row in torch_rows:
+        assert row["status"] == "ok" and row["ms_per_frame"] > 0
+        assert row["batch_ms"] == pytest.approx(row["ms_per_frame"] * row["batch"])
+        assert row["vs_batch1"] == (1.0 if row["batch"] == 1 else pytest.approx(
+            row["ms_per_frame"] / next(r["ms_per_frame"] for r in torch_rows
+                                       if r["engine"] == row["engine"] and r["batch"] == 1)))
+    for row in rows:  # TensorRT: measured where it imports, else skipped with the reason
+        if row["engine"].startswith("tensorrt"):
+            assert row["status"] == "ok" or row["reason"]
+    ratios = results["targets"]["batch4_over_batch1"]
+    assert set(ratios) >= {"torch defaults", "torch key_mask + cuda_graph"}
+    assert results["targets"]["batch4_met"] == (min(ratios.values()) <= 0.6)
+    assert "| engine (level 9, completion, bf16) | batch | ms per frame" in run.stdout
 
 
 def test_accuracy_and_skipped_engines_are_reported(dry_run):

@@ -107,6 +107,7 @@ def test_sidecar_round_trip_and_fresh_plan_is_reused(cached):
     ("onnx_sha256", "cd" * 32), ("checkpoint_sha256", "ef" * 32), ("height", 720),
     ("width", 1280), ("rows", 33), ("cols", 44), ("mode", "monocular"), ("precision", "bf16"),
     ("tensorrt_version", "10.13.0"), ("gpu_name", "NVIDIA GeForce RTX 4090 (sm_89)"),
+    ("max_batch", 4),
 ])
 def test_any_key_difference_means_rebuild(cached, field, value):
     plan, key = cached

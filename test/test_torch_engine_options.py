@@ -135,7 +135,9 @@ def test_frame_io_stages_depth_and_colour_in_one_buffer():
 def test_frames_of_several_sizes_get_their_own_runner(checkpoint):
     engine = create_engine("torch", checkpoint=checkpoint, device="cpu", num_tokens=60)
     frame = capture("1")
-    sizes = [(480, 640), (240, 320), (120, 160), (98, 126), (112, 112), (240, 320)]
+    # MAX_RUNNERS + 1 distinct sizes, then the second again
+    sizes = [(480, 640)] + [(240 - 14 * i, 320 - 14 * i) for i in range(MAX_RUNNERS)]
+    sizes.append(sizes[1])
     for height, width in sizes:
         cropped = RGBDFrame(rgb=np.ascontiguousarray(frame.rgb[:height, :width]),
                             depth=np.ascontiguousarray(frame.depth[:height, :width]), K=frame.K)
@@ -143,7 +145,7 @@ def test_frames_of_several_sizes_get_their_own_runner(checkpoint):
         assert result.depth.shape == (height, width)
     # at most MAX_RUNNERS kept, the least recently used dropped; the last size is the newest
     assert len(engine._runners) == MAX_RUNNERS
-    assert list(engine._runners)[-1] == (240, 320) and (480, 640) not in engine._runners
+    assert list(engine._runners)[-1] == (240, 320, 1) and (480, 640, 1) not in engine._runners
 
 
 @pytest.mark.parametrize("options, message", [

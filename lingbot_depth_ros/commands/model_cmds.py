@@ -32,7 +32,8 @@ def _register_export_onnx(subparsers) -> None:
         description="Export a LingBot-Depth checkpoint for one frame size. The graph takes "
                     "'rgb' uint8 (1,H,W,3) and 'depth' float32 (1,H,W) metres (NaN/0 = none) "
                     "and returns 'depth_out' (1,H,W) metres and 'mask' (1,H,W) probability; "
-                    "resizing, normalisation and token masking are inside the graph.")
+                    "resizing, normalisation and token masking are inside the graph. With "
+                    "--max-batch N the first axis is a dynamic batch of 1..N frames.")
     parser.add_argument("--checkpoint", required=True, type=Path, help="official-format model.pt")
     parser.add_argument("--height", required=True, type=side_px, help="frame height (px)")
     parser.add_argument("--width", required=True, type=side_px, help="frame width (px)")
@@ -43,6 +44,9 @@ def _register_export_onnx(subparsers) -> None:
     parser.add_argument("--mode", default="completion", choices=("completion", "monocular"),
                         help="completion uses the depth input; monocular ignores it")
     parser.add_argument("--opset", type=_opset, default=18, help="ONNX opset, >= 17 (default: 18)")
+    parser.add_argument("--max-batch", type=bounded_int(1, 64, "a batch size"), default=1,
+                        help="largest batch of frames one run takes (a camera rig: its number "
+                             "of cameras); 1 keeps the batch axis fixed (default: %(default)s)")
     parser.add_argument("--out", required=True, type=output_file, help="output .onnx file")
     parser.set_defaults(func=_run_export_onnx)
 
@@ -77,13 +81,14 @@ def _run_export_onnx(args: argparse.Namespace) -> int:
         staging = commit.stage_folder(args.out)
         staged = export_onnx(model, staging / args.out.name, args.height, args.width,
                              resolution_level=args.resolution_level, num_tokens=args.num_tokens,
-                             mode=args.mode, opset=args.opset)
+                             mode=args.mode, opset=args.opset, max_batch=args.max_batch)
         onnx.checker.check_model(str(staged))
         meta = {p.key: p.value
                 for p in onnx.load(str(staged), load_external_data=False).metadata_props}
     print(f"wrote {args.out} ({args.out.stat().st_size / 1e6:.1f} MB): {args.width}x{args.height} "
           f"frames, {meta['lingbot.cols']}x{meta['lingbot.rows']} tokens, {args.mode}, "
-          f"opset {args.opset}, checkpoint sha256 {meta['lingbot.checkpoint_sha256'][:12]}")
+          f"batches of up to {args.max_batch}, opset {args.opset}, "
+          f"checkpoint sha256 {meta['lingbot.checkpoint_sha256'][:12]}")
     return 0
 
 

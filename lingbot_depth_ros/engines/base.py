@@ -39,9 +39,36 @@ class Engine(abc.ABC):
 
     def complete_batch(self, frames: Sequence[RGBDFrame]) -> list[CompletionResult]:
         """Complete several frames of one `batch_key` in one call; each result equals what
-        `complete` gives that frame (within the engine's stated tolerance). Engines that
-        cannot batch run them one by one (this default)."""
-        return [self.complete(frame) for frame in frames]
+        `complete` gives that frame (within the engine's stated tolerance). Engines whose
+        `_predict_batch` gives None run them one by one; a frame's timings are its share of
+        the batch's stage times (so the frames' totals add up to the batch's)."""
+        frames = list(frames)
+        timings: dict[str, float] = {}
+        predictions = self._predict_batch(frames, timings) if len(frames) > 1 else None
+        if predictions is None:
+            return [self.complete(frame) for frame in frames]
+        if len(predictions) != len(frames):
+            raise ValueError(f"engine returned {len(predictions)} predictions for "
+                             f"{len(frames)} frames")
+        share = {name: ms / len(frames) for name, ms in timings.items()}
+        results = []
+        for frame, predicted in zip(frames, predictions):
+            frame_timings = dict(share)
+            with stage(frame_timings, "merge"):
+                depth, source = merge_prediction(frame.depth, predicted, self.refine_measured)
+            results.append(CompletionResult(depth=depth, source=source, engine=self.name,
+                                            timings_ms=frame_timings))
+        return results
+
+    def _predict_batch(self, frames: list[RGBDFrame], timings: dict[str, float]
+                       ) -> list[np.ndarray] | None:
+        """`_predict` of each frame in one network call, or None: this engine runs a batch
+        frame by frame (the default: classical engines and `guided`)."""
+        return None
+
+    def prepare_batch(self, size: int) -> None:
+        """Make now what a batch of `size` frames needs (a session, staging buffers), so the
+        first such batch is not slowed by it; nothing for engines that need nothing."""
 
     def describe(self) -> str:
         """One line for logs and diagnostics."""

@@ -21,6 +21,15 @@ def frame_to_model_inputs(frame: RGBDFrame) -> tuple[np.ndarray, np.ndarray]:
     return rgb, depth[None]
 
 
+def batch_at_graph_size(frames, height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
+    """inputs_at_graph_size of several frames, stacked: uint8 (N, H, W, 3), float32 (N, H, W)."""
+    pairs = [inputs_at_graph_size(frame, height, width) for frame in frames]
+    if len(pairs) == 1:  # one frame: no copy
+        return pairs[0]
+    return (np.concatenate([rgb for rgb, _ in pairs]),
+            np.concatenate([depth for _, depth in pairs]))
+
+
 def prediction_from_outputs(depth: np.ndarray, mask: np.ndarray | None,
                             mask_threshold: float = DEFAULT_MASK_THRESHOLD) -> np.ndarray:
     """Network outputs ((1, H, W) or (H, W)) -> float32 (H, W) metres, NaN where the mask
@@ -41,6 +50,15 @@ def check_mask_threshold(value: float) -> float:
     if not 0.0 <= value < 1.0:
         raise ValueError(f"mask_threshold must be in [0, 1), got {value}")
     return value
+
+
+def batch_inputs(frames) -> tuple[np.ndarray, np.ndarray]:
+    """frame_to_model_inputs of same-size frames, stacked: (N, H, W, 3) and (N, H, W)."""
+    pairs = [frame_to_model_inputs(frame) for frame in frames]
+    if len(pairs) == 1:  # one frame: no copy
+        return pairs[0]
+    return (np.concatenate([rgb for rgb, _ in pairs]),
+            np.concatenate([depth for _, depth in pairs]))
 
 
 def inputs_at_graph_size(frame: RGBDFrame, height: int, width: int
@@ -65,9 +83,12 @@ def prediction_at_frame_size(prediction: np.ndarray, frame: RGBDFrame) -> np.nda
     return cv2.resize(prediction, (frame.width, frame.height), interpolation=cv2.INTER_NEAREST)
 
 
-def check_output_shape(name: str, shape, height: int, width: int, what: str) -> None:
-    """Raise ModelFileError unless a graph output is (1, H, W) at the input's size."""
-    dims = list(shape)
-    if len(dims) != 3 or [d if isinstance(d, int) else None for d in dims] != [1, height, width]:
-        raise ModelFileError(f"{what}: output '{name}' has shape {dims}, expected "
-                             f"[1, {height}, {width}] (the graph's input size)")
+def check_output_shape(name: str, shape, height: int, width: int, what: str,
+                       batch: int | None = 1) -> None:
+    """Raise ModelFileError unless a graph output is (batch, H, W) at the input's size (batch
+    None: a dynamic batch axis, any symbol or -1 there)."""
+    dims = [d if isinstance(d, int) and d > 0 else None for d in shape]
+    if len(dims) != 3 or dims[1:] != [height, width] or (batch is not None and dims[0] != batch):
+        raise ModelFileError(f"{what}: output '{name}' has shape {list(shape)}, expected "
+                             f"[{'batch' if batch is None else batch}, {height}, {width}] "
+                             "(the graph's input size)")

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 import onnx
 
+from .ort_batch import batch_dims, fix_batch
 from .ort_fusion import (FUSED_OP, MS_DOMAIN, GraphIndex, NoMatch, find_attention, prune_graph,
                          rewrite_attention)
 from .ort_token_drop import apply_token_drop, plan_token_drop
@@ -65,10 +66,14 @@ class CpuGraph:
     note: str
 
 
-def prepare_cpu_graph(path) -> CpuGraph:
+def prepare_cpu_graph(path, batch: int = 1) -> CpuGraph:
+    """The CPU graph of the file at `path` for batches of `batch` frames (a graph with a
+    dynamic batch axis is fixed to it first; token dropping needs a batch of one)."""
     model = onnx.load(str(path), load_external_data=False)
     if any(t.data_location == onnx.TensorProto.EXTERNAL for t in model.graph.initializer):
         return CpuGraph(None, 0, True, "weights are in an external data file")
+    if not all(isinstance(d, int) for d in batch_dims(model).values()):
+        fix_batch(model, batch)
     use_nchwc = narrow_conv_share(model) <= 0.5
     fused, dropped, reasons = rewrite_for_cpu(model)
     if not fused:

@@ -1,6 +1,7 @@
 """The ``tensorrt`` engine: a serialized TensorRT plan run on a CUDA stream. Pre- and
-post-processing are inside the exported graph, so a frame is two host->device copies, one
-``execute_async_v3``, the mask threshold on the GPU and one device->host copy."""
+post-processing are inside the exported graph, so a frame (or a batch of frames, with a plan
+built from a batched export) is two host->device copies, one ``execute_async_v3``, the mask
+threshold on the GPU and one device->host copy."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import torch
 from ..core.errors import EngineUnavailableError, ModelFileError
 from ..core.frame import RGBDFrame
 from .base import Engine, stage
-from .neural_common import (DEFAULT_MASK_THRESHOLD, check_mask_threshold, inputs_at_graph_size,
+from .neural_common import (DEFAULT_MASK_THRESHOLD, batch_at_graph_size, check_mask_threshold,
                             prediction_at_frame_size)
 from .trt_build import (cuda_device_index, import_tensorrt, prepare_plan, require_cuda,
                         runtime_identity)
@@ -46,19 +47,26 @@ def _torch_dtype(trt, dtype):
     return table[dtype]
 
 
-def _bind_io(trt, engine, context, device) -> dict:
-    """Allocate one device tensor per I/O tensor, bind its address; check the interface."""
-    buffers, modes = {}, {}
+def _io_shape(engine, name: str) -> tuple[tuple[int, ...], bool]:
+    """(the buffer shape of an I/O tensor, whether its batch axis is dynamic): a dynamic
+    batch axis gets the largest batch of the rgb input's profile (the outputs follow the
+    inputs' batch); any other dynamic axis is refused."""
+    shape = tuple(engine.get_tensor_shape(name))
+    if shape[:1] == (-1,) and all(d >= 0 for d in shape[1:]):
+        largest = tuple(engine.get_tensor_profile_shape(RGB_INPUT, 0)[2])
+        return (largest[0], *shape[1:]), True
+    if any(d < 0 for d in shape):
+        raise ModelFileError(f"engine tensor '{name}' has a dynamic shape {shape}; "
+                             "export the ONNX graph with a fixed --height/--width")
+    return shape, False
+
+
+def _bind_io(trt, engine, context, device) -> tuple[dict, bool]:
+    """Allocate one device tensor per I/O tensor (for the largest batch), bind its address;
+    check the interface. (buffers, whether the batch axis is dynamic)."""
+    buffers, modes, dynamic = {}, {}, set()
     for i in range(engine.num_io_tensors):
         name = engine.get_tensor_name(i)
-        shape = tuple(engine.get_tensor_shape(name))
-        if any(d < 0 for d in shape):
-            raise ModelFileError(f"engine tensor '{name}' has a dynamic shape {shape}; "
-                                 "export the ONNX graph with a fixed --height/--width")
-        tensor = torch.empty(shape, dtype=_torch_dtype(trt, engine.get_tensor_dtype(name)),
-                             device=device)
-        context.set_tensor_address(name, tensor.data_ptr())
-        buffers[name] = tensor
         modes[name] = engine.get_tensor_mode(name)
     want = {RGB_INPUT: trt.TensorIOMode.INPUT, DEPTH_INPUT: trt.TensorIOMode.INPUT,
             DEPTH_OUTPUT: trt.TensorIOMode.OUTPUT, MASK_OUTPUT: trt.TensorIOMode.OUTPUT}
@@ -67,16 +75,28 @@ def _bind_io(trt, engine, context, device) -> dict:
             f"engine I/O is {sorted((n, str(m)) for n, m in modes.items())}; expected inputs "
             f"'{RGB_INPUT}', '{DEPTH_INPUT}' and outputs '{DEPTH_OUTPUT}', '{MASK_OUTPUT}' "
             "(a graph from `lingbot-depth export-onnx`)")
+    for name in modes:
+        shape, is_dynamic = _io_shape(engine, name)
+        if is_dynamic:
+            dynamic.add(name)
+        tensor = torch.empty(shape, dtype=_torch_dtype(trt, engine.get_tensor_dtype(name)),
+                             device=device)
+        context.set_tensor_address(name, tensor.data_ptr())
+        buffers[name] = tensor
     rgb = buffers[RGB_INPUT]
-    if rgb.dtype != torch.uint8 or rgb.dim() != 4 or rgb.shape[0] != 1 or rgb.shape[3] != 3:
+    if rgb.dtype != torch.uint8 or rgb.dim() != 4 or rgb.shape[3] != 3 or (
+            rgb.shape[0] != 1 and RGB_INPUT not in dynamic):
         raise ModelFileError(f"engine input '{RGB_INPUT}' is {rgb.dtype} {tuple(rgb.shape)}, "
-                             "expected uint8 (1, H, W, 3)")
+                             "expected uint8 (1, H, W, 3) or (batch, H, W, 3)")
+    if dynamic and dynamic != set(modes):
+        raise ModelFileError(f"engine tensors {sorted(dynamic)} have a dynamic batch axis, "
+                             f"the others not: {sorted(set(modes) - dynamic)}")
     size = tuple(rgb.shape[:3])
     for name in (DEPTH_INPUT, DEPTH_OUTPUT, MASK_OUTPUT):
         if tuple(buffers[name].shape) != size or buffers[name].dtype != torch.float32:
             raise ModelFileError(f"engine tensor '{name}' is {buffers[name].dtype} "
                                  f"{tuple(buffers[name].shape)}, expected float32 {size}")
-    return buffers
+    return buffers, bool(dynamic)
 
 
 class TensorRTEngine(Engine):
@@ -119,42 +139,71 @@ class TensorRTEngine(Engine):
                     f"built by another TensorRT version or for another GPU (this is TensorRT "
                     f"{trt.__version__} on {torch.cuda.get_device_name(self._device)})")
             self._context = self._engine.create_execution_context()
-            self._buffers = _bind_io(trt, self._engine, self._context, self._device)
-            _, self.height, self.width, _ = self._buffers[RGB_INPUT].shape
+            self._buffers, self._dynamic_batch = _bind_io(trt, self._engine, self._context,
+                                                          self._device)
+            self.max_batch, self.height, self.width, _ = self._buffers[RGB_INPUT].shape
             self._stream = torch.cuda.Stream(device=self._device)
             # Pinned staging so the copies are truly asynchronous on the stream.
-            self._host_rgb = torch.empty((1, self.height, self.width, 3), dtype=torch.uint8,
-                                         pin_memory=True)
-            self._host_depth = torch.empty((1, self.height, self.width), dtype=torch.float32,
-                                           pin_memory=True)
-            self._host_pred = torch.empty((self.height, self.width), dtype=torch.float32,
-                                          pin_memory=True)
-            self._device_pred = torch.empty((self.height, self.width), dtype=torch.float32,
+            batch, size = self.max_batch, (self.height, self.width)
+            self._host_rgb = torch.empty((batch, *size, 3), dtype=torch.uint8, pin_memory=True)
+            self._host_depth = torch.empty((batch, *size), dtype=torch.float32, pin_memory=True)
+            self._host_pred = torch.empty((batch, *size), dtype=torch.float32, pin_memory=True)
+            self._device_pred = torch.empty((batch, *size), dtype=torch.float32,
                                             device=self._device)
-        log.info("tensorrt engine %s: %dx%d on %s", self.plan_path, self.width, self.height,
+        log.info("tensorrt engine %s: %dx%d, batches of up to %d, on %s", self.plan_path,
+                 self.width, self.height, self.max_batch,
                  torch.cuda.get_device_name(self._device))
 
+    def batch_key(self, frame: RGBDFrame):
+        """Every frame enters the plan at its one size, so any frames can share a batch."""
+        return (self.height, self.width)
+
     def _predict(self, frame: RGBDFrame, timings: dict[str, float]) -> np.ndarray:
+        return self._run([frame], timings)[0]
+
+    def _predict_batch(self, frames: list[RGBDFrame], timings: dict[str, float]):
+        """Runs of up to max_batch frames; None (frame by frame) for a batch-1 plan."""
+        if self.max_batch < 2:
+            return None
+        predictions = []
+        for start in range(0, len(frames), self.max_batch):
+            predictions += self._run(frames[start:start + self.max_batch], timings)
+        return predictions
+
+    def _run(self, frames: list[RGBDFrame], timings: dict[str, float]) -> list[np.ndarray]:
+        n = len(frames)
         with stage(timings, "preprocess"):
             # another frame size goes through the graph's size and back, as in onnxruntime
-            rgb, depth = inputs_at_graph_size(frame, self.height, self.width)
-            self._host_rgb.numpy()[...] = rgb
-            self._host_depth.numpy()[...] = depth
+            rgb, depth = batch_at_graph_size(frames, self.height, self.width)
+            self._host_rgb.numpy()[:n] = rgb
+            self._host_depth.numpy()[:n] = depth
         with stage(timings, "inference"):
             with torch.cuda.device(self._device), torch.cuda.stream(self._stream):
-                self._buffers[RGB_INPUT].copy_(self._host_rgb, non_blocking=True)
-                self._buffers[DEPTH_INPUT].copy_(self._host_depth, non_blocking=True)
-                if not self._context.execute_async_v3(self._stream.cuda_stream):
-                    raise RuntimeError(f"TensorRT failed to enqueue {self.plan_path.name}")
-                confident_depth(self._buffers[DEPTH_OUTPUT][0], self._buffers[MASK_OUTPUT][0],
-                                self.mask_threshold, out=self._device_pred)
-                self._host_pred.copy_(self._device_pred, non_blocking=True)
+                self._enqueue(n)
+                confident_depth(self._buffers[DEPTH_OUTPUT][:n], self._buffers[MASK_OUTPUT][:n],
+                                self.mask_threshold, out=self._device_pred[:n])
+                self._host_pred[:n].copy_(self._device_pred[:n], non_blocking=True)
             self._stream.synchronize()
-        return prediction_at_frame_size(self._host_pred.numpy().copy(), frame)
+        predictions = self._host_pred.numpy()[:n].copy()
+        return [prediction_at_frame_size(predictions[i], frame) for i, frame in enumerate(frames)]
+
+    def _enqueue(self, n: int) -> None:
+        """Copy the first n staged frames in and run the plan on them (buffers are
+        contiguous, so a batch of n is the first n frames of each)."""
+        self._buffers[RGB_INPUT][:n].copy_(self._host_rgb[:n], non_blocking=True)
+        self._buffers[DEPTH_INPUT][:n].copy_(self._host_depth[:n], non_blocking=True)
+        if self._dynamic_batch:
+            for name in (RGB_INPUT, DEPTH_INPUT):
+                shape = (n, *self._buffers[name].shape[1:])
+                if not self._context.set_input_shape(name, shape):
+                    raise RuntimeError(f"TensorRT refused input shape {shape} for '{name}'")
+        if not self._context.execute_async_v3(self._stream.cuda_stream):
+            raise RuntimeError(f"TensorRT failed to enqueue {self.plan_path.name}")
 
     def describe(self) -> str:
+        batches = f", batches of 1..{self.max_batch}" if self.max_batch > 1 else ""
         return (f"tensorrt ({self.plan_path.name}, {self.width}x{self.height}, "
-                f"{self.key.precision if self.key else 'prebuilt'})")
+                f"{self.key.precision if self.key else 'prebuilt'}{batches})")
 
     def close(self) -> None:
         # Context before engine before runtime, as TensorRT requires.

@@ -15,7 +15,7 @@ from ..core.frame import RGBDFrame
 from ..model import load_checkpoint, tokens_for_level
 from ..model.network import MODES
 from .base import Engine, stage
-from .neural_common import (DEFAULT_MASK_THRESHOLD, check_mask_threshold, frame_to_model_inputs,
+from .neural_common import (DEFAULT_MASK_THRESHOLD, batch_inputs, check_mask_threshold,
                             prediction_from_outputs)
 from .torch_runner import FrameRunner, RunnerSettings
 
@@ -25,8 +25,9 @@ PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 _AUTOCAST = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 #: attention option -> the network's masking path
 ATTENTIONS = {"gather": "drop", "key_mask": "key_mask"}
-#: frame sizes whose runners (and CUDA graphs) are kept; the least recently used goes first
-MAX_RUNNERS = 4
+#: (frame size, batch size) pairs whose runners (and CUDA graphs) are kept; the least recently
+#: used goes first
+MAX_RUNNERS = 8
 
 
 def resolve_device(device: str | int | None) -> torch.device:
@@ -89,7 +90,7 @@ class TorchEngine(Engine):
         self.model = load_checkpoint(self.checkpoint, map_location=self.device)
         if self.cast_weights:
             self.model.cast_matmul_weights(_AUTOCAST[precision])
-        self._runners: dict[tuple[int, int], FrameRunner] = {}
+        self._runners: dict[tuple[int, int, int], FrameRunner] = {}
         log.info("%s", self.describe())
 
     def describe(self) -> str:
@@ -102,9 +103,10 @@ class TorchEngine(Engine):
                 f"{tokens}, attention {self.attention}"
                 + (f", {' '.join(flags)}" if flags else "") + ")")
 
-    def runner(self, height: int, width: int) -> FrameRunner:
-        """The runner of one frame size (made on its first frame; at most MAX_RUNNERS kept)."""
-        key = (height, width)
+    def runner(self, height: int, width: int, batch: int = 1) -> FrameRunner:
+        """The runner of one frame size and batch size (made on first use; at most
+        MAX_RUNNERS kept)."""
+        key = (height, width, batch)
         runner = self._runners.pop(key, None)
         if runner is None:
             if len(self._runners) >= MAX_RUNNERS:
@@ -115,17 +117,39 @@ class TorchEngine(Engine):
                                  RunnerSettings(self.device, _AUTOCAST[self.precision],
                                                 ATTENTIONS[self.attention], self.mode,
                                                 self.resolution_level, self.num_tokens,
-                                                self.pinned_io, self.cuda_graph, self.compile))
+                                                self.pinned_io, self.cuda_graph, self.compile),
+                                 batch)
         self._runners[key] = runner  # re-inserted last: the dict's order is recency
         return runner
 
+    def batch_key(self, frame: RGBDFrame):
+        """Frames of one size share the token grid and so the network's input shape; a batch
+        with dropped tokens pads each frame's kept depth tokens to the longest (masked)."""
+        return (frame.height, frame.width)
+
+    def prepare_batch(self, size: int, height: int | None = None,
+                      width: int | None = None) -> None:
+        """The runner of batches of `size` frames of height x width (nothing without a size:
+        a torch runner is per frame size, made with the first batch of it)."""
+        if height and width:
+            self.runner(int(height), int(width), max(1, int(size)))
+
     def _predict(self, frame: RGBDFrame, timings: dict[str, float]) -> np.ndarray:
+        return self._run([frame], timings)[0]
+
+    def _predict_batch(self, frames: list[RGBDFrame], timings: dict[str, float]):
+        if len({(f.height, f.width) for f in frames}) > 1:
+            return None  # not one batch_key: frame by frame
+        return self._run(frames, timings)
+
+    def _run(self, frames: list[RGBDFrame], timings: dict[str, float]) -> list[np.ndarray]:
         with stage(timings, "preprocess"):
-            rgb, depth = frame_to_model_inputs(frame)
-        out = self.runner(frame.height, frame.width)(rgb, depth, timings, stage)
+            rgb, depth = batch_inputs(frames)
+        out = self.runner(frames[0].height, frames[0].width, len(frames))(rgb, depth, timings,
+                                                                           stage)
         with stage(timings, "postprocess"):
-            return prediction_from_outputs(out[0], out[1] if len(out) > 1 else None,
-                                           self.mask_threshold)
+            return [prediction_from_outputs(out[0][i], out[1][i] if len(out) > 1 else None,
+                                            self.mask_threshold) for i in range(len(frames))]
 
     def close(self) -> None:
         self._runners.clear()

@@ -1,5 +1,5 @@
-"""The torch engine's per-frame-size runner: one staging buffer each way, the forward fixed for
-the size (so torch.compile and a CUDA graph can take it), docs/internals.md."""
+"""The torch engine's runner per frame size and batch size: one staging buffer each way, the
+forward fixed for both (so torch.compile and a CUDA graph can take it), docs/internals.md."""
 
 from __future__ import annotations
 
@@ -32,33 +32,33 @@ class RunnerSettings:
 
 
 class FrameIO:
-    """Host and device staging for (1, H, W) frames: one buffer and one copy each way."""
+    """Host and device staging for (batch, H, W) frames: one buffer and one copy each way."""
 
     def __init__(self, height: int, width: int, outputs: int, device: torch.device,
-                 pinned: bool) -> None:
-        pixels = height * width
+                 pinned: bool, batch: int = 1) -> None:
+        pixels = batch * height * width
         depth_bytes = 4 * pixels  # float32 depth first, so its view is 4-byte aligned
         self.host_in = torch.empty(7 * pixels, dtype=torch.uint8, pin_memory=pinned)
         self.device_in = torch.empty(7 * pixels, dtype=torch.uint8, device=device)
         host = self.host_in.numpy()
-        self._host_depth = host[:depth_bytes].view(np.float32).reshape(1, height, width)
-        self._host_rgb = host[depth_bytes:].reshape(1, height, width, 3)
-        self.depth = self.device_in[:depth_bytes].view(torch.float32).view(1, height, width)
-        self.rgb = self.device_in[depth_bytes:].view(1, height, width, 3)
-        self.host_out = torch.empty((outputs, 1, height, width), dtype=torch.float32,
+        self._host_depth = host[:depth_bytes].view(np.float32).reshape(batch, height, width)
+        self._host_rgb = host[depth_bytes:].reshape(batch, height, width, 3)
+        self.depth = self.device_in[:depth_bytes].view(torch.float32).view(batch, height, width)
+        self.rgb = self.device_in[depth_bytes:].view(batch, height, width, 3)
+        self.host_out = torch.empty((outputs, batch, height, width), dtype=torch.float32,
                                     pin_memory=pinned)
         self._device = device
         self._non_blocking = device.type == "cuda"
         self._done = torch.cuda.Event() if self._non_blocking else None
 
     def upload(self, rgb: np.ndarray, depth: np.ndarray) -> None:
-        """uint8 (1, H, W, 3) and float32 (1, H, W) frames -> the device tensors rgb, depth."""
+        """uint8 (B, H, W, 3) and float32 (B, H, W) frames -> the device tensors rgb, depth."""
         np.copyto(self._host_rgb, rgb)
         np.copyto(self._host_depth, depth)
         self.device_in.copy_(self.host_in, non_blocking=self._non_blocking)
 
     def download(self, outputs: torch.Tensor) -> np.ndarray:
-        """Device (outputs, 1, H, W) -> host float32 array; waits for the copy only."""
+        """Device (outputs, B, H, W) -> host float32 array; waits for the copy only."""
         self.host_out.copy_(outputs, non_blocking=self._non_blocking)
         if self._done is not None:
             self._done.record(torch.cuda.current_stream(self._device))
@@ -67,14 +67,17 @@ class FrameIO:
 
 
 class FrameRunner:
-    """Runs frames of one size through the network: upload, forward, download."""
+    """Runs batches of `batch` frames of one size through the network: upload, forward,
+    download."""
 
-    def __init__(self, model, height: int, width: int, plan, settings: RunnerSettings) -> None:
+    def __init__(self, model, height: int, width: int, plan, settings: RunnerSettings,
+                 batch: int = 1) -> None:
         """plan: the model's GridPlan for this size, or None to recompute it every frame."""
         self.model, self.plan, self.settings = model, plan, settings
-        self.height, self.width = height, width
+        self.height, self.width, self.batch = height, width, batch
         self.outputs = 2 if model.mask_head is not None else 1
-        self.io = FrameIO(height, width, self.outputs, settings.device, settings.pinned_io)
+        self.io = FrameIO(height, width, self.outputs, settings.device, settings.pinned_io,
+                          batch)
         forward = self._forward
         if settings.compile:
             # one frame size per runner and a static shape (the engine refuses compile with
@@ -86,7 +89,7 @@ class FrameRunner:
         self.graph_failed: str | None = None
 
     def _forward(self) -> torch.Tensor:
-        """The whole network on the staged frame -> (outputs, 1, H, W) float32."""
+        """The whole network on the staged frames -> (outputs, B, H, W) float32."""
         s = self.settings
         image = self.io.rgb.permute(0, 3, 1, 2).float() / 255.0
         # cache_enabled=False: autocast's weight-cast cache must not outlive a graph capture
@@ -134,5 +137,5 @@ class FrameRunner:
             torch.cuda.synchronize(self.settings.device)
             self._graph, self._graph_out = None, None
             self.graph_failed = f"{type(exc).__name__}: {str(exc).splitlines()[0]}"
-            log.warning("torch: CUDA graph capture failed for %dx%d, running eagerly (%s)",
-                        self.width, self.height, self.graph_failed)
+            log.warning("torch: CUDA graph capture failed for %dx%d, batch %d, running eagerly "
+                        "(%s)", self.width, self.height, self.batch, self.graph_failed)

@@ -128,6 +128,29 @@ def _configure(trt, builder, precision: str, workspace_gb: float, timing_cache: 
     return config
 
 
+def add_batch_profile(trt, builder, network, config, max_batch: int) -> None:
+    """An optimisation profile over batches of 1..max_batch frames for a graph whose inputs
+    have a dynamic first axis (tuned for max_batch: a rig's full batch); ModelFileError when
+    the graph's batch axis and its metadata disagree."""
+    inputs = [network.get_input(i) for i in range(network.num_inputs)]
+    dynamic = [tensor for tensor in inputs if tuple(tensor.shape)[:1] == (-1,)]
+    if max_batch == 1 and not dynamic:
+        return
+    rest = [tensor.name for tensor in inputs if any(d < 0 for d in tuple(tensor.shape)[1:])]
+    if rest or len(dynamic) != len(inputs):
+        raise ModelFileError(
+            f"the graph's inputs {[(t.name, tuple(t.shape)) for t in inputs]} are not one "
+            "dynamic batch axis over a fixed frame size (export it with export-onnx)")
+    if max_batch == 1:
+        raise ModelFileError("the graph has a dynamic batch axis but states no lingbot.max_batch "
+                             "(export it with export-onnx --max-batch)")
+    profile = builder.create_optimization_profile()
+    for tensor in dynamic:
+        frame = tuple(tensor.shape)[1:]
+        profile.set_shape(tensor.name, (1, *frame), (max_batch, *frame), (max_batch, *frame))
+    config.add_optimization_profile(profile)
+
+
 def _write_atomic(path: Path, data) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
@@ -151,6 +174,7 @@ def build_plan(key: PlanKey, onnx_path: str | Path, out_path: str | Path,
         # The parser owns weights the network points at: keep it alive through the build.
         builder, network, _parser = _parse_onnx(trt, logger, onnx_path)
         config = _configure(trt, builder, key.precision, workspace_gb, timing_cache)
+        add_batch_profile(trt, builder, network, config, key.max_batch)
         plan = builder.build_serialized_network(network, config)
     if plan is None:
         raise ModelFileError(
@@ -164,8 +188,9 @@ def build_plan(key: PlanKey, onnx_path: str | Path, out_path: str | Path,
                   build_seconds=round(time.perf_counter() - started, 1))
     if timing_cache is not None:
         _write_atomic(timing_cache, config.get_timing_cache().serialize())
-    log.info("built TensorRT %s engine %s (%dx%d, %dx%d tokens) in %.0f s", key.precision,
-             out_path, key.width, key.height, key.cols, key.rows, time.perf_counter() - started)
+    log.info("built TensorRT %s engine %s (%dx%d, %dx%d tokens, batches of up to %d) in %.0f s",
+             key.precision, out_path, key.width, key.height, key.cols, key.rows, key.max_batch,
+             time.perf_counter() - started)
     return out_path
 
 

@@ -17,6 +17,10 @@ PRECISIONS = ("fp16", "bf16", "fp32")
 
 #: ONNX metadata props written by model.export (lingbot.<name>)
 _METADATA_FIELDS = ("height", "width", "rows", "cols", "mode", "checkpoint_sha256")
+#: written only by a batched export (--max-batch); without it a graph takes one frame
+MAX_BATCH_FIELD = "max_batch"
+#: key fields a sidecar may lack: it was written before they existed, for what they default to
+_KEY_DEFAULTS = {MAX_BATCH_FIELD: 1}
 
 
 @dataclass(frozen=True)
@@ -31,6 +35,7 @@ class OnnxModelInfo:
     rows: int
     cols: int
     mode: str
+    max_batch: int = 1  # > 1: a dynamic batch axis, built with a profile over 1..max_batch
 
 
 @dataclass(frozen=True)
@@ -55,12 +60,14 @@ class PlanKey:
     precision: str
     tensorrt_version: str
     gpu_name: str
+    max_batch: int = 1
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
     @classmethod
     def from_dict(cls, data: dict, source: str = "sidecar") -> PlanKey:
+        data = {**_KEY_DEFAULTS, **data}
         names = [f.name for f in dataclasses.fields(cls)]
         missing = [n for n in names if n not in data]
         if missing:
@@ -111,10 +118,15 @@ def read_onnx_info(path: str | Path) -> OnnxModelInfo:
         raise ModelFileError(
             f"{path} lacks metadata {', '.join(missing)}: export it with "
             "`lingbot-depth export-onnx` so its input size and token grid are recorded")
+    props.setdefault(f"lingbot.{MAX_BATCH_FIELD}", "1")
     try:
-        ints = {n: int(props[f"lingbot.{n}"]) for n in ("height", "width", "rows", "cols")}
+        ints = {n: int(props[f"lingbot.{n}"])
+                for n in ("height", "width", "rows", "cols", MAX_BATCH_FIELD)}
     except ValueError as exc:
         raise ModelFileError(f"{path} has non-integer size metadata: {exc}") from None
+    if ints[MAX_BATCH_FIELD] < 1:
+        raise ModelFileError(f"{path}: lingbot.{MAX_BATCH_FIELD} is {ints[MAX_BATCH_FIELD]}, "
+                             "not positive")
     return OnnxModelInfo(path=path, sha256=file_sha256(path),
                          checkpoint_sha256=props["lingbot.checkpoint_sha256"],
                          mode=props["lingbot.mode"], **ints)
@@ -199,7 +211,8 @@ def default_cache_dir() -> Path:
 
 
 def cached_plan_path(cache_dir: str | Path, info: OnnxModelInfo, precision: str) -> Path:
-    """One cache slot per graph name, input size and precision (the rest of the key is in
-    the sidecar, so an upgrade rebuilds in place)."""
+    """One cache slot per graph name, input size, max batch and precision (the rest of the key
+    is in the sidecar, so an upgrade rebuilds in place)."""
     stem = info.path.stem
-    return Path(cache_dir) / f"{stem}_{info.width}x{info.height}_{precision}.engine"
+    batch = f"_b{info.max_batch}" if info.max_batch > 1 else ""
+    return Path(cache_dir) / f"{stem}_{info.width}x{info.height}{batch}_{precision}.engine"

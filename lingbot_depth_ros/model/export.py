@@ -1,10 +1,12 @@
 """Static-shape ONNX export of the whole pipeline: raw frame in, metres and mask out.
 
-Inputs ``rgb`` uint8 (1, H, W, 3) RGB and ``depth`` float32 (1, H, W) metres (NaN, inf and
-<= 1 cm mean no data); outputs ``depth_out`` float32 (1, H, W) metres and ``mask`` float32
-(1, H, W) probability (ones without a mask head). Resizes are gathers of PyTorch's own
-interpolation taps (docs/internals.md); the decoder's GroupNorms take their statistics in
-stages, which ONNX Runtime sums accurately (docs/engines.md)."""
+Inputs ``rgb`` uint8 (N, H, W, 3) RGB and ``depth`` float32 (N, H, W) metres (NaN, inf and
+<= 1 cm mean no data); outputs ``depth_out`` float32 (N, H, W) metres and ``mask`` float32
+(N, H, W) probability (ones without a mask head). N is 1, or with max_batch > 1 a dynamic
+batch axis "batch" of 1..max_batch (metadata lingbot.max_batch); everything else is static.
+Resizes are gathers of PyTorch's own interpolation taps (docs/internals.md); the decoder's
+GroupNorms take their statistics in stages, which ONNX Runtime sums accurately
+(docs/engines.md)."""
 
 from __future__ import annotations
 
@@ -27,6 +29,8 @@ from .vit import PATCH_SIZE
 log = logging.getLogger(__name__)
 
 INPUT_NAMES = ("rgb", "depth")
+BATCH_AXIS = "batch"
+MAX_BATCH_KEY = "lingbot.max_batch"
 OUTPUT_NAMES = ("depth_out", "mask")
 #: ONNX's 2 GB protobuf limit: bigger models keep their weights in a side file
 _EXTERNAL_DATA_BYTES = 1_800_000_000
@@ -138,6 +142,8 @@ def _quiet_exporter():
     try:
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=".*LeafSpec.*", category=FutureWarning)
+            # both inputs share the one batch axis; the exporter says it keeps one name
+            warnings.filterwarnings("ignore", message="# The axis name: .* will not be used")
             yield
     finally:
         for lg, level in zip(loggers, levels):
@@ -146,19 +152,31 @@ def _quiet_exporter():
 
 def export_onnx(model: LingBotDepth, path: str | os.PathLike, height: int, width: int,
                 resolution_level: int = 9, num_tokens: int | None = None,
-                mode: str = "completion", opset: int = 18) -> Path:
-    """Export `model` (on the CPU) for (height, width) frames as a static-shape ONNX graph."""
+                mode: str = "completion", opset: int = 18, max_batch: int = 1) -> Path:
+    """Export `model` (on the CPU) for (height, width) frames as a static-shape ONNX graph;
+    max_batch > 1 gives it a dynamic batch axis of 1..max_batch frames."""
     if opset < 17:
         raise ValueError(f"opset must be 17 or newer, got {opset}")
+    if max_batch < 1:
+        raise ValueError(f"max_batch must be positive, got {max_batch}")
     path = Path(path)
     rows, cols = model.grid(height, width, resolution_level, num_tokens)
     pipeline = StaticPipeline(model.eval(), height, width, rows, cols, mode).eval()
-    example = (torch.zeros(1, height, width, 3, dtype=torch.uint8),
-               torch.ones(1, height, width, dtype=torch.float32))
+    # an example batch of 1 would let the exporter fix the axis to 1
+    example_batch = min(2, max_batch)
+    example = (torch.zeros(example_batch, height, width, 3, dtype=torch.uint8),
+               torch.ones(example_batch, height, width, dtype=torch.float32))
+    dynamic = None
+    if max_batch > 1:
+        batch = torch.export.Dim(BATCH_AXIS, min=1, max=max_batch)
+        dynamic = ({0: batch}, {0: batch})
     with torch.no_grad(), _quiet_exporter(), staged_norms(model):
         program = torch.onnx.export(
             pipeline, example, dynamo=True, opset_version=opset, input_names=list(INPUT_NAMES),
-            output_names=list(OUTPUT_NAMES), optimize=True, verbose=False)
+            output_names=list(OUTPUT_NAMES), optimize=True, verbose=False,
+            dynamic_shapes=dynamic)
+    if max_batch > 1:
+        program.model.metadata_props[MAX_BATCH_KEY] = str(max_batch)
     program.model.metadata_props.update({
         "lingbot.height": str(height), "lingbot.width": str(width),
         "lingbot.rows": str(rows), "lingbot.cols": str(cols), "lingbot.mode": mode,
@@ -167,5 +185,6 @@ def export_onnx(model: LingBotDepth, path: str | os.PathLike, height: int, width
     weight_bytes = sum(t.numel() * t.element_size() for t in model.state_dict().values())
     path.parent.mkdir(parents=True, exist_ok=True)
     program.save(str(path), external_data=weight_bytes > _EXTERNAL_DATA_BYTES)
-    log.info("exported %s: %dx%d, %dx%d tokens, %s", path, width, height, cols, rows, mode)
+    log.info("exported %s: %dx%d, %dx%d tokens, %s, batches of up to %d", path, width, height,
+             cols, rows, mode, max_batch)
     return path

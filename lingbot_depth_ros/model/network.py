@@ -1,6 +1,7 @@
 """The LingBot-Depth network: RGB-D ViT encoder, UV-conditioned ConvStack decoder, heads, with
 the official checkpoints' names. Invalid depth tokens are dropped (the reference's path) or
-masked as attention keys (static shapes, for export): both give the same numbers."""
+masked as attention keys (static shapes, for export): both give the same numbers. A batch
+with dropped tokens pads each sample's kept tokens to the longest and masks the padding."""
 
 from __future__ import annotations
 
@@ -147,19 +148,30 @@ class RGBDEncoder(nn.Module):
                 outputs = vit.run_blocks(torch.cat([cls, img, dep], dim=1), self.take,
                                          key_bias=bias, keep_tokens=1 + n)
             else:
-                outputs = self._run_dropping(cls, img, dep, keep, n)
+                outputs = self._run_dropping(cls, img, dep, keep, n, aligned_bias)
         feats = torch.stack([
             proj(out[:, 1:].transpose(1, 2).reshape(out.shape[0], -1, rows, cols))
             for proj, out in zip(self.output_projections, outputs)], dim=1).sum(dim=1)
         return feats, outputs[-1][:, 0]
 
-    def _run_dropping(self, cls, img, dep, keep, n: int) -> list[torch.Tensor]:
-        """Variable-length path: each sample keeps only its valid depth tokens."""
-        per_sample = [
-            self.backbone.run_blocks(torch.cat([cls[b:b + 1], img[b:b + 1], dep[b:b + 1, keep[b]]],
-                                               dim=1), self.take, keep_tokens=1 + n)
-            for b in range(img.shape[0])]
-        return [torch.cat(layer, dim=0) for layer in zip(*per_sample)]
+    def _run_dropping(self, cls, img, dep, keep, n: int, aligned_bias: bool = False
+                      ) -> list[torch.Tensor]:
+        """Variable-length path: each sample keeps only its valid depth tokens. In a batch
+        they are moved to the front of the depth tokens and cut to the longest sample's
+        count; a sample's padding after its own are masked keys (exactly zero weight)."""
+        if img.shape[0] == 1:
+            return self.backbone.run_blocks(torch.cat([cls, img, dep[:, keep[0]]], dim=1),
+                                            self.take, keep_tokens=1 + n)
+        counts = keep.sum(dim=1)
+        longest = int(counts.max())
+        # a stable sort of "not kept" puts each sample's kept tokens first, in their order
+        order = torch.sort((~keep).to(torch.uint8), dim=1, stable=True).indices[:, :longest]
+        kept = dep.gather(1, order[..., None].expand(-1, -1, dep.shape[-1]))
+        padded = torch.arange(longest, device=keep.device)[None] < counts[:, None]
+        attend = torch.cat([torch.ones_like(keep[:, :1]).expand(-1, 1 + n), padded], dim=1)
+        return self.backbone.run_blocks(torch.cat([cls, img, kept], dim=1), self.take,
+                                        key_bias=key_bias(attend, dep.dtype, aligned_bias),
+                                        keep_tokens=1 + n)
 
 
 def _check_encoder_options(fuse_mode: str, depth_emb_mode: str, other: dict) -> None:
