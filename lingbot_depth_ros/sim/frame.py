@@ -49,7 +49,7 @@ def simulate_frame(seed: int, camera: CameraModel, config: dict,
     clock = time.process_time()
 
     if camera.projector:
-        pattern = render.dot_pattern(PATTERN_SEED, w // 2, h // 2,
+        pattern = render.dot_pattern(PATTERN_SEED, w, h,
                                      float(config["projector"]["dot_density"]))
         projector = {"pose": left_pose.shifted(camera.baseline_m / 2), "pattern": pattern,
                      "fov_deg": camera.ir_hfov_deg + PROJECTOR_FOV_MARGIN_DEG,

@@ -56,7 +56,7 @@ def draw_texture(rng: np.random.Generator) -> np.ndarray:
 
 
 def _procedural(rng: np.random.Generator) -> np.ndarray:
-    """Band-limited noise or a checker, tinted with two random colours."""
+    """Band-limited noise or a checker between two random colours."""
     size = TEXTURE_SIZE
     if rng.random() < 0.5:
         cells = int(rng.integers(4, 16))
@@ -67,7 +67,8 @@ def _procedural(rng: np.random.Generator) -> np.ndarray:
         pattern = cv2.resize(coarse, (size, size), interpolation=cv2.INTER_CUBIC)
         pattern += 0.35 * rng.random((size, size)).astype(np.float32)
         pattern = (pattern - pattern.min()) / max(float(np.ptp(pattern)), 1e-6)
-    a, b = (np.array(_colour(rng, 0.05, 0.9), np.float32) for _ in range(2))
+    # one light and one dark colour: a pattern that stays visible in a mono IR image
+    a, b = np.array(_colour(rng, 0.45, 0.9), np.float32), np.array(_colour(rng, 0.02, 0.25), np.float32)
     return (a * pattern[..., None] + b * (1.0 - pattern[..., None])).astype(np.float32)
 
 

@@ -54,7 +54,7 @@ def _sensor(pose: Pose, K: np.ndarray, width: int, height: int, spp: int, seed: 
             "near_clip": 0.01, "far_clip": 100.0,
             "film": {"type": "hdrfilm", "width": width, "height": height,
                      "rfilter": {"type": pixel_filter}},
-            "sampler": {"type": "independent", "sample_count": int(spp), "seed": int(seed)}}
+            "sampler": {"type": "multijitter", "sample_count": int(spp), "seed": int(seed)}}
 
 
 def _shapes(spec: SceneSpec) -> dict:

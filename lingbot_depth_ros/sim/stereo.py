@@ -20,17 +20,23 @@ def _matcher(camera: CameraModel) -> cv2.StereoSGBM:
     return cv2.StereoSGBM.create(
         minDisparity=0, numDisparities=camera.num_disparities, blockSize=block,
         P1=8 * block * block, P2=32 * block * block, disp12MaxDiff=-1, preFilterCap=31,
-        uniquenessRatio=10, speckleWindowSize=0, speckleRange=0, mode=cv2.StereoSGBM_MODE_SGBM_3WAY)
+        uniquenessRatio=15, speckleWindowSize=0, speckleRange=0, mode=cv2.StereoSGBM_MODE_SGBM_3WAY)
 
 
 def match(left: np.ndarray, right: np.ndarray, camera: CameraModel) -> np.ndarray:
     """Disparity of the left image (pixels, float32, NaN = no match) after the left-right
     check and the speckle filter."""
     matcher = _matcher(camera)
-    raw_left = matcher.compute(left, right)  # int16, 1/16 px, negative = invalid
+    # OpenCV leaves the first numDisparities columns unmatched; a device matches them against
+    # what its right imager saw. Padding with black lets SGBM search there; the region only
+    # the left imager sees (about f b / z wide) then fails the checks, as on the device.
+    pad = camera.num_disparities
+    padded = [cv2.copyMakeBorder(image, 0, 0, pad, pad, cv2.BORDER_CONSTANT, value=0)
+              for image in (left, right)]
+    raw_left = matcher.compute(padded[0], padded[1])[:, pad:-pad]  # int16 1/16 px, <0 invalid
     # the right image's disparity: match the mirrored pair, mirror back
-    raw_right = matcher.compute(np.ascontiguousarray(right[:, ::-1]),
-                                np.ascontiguousarray(left[:, ::-1]))[:, ::-1]
+    raw_right = matcher.compute(np.ascontiguousarray(padded[1][:, ::-1]),
+                                np.ascontiguousarray(padded[0][:, ::-1]))[:, ::-1][:, pad:-pad]
     raw_left = np.where(raw_left > 0, raw_left, 0).astype(np.int16)
     max_speckle = max(4, int(SPECKLE_AREA_SHARE * left.size))
     cv2.filterSpeckles(raw_left, 0, max_speckle, int(SPECKLE_STEP_PX * 16))
