@@ -37,7 +37,7 @@ TEST_W, TEST_H = 320, 240
 @pytest.fixture(scope="module")
 def config():
     cfg = load_sim_config()
-    cfg["quality"] = {"ir_spp": 8, "color_spp": 8, "max_depth": 6}
+    cfg["quality"].update(ir_spp=8, color_spp=8)  # the config's path length and roulette
     return cfg
 
 

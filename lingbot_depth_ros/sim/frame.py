@@ -47,6 +47,7 @@ def simulate_frame(seed: int, camera: CameraModel, config: dict,
     color_pose = left_pose.shifted(camera.color_offset_m)
     seconds: dict = {}
     clock = time.process_time()
+    rr_depth = int(quality.get("rr_depth", 5))
 
     if camera.projector:
         pattern = render.dot_pattern(PATTERN_SEED, w, h,
@@ -56,12 +57,13 @@ def simulate_frame(seed: int, camera: CameraModel, config: dict,
                      "power": spec.projector_power}
         left, right = render.render_images(spec, [left_pose, right_pose], K_ir, w, h,
                                            quality["ir_spp"], quality["max_depth"],
-                                           float(ir_cfg["ambient_share"]), projector)
+                                           float(ir_cfg["ambient_share"]), projector, rr_depth)
         color = render.render_images(spec, [color_pose], K_color, w, h, quality["color_spp"],
-                                     quality["max_depth"])[0]
+                                     quality["max_depth"], rr_depth=rr_depth)[0]
     else:  # passive: the colour imagers are the stereo pair
         left, right = render.render_images(spec, [left_pose, right_pose], K_ir, w, h,
-                                           quality["color_spp"], quality["max_depth"])
+                                           quality["ir_spp"], quality["max_depth"],
+                                           rr_depth=rr_depth)
         color = left
     seconds["render"] = time.process_time() - clock
 

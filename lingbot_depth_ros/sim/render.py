@@ -120,11 +120,12 @@ def dot_pattern(seed: int, width: int, height: int, density: float) -> np.ndarra
 
 def render_images(spec: SceneSpec, poses: list[Pose], K: np.ndarray, width: int, height: int,
                   spp: int, max_depth: int, light_share: float = 1.0,
-                  projector: dict | None = None) -> list[np.ndarray]:
+                  projector: dict | None = None, rr_depth: int = 5) -> list[np.ndarray]:
     """Radiance images (H, W, 3) float32 seen from each pose, in one loaded scene.
     `projector`: {pose, pattern (H, W, 3), fov_deg, power} adds the dot projector."""
     mi = mitsuba()
-    scene = {"type": "scene", "integrator": {"type": "path", "max_depth": int(max_depth)}}
+    scene = {"type": "scene", "integrator": {"type": "path", "max_depth": int(max_depth),
+                                             "rr_depth": int(rr_depth)}}
     scene.update(_shapes(spec))
     scene.update(_lights(spec, light_share))
     if projector is not None:
@@ -134,7 +135,7 @@ def render_images(spec: SceneSpec, poses: list[Pose], K: np.ndarray, width: int,
             "irradiance": {"type": "bitmap", "bitmap": mi.Bitmap(projector["pattern"]),
                            "raw": True, "filter_type": "nearest"}}
     for i, pose in enumerate(poses):
-        scene[f"sensor{i}"] = _sensor(pose, K, width, height, spp, spec.seed + i, "gaussian")
+        scene[f"sensor{i}"] = _sensor(pose, K, width, height, spp, spec.seed + i, "box")
     loaded = mi.load_dict(scene)
     return [np.array(mi.render(loaded, sensor=i, seed=spec.seed + i), dtype=np.float32)[..., :3]
             for i in range(len(poses))]
