@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import numpy as np
 
-#: auto exposure puts this percentile of the left image at EXPOSURE_TARGET digital numbers
-EXPOSURE_PERCENTILE, EXPOSURE_TARGET = 99.0, 200.0
+#: the IR auto exposure brings the left image's mean to IR_MEAN_TARGET digital numbers (near
+#: bright surfaces may saturate, as on the device); colour: this percentile to 90% of white
+IR_MEAN_TARGET = 70.0
+EXPOSURE_PERCENTILE = 99.0
 
 
 def expose_ir(left: np.ndarray, right: np.ndarray, rng: np.random.Generator,
@@ -14,8 +16,8 @@ def expose_ir(left: np.ndarray, right: np.ndarray, rng: np.random.Generator,
     """Two radiance images (H, W, 3) -> 8-bit mono IR images with one shared exposure (the
     imagers are synchronised), Poisson-like shot noise and Gaussian read noise."""
     mono = [image.mean(axis=2) if image.ndim == 3 else image for image in (left, right)]
-    level = float(np.percentile(mono[0], EXPOSURE_PERCENTILE))
-    gain = EXPOSURE_TARGET / level if level > 1e-9 else 1.0
+    level = float(mono[0].mean())
+    gain = IR_MEAN_TARGET / level if level > 1e-9 else 1.0
     out = []
     for image in mono:
         signal = np.clip(image * gain, 0.0, None)

@@ -64,7 +64,7 @@ def generate_scene(seed: int, config: dict) -> SceneSpec:
     else:
         camera, spots = _room(rng, config["room"], objects)
     _place_objects(rng, config, spots, objects)
-    lights = _lights(rng, config["lights"], spots["centre"])
+    lights = _lights(rng, config["lights"], spots)
     low, high = config["lights"]["ambient"]
     return SceneSpec(int(seed), kind, objects, lights, float(rng.uniform(low, high)), camera,
                      float(rng.uniform(*config["projector"]["power"])))
@@ -127,8 +127,11 @@ def _room(rng, cfg: dict, objects: list) -> tuple[Pose, dict]:
     origin = np.array([rng.uniform(-0.3, 0.3) * sx, -sy * 0.85, camera_height])
     target = np.array([rng.uniform(-0.4, 0.4) * sx, rng.uniform(-0.3, 0.5) * sy,
                        rng.uniform(0.2, 1.0)])
+    # lights inside the closed room (under the ceiling), not outside it
     spots = {"centre": np.array([target[0], target[1], 0.0]),
-             "half": np.array([sx * 0.6, sy * 0.5]), "floor_z": 0.0}
+             "half": np.array([sx * 0.6, sy * 0.5]), "floor_z": 0.0,
+             "light_box": (np.array([-sx + 0.3, -sy + 0.3, height * 0.6]),
+                           np.array([sx - 0.3, sy - 0.3, height - 0.15]))}
     return Pose.look_at(origin, target), spots
 
 
@@ -177,11 +180,15 @@ def _shape_params(rng, shape: str, base, size: float) -> dict:
     raise ValueError(f"unknown shape '{shape}': sphere, cube, cylinder, blob")
 
 
-def _lights(rng, cfg: dict, centre: np.ndarray) -> list[dict]:
+def _lights(rng, cfg: dict, spots: dict) -> list[dict]:
     lights = []
     for _ in range(int(rng.integers(cfg["count"][0], cfg["count"][1] + 1))):
-        offset = np.array([rng.uniform(-2, 2), rng.uniform(-2, 1), rng.uniform(1.2, 2.5)])
+        if "light_box" in spots:
+            position = rng.uniform(*spots["light_box"])
+        else:
+            position = spots["centre"] + np.array([rng.uniform(-2, 2), rng.uniform(-2, 1),
+                                                   rng.uniform(1.2, 2.5)])
         tint = rng.uniform(0.8, 1.0, 3)
-        lights.append({"position": centre + offset,
+        lights.append({"position": position,
                        "intensity": [float(v) for v in tint * rng.uniform(*cfg["intensity"])]})
     return lights
