@@ -77,7 +77,7 @@ def real_depths() -> list[tuple[str, np.ndarray]]:
                 continue
             seen.add(key)
             depth = raw.astype(np.float32) / 1000.0
-            depth[(raw == 0) | (raw > 20000) | (raw < 50)] = np.nan  # folder 3's garbage
+            depth[(raw == 0) | (raw >= 65000) | (raw < 50)] = np.nan  # folder 3's garbage
             out.append((f"{root.name}/{folder.name}", depth))
     return out
 
@@ -120,7 +120,7 @@ def print_table(real: dict, sim: dict, n_real: int, n_sim: int, camera: str) -> 
         print(f"{'hole px in holes of ' + name + ' px':34s} {r:12.3f} {s:16.3f} {abs(r - s):8.3f}")
 
 
-def write_picture(frame, path: Path, width: int = 320) -> None:
+def write_picture(frame, path: Path, width: int = 240) -> None:
     """colour | left IR | simulated depth | ground truth, each `width` wide."""
     height = width * frame.rgb.shape[0] // frame.rgb.shape[1]
     top = float(np.nanpercentile(frame.depth_gt, 98))

@@ -62,7 +62,7 @@ def render_job(job: FrameJob) -> dict[str, bytes]:
     camera = camera_model(job.camera)
     if (job.width, job.height) != (camera.width, camera.height):
         camera = camera.at_resolution(job.width, job.height)
-    frame = simulate_frame(job.seed, camera, job.config)
+    frame = simulate_frame(job.seed, camera, job.config, ir_truth=False)
     K = "\n".join(" ".join(f"{v:.6f}" for v in row) for row in frame.K) + "\n"
     meta = {"seed": job.seed, "camera": job.camera, "scene": frame.scene_kind,
             "width": job.width, "height": job.height, "depth_scale": DEPTH_SCALE,

@@ -28,16 +28,18 @@ class SimFrame:
     labels: np.ndarray         # uint8 material label, colour frame
     K: np.ndarray              # colour camera matrix
     depth_ir: np.ndarray       # the simulated sensor in the left imager's frame (pre-registration)
-    depth_ir_gt: np.ndarray
-    labels_ir: np.ndarray
+    depth_ir_gt: np.ndarray | None
+    labels_ir: np.ndarray | None
     K_ir: np.ndarray
     scene_kind: str = ""
     seconds: dict = field(default_factory=dict)
 
 
 def simulate_frame(seed: int, camera: CameraModel, config: dict,
-                   scene: SceneSpec | None = None) -> SimFrame:
-    """Frame `seed` (its scene drawn from `config` unless `scene` is given)."""
+                   scene: SceneSpec | None = None, ir_truth: bool = True) -> SimFrame:
+    """Frame `seed` (its scene drawn from `config` unless `scene` is given). `ir_truth`:
+    also the truth in the left imager's frame (else depth_ir_gt and labels_ir are None
+    where the colour camera is elsewhere; the data command does not write them)."""
     spec = scene if scene is not None else generate_scene(seed, config)
     quality, ir_cfg = config["quality"], config["ir"]
     w, h = camera.width, camera.height
@@ -68,11 +70,14 @@ def simulate_frame(seed: int, camera: CameraModel, config: dict,
     seconds["render"] = time.process_time() - clock
 
     clock = time.process_time()
-    depth_ir_gt, labels_ir = render.render_geometry(spec, left_pose, K_ir, w, h)
-    if camera.projector or camera.color_offset_m != 0.0:
+    separate = camera.projector or camera.color_offset_m != 0.0  # colour is not the left imager
+    if separate:
         depth_gt, labels = render.render_geometry(spec, color_pose, K_color, w, h)
+        depth_ir_gt, labels_ir = (render.render_geometry(spec, left_pose, K_ir, w, h)
+                                  if ir_truth else (None, None))
     else:
-        depth_gt, labels = depth_ir_gt, labels_ir
+        depth_gt, labels = render.render_geometry(spec, left_pose, K_ir, w, h)
+        depth_ir_gt, labels_ir = depth_gt, labels
     seconds["geometry"] = time.process_time() - clock
 
     clock = time.process_time()
