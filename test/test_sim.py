@@ -209,3 +209,18 @@ def test_camera_names_and_bad_config(tmp_path):
     bad.write_text("scene_kinds: {tabletop: 1}\n")
     with pytest.raises(SimConfigError, match="lacks objects_per_scene"):
         load_sim_config(bad)
+
+
+@needs_renderer
+def test_labels_of_objects_sharing_a_material():
+    """Mitsuba merges meshes with equal BSDFs into one unnamed shape unless told not to:
+    two mirror boxes must still both be labelled (a KeyError once stopped a data run)."""
+    from lingbot_depth_ros.sim.render import render_geometry
+    from sim_scenes import _box
+    scene = occluder_scene()
+    scene.objects[1:] = [_box("a", (-0.15, 0.6, 0.0), (0.05, 0.05, 0.05), {"kind": "mirror"}),
+                         _box("b", (0.15, 0.6, 0.0), (0.05, 0.05, 0.05), {"kind": "mirror"})]
+    cam = camera_model("d435").at_resolution(80, 60)
+    _, labels = render_geometry(scene, scene.camera, cam.ir_K(), 80, 60)
+    mirror = labels == LABELS["mirror"]
+    assert mirror[:, :40].any() and mirror[:, 40:].any()

@@ -149,7 +149,8 @@ def render_geometry(spec: SceneSpec, pose: Pose, K: np.ndarray, width: int,
     scene = {"type": "scene", "integrator": {"type": "aov", "aovs": "pos:position,idx:shape_index"},
              "sensor": _sensor(pose, K, width, height, 1, spec.seed, "box")}
     scene.update(_shapes(spec))
-    loaded = mi.load_dict(scene)
+    # optimize=False: Mitsuba would merge meshes sharing a BSDF into one shape without an id
+    loaded = mi.load_dict(scene, optimize=False)
     image = np.array(mi.render(loaded, seed=spec.seed), dtype=np.float64)
     index = np.rint(image[..., 3]).astype(np.int64)
     kinds = {obj["name"]: obj["material"]["kind"] for obj in spec.objects}
