@@ -92,3 +92,22 @@ def test_dask_cluster_renders_the_same_frames(tmp_path, capsys):
     a = read_raw_depth(tmp_path / "dask" / "000000" / "raw_depth.png")
     b = read_raw_depth(tmp_path / "local" / "000000" / "raw_depth.png")
     np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--config", "nope.yaml"], "cannot read simulator config nope.yaml"),
+    (["--frames", "0"], "--frames"),
+    (["--camera", "d999"], "invalid choice: 'd999'"),
+])
+def test_bad_options_are_one_line_errors(tmp_path, capsys, args, message):
+    code = main(["simulate", "--out", str(tmp_path / "s"), *args, *SMALL]) if args[0] == "--config" \
+        else _parse_error(["simulate", "--out", str(tmp_path / "s"), *args])
+    err = capsys.readouterr().err
+    assert code == 2 and message in err and "Traceback" not in err
+    assert not (tmp_path / "s").exists() or not any((tmp_path / "s").iterdir())
+
+
+def _parse_error(argv) -> int:
+    with pytest.raises(SystemExit) as stop:
+        main(argv)
+    return stop.value.code
