@@ -64,6 +64,18 @@ def bench_mitsuba(width: int, height: int, spp: int) -> dict:
 def bench_blender(width: int, height: int, spp: int) -> dict:
     import bpy
 
+    scene, cameras = _blender_scene(bpy, width, height, spp)
+    out = Path("/tmp") / "bench_sim_blender.png"
+    scene.render.filepath = str(out)
+    cpu, wall = time.process_time(), time.perf_counter()
+    for camera in cameras:
+        scene.camera = camera
+        bpy.ops.render.render(write_still=True)
+    return {"cpu_s": time.process_time() - cpu, "wall_s": time.perf_counter() - wall}
+
+
+def _blender_scene(bpy, width: int, height: int, spp: int):
+    """The test scene in Cycles (CPU, one thread); returns (scene, [left, right] cameras)."""
     bpy.ops.wm.read_factory_settings(use_empty=True)
     scene = bpy.context.scene
     scene.render.engine = "CYCLES"
@@ -120,13 +132,7 @@ def bench_blender(width: int, height: int, spp: int) -> dict:
         bpy.ops.object.camera_add(location=(x, -1.0, 0.6), rotation=(math.radians(65), 0, 0))
         cameras.append(bpy.context.object)
         bpy.context.object.data.angle = math.radians(87)
-    out = Path("/tmp") / "bench_sim_blender.png"
-    scene.render.filepath = str(out)
-    cpu, wall = time.process_time(), time.perf_counter()
-    for camera in cameras:
-        scene.camera = camera
-        bpy.ops.render.render(write_still=True)
-    return {"cpu_s": time.process_time() - cpu, "wall_s": time.perf_counter() - wall}
+    return scene, cameras
 
 
 def main() -> int:
