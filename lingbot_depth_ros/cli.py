@@ -25,6 +25,7 @@ COMMAND_MODULES = (
     "bag",          # bag process | eval | viz | make-demo
     "train",        # fine-tuning
     "capture",      # direct RealSense capture
+    "simulate",     # synthetic frames with a stereo camera's holes
     "demo",         # the README's main job
 )
 

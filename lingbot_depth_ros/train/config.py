@@ -26,10 +26,11 @@ TrainConfigError = error_class("TrainConfigError", "bad_train_config", ValueErro
 
 @dataclass
 class SourceConfig:
-    """One data source: a folder of capture folders, or a rosbag2 recording."""
+    """One data source: a folder of capture folders, a rosbag2 recording, or the output of
+    `lingbot-depth simulate` (capture folders with ground truth)."""
 
     path: str
-    kind: str = "captures"  #: "captures" (examples layout) or "rosbag2"
+    kind: str = "captures"  #: "captures" (examples layout), "rosbag2" or "synthetic"
     name: str = ""  #: defaults to the path's last component
     weight: float = 1.0  #: sampling weight relative to the other sources
     depth_scale: float = 0.001  #: metres per raw depth unit (16-bit PNGs, 16UC1 topics)
@@ -39,10 +40,16 @@ class SourceConfig:
     info_topic: str = ""
     every_n: int = 1
     max_frames: int = 0  #: 0 = all
+    #: synthetic only: loss weight of the pixels the simulated sensor missed or got more than
+    #: 10% wrong, against 1 for the pixels it measured (the loss is on ground truth everywhere)
+    hole_weight: float = 4.0
 
     def __post_init__(self) -> None:
-        if self.kind not in ("captures", "rosbag2"):
-            raise TrainConfigError(f"source kind must be 'captures' or 'rosbag2', got '{self.kind}'")
+        if self.kind not in ("captures", "rosbag2", "synthetic"):
+            raise TrainConfigError(f"source kind must be 'captures', 'rosbag2' or 'synthetic', "
+                                   f"got '{self.kind}'")
+        if not self.hole_weight > 0:
+            raise TrainConfigError(f"source {self.path}: hole_weight must be positive, got {self.hole_weight}")
         if not self.weight > 0:
             raise TrainConfigError(f"source {self.path}: weight must be positive, got {self.weight}")
         if self.every_n < 1 or self.max_frames < 0:

@@ -19,6 +19,7 @@ from ..core.frame import RGBDFrame
 from .augment import View, augment
 from .config import DataConfig, HoldoutConfig, SourceConfig, TrainConfig, TrainConfigError
 from .masking import mask_sample
+from .synthetic import load_truth, synthetic_sample
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +32,8 @@ class FrameRef:
     name: str  #: the capture folder's name (a frame index for extracted bag frames)
     folder: Path
     depth_scale: float
+    synthetic: bool = False  #: a simulate folder: ground truth beside the sensor depth
+    hole_weight: float = 1.0  #: synthetic: loss weight of the pixels the sensor missed
 
     @property
     def key(self) -> str:
@@ -52,7 +55,9 @@ def source_frames(source: SourceConfig, data: DataConfig, cache_dir: Path) -> li
     folders = find_captures(source.path)[::source.every_n]
     if source.max_frames:
         folders = folders[:source.max_frames]
-    return [FrameRef(source.name, f.name, f, source.depth_scale) for f in folders]
+    synthetic = source.kind == "synthetic"
+    return [FrameRef(source.name, f.name, f, source.depth_scale, synthetic,
+                     source.hole_weight if synthetic else 1.0) for f in folders]
 
 
 def is_held_out(ref: FrameRef, holdout: HoldoutConfig) -> bool:
@@ -121,17 +126,29 @@ class MaskedSamples(torch.utils.data.Dataset):
         frames = self.train[int(rng.choice(len(self.train), p=self.weights))]
         return frames[int(rng.integers(len(frames)))]
 
+    def truth(self, ref: FrameRef) -> np.ndarray:
+        """Ground-truth depth of a synthetic frame, cached beside the frame."""
+        key = ("truth", ref)
+        if key not in self._cache:
+            self._cache[key] = load_truth(ref.folder, self.cfg.data)[0]
+        return self._cache[key]
+
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         rng = np.random.default_rng([self.cfg.seed, int(index)])
-        frame = self.frame(self.pick(rng))
+        ref = self.pick(rng)
+        frame = self.frame(ref)
+        if ref.synthetic:
+            return synthetic_sample(frame, self.truth(ref), ref.hole_weight, self.cfg, rng)
         view = augment(View(frame.rgb, frame.depth, frame.K), self.cfg.data.crop_size,
                        self.cfg.augment, rng)
         masked = mask_sample(view.depth, self.cfg.masking, rng)
+        target = np.nan_to_num(view.depth, nan=0.0)
         return {
             "rgb": torch.from_numpy(view.rgb).permute(2, 0, 1).float().div_(255.0),
             "depth": torch.from_numpy(masked.input_depth),
             "keep": torch.from_numpy(masked.keep),
-            "target": torch.from_numpy(np.nan_to_num(view.depth, nan=0.0)),
+            "target": torch.from_numpy(target),
+            "weight": torch.from_numpy((target > 0).astype(np.float32)),
             "K": torch.from_numpy(view.K),
         }
 

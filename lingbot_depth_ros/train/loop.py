@@ -1,5 +1,6 @@
 """The training loop: masked depth modelling on the user's own RGB-D data (L1 on valid target
-pixels, DDP, gradient accumulation; rank 0 logs, checkpoints and evaluates)."""
+pixels), and supervised samples from synthetic frames (L1 on ground truth, weighted toward the
+sensor's misses); DDP, gradient accumulation; rank 0 logs, checkpoints and evaluates."""
 
 from __future__ import annotations
 
@@ -53,16 +54,20 @@ def initial_model(cfg: TrainConfig) -> LingBotDepth:
     return build_model(config)
 
 
-def masked_l1(pred: torch.Tensor, target: torch.Tensor, space: str) -> torch.Tensor:
-    """Mean |pred - target| over pixels with a valid target (> 0); metres or log depth."""
-    valid = target > 0
+def weighted_l1(pred: torch.Tensor, target: torch.Tensor, weight: torch.Tensor,
+                space: str) -> torch.Tensor:
+    """Weighted mean |pred - target| (metres or log depth) over pixels with a valid target (>
+    0): real samples weigh every valid pixel 1 (masked L1), synthetic ones weigh the sensor's
+    misses more. where(), not a product alone: an overflowing prediction on an invalid pixel
+    must not give NaN."""
+    valid = (target > 0) & (weight > 0)
     if space == "log":
         diff = torch.log(pred.clamp_min(1e-6)) - torch.log(torch.where(valid, target, 1.0))
     else:
         diff = pred - target
-    # where(), not a product: an overflowing prediction on an invalid pixel must not give NaN
-    total = torch.where(valid, diff.abs(), torch.zeros_like(diff)).sum()
-    return total / valid.sum().clamp_min(1)
+    w = torch.where(valid, weight, torch.zeros_like(weight))
+    total = torch.where(valid, diff.abs() * w, torch.zeros_like(diff)).sum()
+    return total / w.sum().clamp_min(1e-6)
 
 
 class Trainer:
@@ -130,7 +135,8 @@ class Trainer:
                 out = self.model(batch["rgb"].to(dev, non_blocking=True),
                                  batch["depth"].to(dev, non_blocking=True),
                                  num_tokens=self.tokens, masking=self.cfg.depth_token_masking)
-            loss = masked_l1(out["depth"].float(), batch["target"].to(dev), self.cfg.loss_space)
+            loss = weighted_l1(out["depth"].float(), batch["target"].to(dev),
+                               batch["weight"].to(dev), self.cfg.loss_space)
             (loss / self.cfg.accumulate).backward()
         return float(loss.detach()) / self.cfg.accumulate
 

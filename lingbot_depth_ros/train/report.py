@@ -60,7 +60,11 @@ class HeldoutEvaluator:
 
     def __init__(self, cfg: TrainConfig, frames: list[FrameRef], device: torch.device,
                  resume_step: int | None = None) -> None:
-        self.cfg, self.frames = cfg, frames
+        # the protocol runs on real frames (synthetic ones where there are none); held-out
+        # synthetic frames get the per-material evaluation against their ground truth
+        self.synthetic, self.heldout = [f for f in frames if f.synthetic], frames
+        self.cfg, self.frames = cfg, [f for f in frames if not f.synthetic] or frames
+        self._start: Path | None = None
         self.device = "cuda" if device.type == "cuda" else "cpu"
         self.dir = Path(cfg.out_dir) / "report"
         self.dir.mkdir(parents=True, exist_ok=True)
@@ -82,6 +86,7 @@ class HeldoutEvaluator:
         return results, True
 
     def before(self, start_checkpoint: Path) -> dict:
+        self._start = start_checkpoint
         results, fresh = self._cached("before", lambda: self._run(start_checkpoint))
         if fresh:
             self.log.write({"step": 0, **flatten(results)})
@@ -96,6 +101,19 @@ class HeldoutEvaluator:
         with self.model_engine(checkpoint) as engine:
             return evaluate(engine, self.frames, self.cfg)
 
+    def materials(self, final: Path) -> dict:
+        """Per-material masked RMSE on the held-out synthetic frames: before, after, baselines."""
+        from .synthetic import material_rmse
+
+        out = {}
+        for name, checkpoint in (("before", self._start), ("after", final)):
+            if checkpoint is not None:
+                with self.model_engine(checkpoint) as engine:
+                    out[name] = material_rmse(engine, self.synthetic, self.cfg.data)
+        for name in self.cfg.eval.baselines:
+            out[name] = material_rmse(create_engine(name), self.synthetic, self.cfg.data)
+        return out
+
     def baselines(self) -> dict:
         return {name: self._cached(f"baseline_{name}",
                                    lambda n=name: evaluate(create_engine(n), self.frames, self.cfg))[0]
@@ -107,12 +125,14 @@ class HeldoutEvaluator:
         report = {
             "steps": step, "final_checkpoint": str(final),
             "start": self.cfg.model.checkpoint or f"random init of model.config={self.cfg.model.config!r}",
-            "heldout_frames": [f.key for f in self.frames],
+            "heldout_frames": [f.key for f in self.heldout],
             "train_frames": [f.key for frames in split.train for f in frames],
             "levels": list(self.cfg.eval.levels), "seeds": list(self.cfg.eval.seeds),
             "before": before, "after": after, "baselines": self.baselines(),
             "summary": {"before": flatten(before), "after": flatten(after)},
         }
+        if self.synthetic:
+            report["materials"] = self.materials(final)
         (self.dir / "report.json").write_text(json.dumps(report, indent=1))
         (self.dir / "report.md").write_text(markdown(report))
         log.info("held-out mean masked RMSE: before %.4f m, after %.4f m",
@@ -138,4 +158,7 @@ def markdown(report: dict) -> str:
                      f"{a - b:+.4f} {'better' if better else 'worse' if a != b else 'same'}",
                      *(f"{base[n][level]['masked'][metric]:.4f}" for n in base)]
             lines.append("| " + " | ".join(cells) + " |")
+    if "materials" in report:
+        from .synthetic import materials_markdown
+        lines += materials_markdown(report["materials"])
     return "\n".join(lines) + "\n"
