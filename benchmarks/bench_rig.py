@@ -1,7 +1,7 @@
 """One rig node against one node per camera, with the same engine, measured side by side.
 
     python benchmarks/bench_rig.py [--cameras 1,2,3,4] [--rates 15,30] [--seconds 10]
-        [--level 9] [--window-ms 10] [--phase sync|spread] [--json F]
+        [--level 9] [--window-ms 10] [--phase sync|spread] [--engine onnxruntime|guided] [--json F]
 
 For each number of cameras N and camera rate: this process is N cameras (the shipped
 640x480 captures, colour rgb8 + depth 16UC1 + camera info, published reliable and
@@ -17,6 +17,9 @@ and their resident memory in total at the end of the run; then the rig against t
 nodes (memory, CPU per pair, pairs lost) and each camera's p95 against a rig of one at that
 rate. --phase sync: every camera's frames go out at the same instants (a triggered rig);
 spread: camera k is k/N of a period late (free-running cameras, the worst case for batching).
+--engine guided: the classical engine instead (frame by frame, no model), where the test model
+on ONNX Runtime is slower than the cameras on this CPU: the rig against separate nodes when
+the engine keeps up.
 """
 
 from __future__ import annotations
@@ -97,8 +100,9 @@ def stream(cameras: list[RigCamera], rate: float, seconds: float, phase: str) ->
 
 
 def node_command(args, onnx: Path, extra: list[str]) -> list[str]:
-    return [sys.executable, str(ROOT / "scripts" / "lingbot_depth_node"), "--ros-args",
-            "-p", "engine:=onnxruntime", "-p", f"onnx:={onnx}", "-p", f"resolution_level:={args.level}",
+    engine = (["-p", "engine:=onnxruntime", "-p", f"onnx:={onnx}", "-p", f"resolution_level:={args.level}"]
+              if args.engine == "onnxruntime" else ["-p", f"engine:={args.engine}"])
+    return [sys.executable, str(ROOT / "scripts" / "lingbot_depth_node"), "--ros-args", *engine,
             "-p", "qos:=reliable", "-p", "fallback:=none", "-p", f"batch_window_ms:={args.window_ms}",
             *extra]
 
@@ -210,6 +214,8 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=10.0, help="length of one measured run")
     parser.add_argument("--level", type=int, default=0,
                         help="resolution_level of model and node (0: the fewest tokens)")
+    parser.add_argument("--engine", default="onnxruntime", choices=("onnxruntime", "guided"),
+                        help="the engine of every node (onnxruntime: the small test model)")
     parser.add_argument("--window-ms", type=float, default=10.0, help="the rig's batch_window_ms")
     parser.add_argument("--phase", default="sync", choices=("sync", "spread"),
                         help="cameras' frames at the same instants, or spread over a period")
