@@ -153,11 +153,12 @@ def trimmed(runs: list[dict]) -> dict:
     return out
 
 
-def peak_rate(camera: Camera, frames: int, low: float = 5.0, high: float = 60.0) -> float:
-    """The highest rate (1 Hz steps) at which all of `frames` pairs come out; `low` if none."""
+def peak_rate(camera: Camera, frames: int, low: int = 5, high: int = 60) -> float:
+    """The highest rate (1 Hz steps, bisection between `low` and `high`) at which all of
+    `frames` pairs come out; 0 if none above `low` does."""
     best = 0.0
-    while high - low >= 1.0:
-        rate = round((low + high) / 2)
+    while high - low > 1:
+        rate = (low + high) // 2  # strictly between: the search always narrows
         stamps = camera.stream(rate, frames)
         if not camera.short and camera.all_out(stamps):  # the camera held the rate, none lost
             best, low = rate, rate
