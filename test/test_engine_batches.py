@@ -3,7 +3,6 @@ stated tolerance, with frames of different hole patterns (so different counts of
 tokens) in one batch. torch and ONNX Runtime run one network call per batch; guided and the
 classical engines run a batch frame by frame (TensorRT: test_tensorrt_batches.py)."""
 
-import logging
 
 import numpy as np
 import onnx
@@ -19,6 +18,7 @@ from lingbot_depth_ros.engines.ort_cpu import prepare_cpu_graph
 from lingbot_depth_ros.model import save_checkpoint
 from lingbot_depth_ros.model.export import MAX_BATCH_KEY, OUTPUT_NAMES, export_onnx
 from lingbot_depth_ros.model.network import depth_patch_validity
+from log_capture import listening
 from tiny_models import (ORT_THREADS, assert_close, assert_same_prediction, capture,
                          frame_tensors, ort_session, tiny_model)
 
@@ -133,7 +133,7 @@ def test_fixing_the_batch_of_a_static_graph_to_another_size_is_refused(tmp_path,
 @pytest.mark.numerics
 def test_onnxruntime_batches_give_each_frame_its_single_frame_depth(batched_onnx, frames,
                                                                     caplog):
-    with caplog.at_level(logging.INFO, logger="lingbot_depth_ros.engines.onnx_engine"):
+    with listening(caplog, "lingbot_depth_ros.engines.onnx_engine"):
         engine = create_engine("onnxruntime", onnx=batched_onnx, providers="cpu",
                                refine_measured=True, threads=ORT_THREADS)
         plain = ort_session(batched_onnx)

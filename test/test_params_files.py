@@ -13,6 +13,7 @@ import yaml
 from bag_helpers import make_demo, read_bag, run_cli
 from docs_commands import DocCommand
 from docs_runner import PREFIX, command_env, run_beside_driver
+from log_capture import listening
 from lingbot_depth_ros.core.config import load_params_file, node_values
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -49,16 +50,9 @@ def test_params_file_reads_nested_keys_as_rcl_does(tmp_path):
 def test_bag_process_takes_the_nodes_replay_params(tmp_path, capsys, caplog):
     bag = make_demo(tmp_path, "in.mcap", repeat=1)
     params = replay_params(tmp_path)
-    # launch (imported by the upstream tier's tests) makes every later logger a LaunchLogger
-    # that does not propagate to the root, where caplog listens: listen on the command's own.
-    logger = logging.getLogger("lingbot_depth_ros.commands.bag")
-    logger.addHandler(caplog.handler)
-    try:
-        with caplog.at_level(logging.WARNING):
-            rc, out, err = run_cli(["bag", "process", str(bag), str(tmp_path / "out.mcap"),
-                                    "--params", str(params), "--no-progress"], capsys)
-    finally:
-        logger.removeHandler(caplog.handler)
+    with listening(caplog, "lingbot_depth_ros.commands.bag", logging.WARNING):
+        rc, out, err = run_cli(["bag", "process", str(bag), str(tmp_path / "out.mcap"),
+                                "--params", str(params), "--no-progress"], capsys)
     assert rc == 0, err
     warned = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
     assert any("'colour_topic' is not a parameter" in w for w in warned), warned
