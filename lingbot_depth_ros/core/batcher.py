@@ -23,9 +23,8 @@ from collections import Counter
 import time
 from typing import Any, Callable, Hashable, Sequence
 
-from .errors import LingbotDepthError
 from .pairing import DropCounter
-from .runner import BURST_BUDGET_S, Admission
+from .runner import BURST_BUDGET_S, Admission, hand_over, run_guarded
 
 _POLL_S = 0.2
 #: a lane that admitted nothing for this long is not waited for
@@ -221,13 +220,7 @@ class BatchRunner:
             lane.admission.served(elapsed)
 
     def _hand_over(self, entry) -> bool:
-        while not self._closing.is_set():
-            try:
-                self._handover.put(entry, timeout=_POLL_S)
-                return True
-            except queue.Full:
-                continue
-        return False
+        return hand_over(self._handover, self._closing, entry)
 
     # -- stage 2 ---------------------------------------------------------------------------
     def _run_outputs(self) -> None:
@@ -281,16 +274,7 @@ def complete_grouped(entries: list[tuple[Any, Any]], key: Callable[[Any], Hashab
 def _guarded(owner, warn: Callable[[str], None], stage: Callable, *args) -> tuple[bool, Any]:
     """(True, the stage's result), or the item counted in `owner.drops` under the error's
     reason and (False, None)."""
-    cost = getattr(owner, "cost", 2)
-    try:
-        return True, stage(*args)
-    except LingbotDepthError as exc:
-        owner.drops.add(exc.reason, cost)
-        warn(f"{_who(owner)}dropped a frame pair ({exc.reason}): {exc}")
-    except Exception as exc:  # a bug must cost one frame, never the runner
-        owner.drops.add("internal_error", cost)
-        warn(f"{_who(owner)}dropped a frame pair (internal_error): {type(exc).__name__}: {exc}")
-    return False, None
+    return run_guarded(owner.drops, getattr(owner, "cost", 2), warn, stage, *args, who=_who(owner))
 
 
 def _who(owner) -> str:

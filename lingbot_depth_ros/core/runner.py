@@ -236,13 +236,7 @@ class FrameRunner:
             self.admission.served(time.perf_counter() - taken)
 
     def _hand_over(self, result) -> bool:
-        while not self._closing.is_set():
-            try:
-                self._handover.put(result, timeout=_POLL_S)
-                return True
-            except queue.Full:
-                continue
-        return False
+        return hand_over(self._handover, self._closing, result)
 
     def _run_outputs(self) -> None:
         while not self._closing.is_set():
@@ -267,17 +261,34 @@ class FrameRunner:
             self._in_flight -= 1
 
     def _guarded(self, stage: Callable, arg) -> tuple[bool, Any]:
-        """Run one stage for one item: (True, its result), or count the item under the
-        error's reason and return (False, None)."""
+        return run_guarded(self._drops, self._cost, self._warn, stage, arg)
+
+
+def run_guarded(drops: DropCounter, cost: int, warn: Callable[[str], None], stage: Callable,
+                *args, who: str = "") -> tuple[bool, Any]:
+    """Run one stage for one item: (True, its result), or count the item (`cost` images) in
+    `drops` under the error's reason, warn (`who` first) and return (False, None)."""
+    try:
+        return True, stage(*args)
+    except LingbotDepthError as exc:
+        drops.add(exc.reason, cost)
+        warn(f"{who}dropped a frame pair ({exc.reason}): {exc}")
+    except Exception as exc:  # a bug must cost one frame, never the runner
+        drops.add("internal_error", cost)
+        warn(f"{who}dropped a frame pair (internal_error): {type(exc).__name__}: {exc}")
+    return False, None
+
+
+def hand_over(handover: queue.Queue, closing: threading.Event, item) -> bool:
+    """Put `item` into the one-item hand-over between two stages, waiting while it is full;
+    False once `closing` is set."""
+    while not closing.is_set():
         try:
-            return True, stage(arg)
-        except LingbotDepthError as exc:
-            self._drops.add(exc.reason, self._cost)
-            self._warn(f"dropped a frame pair ({exc.reason}): {exc}")
-        except Exception as exc:  # a bug must cost one frame, never the runner
-            self._drops.add("internal_error", self._cost)
-            self._warn(f"dropped a frame pair (internal_error): {type(exc).__name__}: {exc}")
-        return False, None
+            handover.put(item, timeout=_POLL_S)
+            return True
+        except queue.Full:
+            continue
+    return False
 
 
 class StageClock:

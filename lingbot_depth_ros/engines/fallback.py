@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Callable
+from typing import Any, Callable
 
 from ..core.errors import EngineFailedError
 from ..core.frame import CompletionResult, RGBDFrame
@@ -93,17 +93,23 @@ class EngineFallback:
 
     # -- running --------------------------------------------------------------------------
     def complete(self, frame: RGBDFrame, input_errors: tuple) -> CompletionResult:
+        return self._call(lambda: self.engine.complete(frame), input_errors)
+
+    def _call(self, call: Callable[[], Any], input_errors: tuple) -> Any:
+        """`call()` (which reads `self.engine` when it runs), under the fallback policy: a
+        neural engine failing on other than bad input is replaced (or stops us) and `call`
+        runs again on its replacement."""
         if self.failure:
             raise EngineFailedError(self.failure)
         try:
-            return self.engine.complete(frame)
+            return call()
         except input_errors:
             raise
         except Exception as exc:
             if self.engine.name in CLASSICAL_ENGINES:
                 raise
             self._failed(f"engine '{self.engine.name}' failed at run time: {type(exc).__name__}: {exc}", exc)
-            return self.engine.complete(frame)
+            return call()
 
     def _failed(self, reason: str, exc: Exception) -> None:
         """The engine failed at run time: fall back to guided, or stop (fallback none:
@@ -128,17 +134,7 @@ class EngineFallback:
         as `complete` (a failing neural engine is replaced for this batch and the rest)."""
         if len(frames) == 1:
             return [self.complete(frames[0], input_errors)]
-        if self.failure:
-            raise EngineFailedError(self.failure)
-        try:
-            return _batched(self.engine, frames)
-        except input_errors:
-            raise
-        except Exception as exc:
-            if self.engine.name in CLASSICAL_ENGINES:
-                raise
-            self._failed(f"engine '{self.engine.name}' failed at run time: {type(exc).__name__}: {exc}", exc)
-            return _batched(self.engine, frames)
+        return self._call(lambda: _batched(self.engine, frames), input_errors)
 
     def close(self) -> None:
         """Close the engines this object made (a given engine is closed by its giver)."""

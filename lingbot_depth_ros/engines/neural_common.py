@@ -92,3 +92,16 @@ def check_output_shape(name: str, shape, height: int, width: int, what: str,
         raise ModelFileError(f"{what}: output '{name}' has shape {list(shape)}, expected "
                              f"[{'batch' if batch is None else batch}, {height}, {width}] "
                              "(the graph's input size)")
+
+
+def predict_in_runs(run, frames: list[RGBDFrame], timings: dict[str, float],
+                    max_batch: int) -> list[np.ndarray] | None:
+    """`run(frames, timings)` of a graph or plan that takes up to `max_batch` frames, over runs
+    of that many; None (the caller goes frame by frame) where it takes one."""
+    if max_batch < 2:
+        return None
+    predictions = []
+    for start in range(0, len(frames), max_batch):
+        predictions += run(frames[start:start + max_batch], timings)
+    return predictions
+

@@ -15,7 +15,8 @@ from ..core.errors import EngineUnavailableError, ModelFileError
 from ..core.frame import RGBDFrame
 from .base import Engine, stage
 from .neural_common import (DEFAULT_MASK_THRESHOLD, batch_at_graph_size, check_mask_threshold,
-                            check_output_shape, prediction_at_frame_size, prediction_from_outputs)
+                            check_output_shape, prediction_at_frame_size, prediction_from_outputs,
+                            predict_in_runs)
 
 log = logging.getLogger(__name__)
 
@@ -166,12 +167,7 @@ class OnnxRuntimeEngine(Engine):
 
     def _predict_batch(self, frames: list[RGBDFrame], timings: dict[str, float]):
         """Runs of up to max_batch frames each; None (frame by frame) for a batch-1 graph."""
-        if self.max_batch < 2:
-            return None
-        predictions = []
-        for start in range(0, len(frames), self.max_batch):
-            predictions += self._run(frames[start:start + self.max_batch], timings)
-        return predictions
+        return predict_in_runs(self._run, frames, timings, self.max_batch)
 
     def _run(self, frames: list[RGBDFrame], timings: dict[str, float]) -> list[np.ndarray]:
         with stage(timings, "preprocess"):

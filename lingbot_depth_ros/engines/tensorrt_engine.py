@@ -15,7 +15,7 @@ from ..core.errors import EngineUnavailableError, ModelFileError
 from ..core.frame import RGBDFrame
 from .base import Engine, stage
 from .neural_common import (DEFAULT_MASK_THRESHOLD, batch_at_graph_size, check_mask_threshold,
-                            prediction_at_frame_size)
+                            predict_in_runs, prediction_at_frame_size)
 from .trt_build import (cuda_device_index, import_tensorrt, prepare_plan, require_cuda,
                         runtime_identity)
 
@@ -163,12 +163,7 @@ class TensorRTEngine(Engine):
 
     def _predict_batch(self, frames: list[RGBDFrame], timings: dict[str, float]):
         """Runs of up to max_batch frames; None (frame by frame) for a batch-1 plan."""
-        if self.max_batch < 2:
-            return None
-        predictions = []
-        for start in range(0, len(frames), self.max_batch):
-            predictions += self._run(frames[start:start + self.max_batch], timings)
-        return predictions
+        return predict_in_runs(self._run, frames, timings, self.max_batch)
 
     def _run(self, frames: list[RGBDFrame], timings: dict[str, float]) -> list[np.ndarray]:
         n = len(frames)
