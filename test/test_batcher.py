@@ -3,12 +3,14 @@ round-robin fair, no pair waiting longer than the window for a batch, every item
 or counted as dropped in its own lane. Real threads and real time; time bounds are wide
 because the machine may be loaded (a lower bound is exact: the window is waited)."""
 
+import os
 import threading
 import time
+from collections import Counter
 
 import pytest
 
-from lingbot_depth_ros.core.batcher import BatchRunner, Lane
+from lingbot_depth_ros.core.batcher import BatchRunner, Lane, completion_workers
 from lingbot_depth_ros.core.errors import EncodingError
 
 
@@ -44,9 +46,9 @@ class Recorder:
             self.published.append((lane.name, result, time.monotonic()))
 
 
-def runner_of(recorder, lanes, window_s=5.0, max_batch=4):
+def runner_of(recorder, lanes, window_s=5.0, max_batch=4, **kwargs):
     return BatchRunner(lanes, recorder.prepare, recorder.key, recorder.complete, recorder.publish,
-                       warn=lambda text: None, window_s=window_s, max_batch=max_batch)
+                       warn=lambda text: None, window_s=window_s, max_batch=max_batch, **kwargs)
 
 
 def lanes_of(*names, policy="every"):
@@ -210,6 +212,78 @@ def test_close_returns_what_never_reached_the_engine():
     left = runner.close()
     assert not runner.alive()
     assert sum(len(v) for v in left.values()) <= 2
+
+
+class Overlap(Recorder):
+    """A recorder whose calls take `hold` seconds and count how many run at once, overall
+    and per lane (the lane is the item's first letter)."""
+
+    def __init__(self, hold: float) -> None:
+        super().__init__()
+        self.hold, self.now, self.most = hold, Counter(), Counter()
+
+    def complete(self, items):
+        lanes = {str(i)[0] for i in items}
+        with self.lock:
+            for key in ("all", *lanes):
+                self.now[key] += 1
+                self.most[key] = max(self.most[key], self.now[key])
+        time.sleep(self.hold)
+        with self.lock:
+            for key in ("all", *lanes):
+                self.now[key] -= 1
+        return super().complete(items)
+
+
+def test_frame_by_frame_engines_complete_the_cameras_at_once(closing):
+    rec = Recorder()
+    meet = threading.Barrier(3, timeout=5)  # passes only if three calls run at the same time
+    complete = rec.complete
+    rec.complete = lambda items: (meet.wait(), complete(items))[1]
+    runner = runner_of(rec, lanes_of("a", "b", "c"), window_s=30.0, workers=3, parallel=lambda: True)
+    closing(runner)
+    for lane in runner.lanes:
+        lane.put(f"{lane.name}1")
+    assert runner.drain(10)
+    assert sorted(rec.calls) == [["a1"], ["b1"], ["c1"]]
+    assert runner.calls == {1: 3}
+    assert not meet.broken
+
+
+def test_a_camera_is_in_one_call_at_a_time_and_keeps_its_order(closing):
+    rec = Overlap(hold=0.02)
+    runner = runner_of(rec, lanes_of("a", "b"), window_s=0.0, workers=3, parallel=lambda: True)
+    closing(runner)
+    for i in range(8):
+        for lane in runner.lanes:
+            lane.put(f"{lane.name}{i}")
+    assert runner.drain(20)
+    assert rec.most["a"] == 1 and rec.most["b"] == 1
+    assert rec.most["all"] == 2  # the two cameras did overlap
+    for name in "ab":
+        assert [r for n, r, _ in rec.published if n == name] == [f"done {name}{i}" for i in range(8)]
+
+
+def test_an_engine_that_batches_makes_one_call_at_a_time_whatever_the_workers(closing):
+    rec = Overlap(hold=0.05)
+    runner = runner_of(rec, lanes_of("a", "b", "c"), window_s=0.01, workers=3,
+                       parallel=lambda: False)
+    closing(runner)
+    for i in range(4):
+        for lane in runner.lanes:
+            lane.put(f"{lane.name}{i}")
+        time.sleep(0.01)
+    assert runner.drain(20)
+    assert rec.most["all"] == 1
+    assert max(len(call) for call in rec.calls) > 1  # still batched
+    assert sum(len(call) for call in rec.calls) == 12
+
+
+def test_completion_workers_follow_the_cameras_and_the_cpus():
+    cpus = len(os.sched_getaffinity(0))
+    assert completion_workers(0, 3) == min(3, cpus)
+    assert completion_workers(0, 1) == 1
+    assert completion_workers(5, 1) == 5  # set: as given
 
 
 def test_max_batch_must_be_positive():
