@@ -3,14 +3,12 @@ round-robin fair, no pair waiting longer than the window for a batch, every item
 or counted as dropped in its own lane. Real threads and real time; time bounds are wide
 because the machine may be loaded (a lower bound is exact: the window is waited)."""
 
-import os
 import threading
 import time
-from collections import Counter
 
 import pytest
 
-from lingbot_depth_ros.core.batcher import BatchRunner, Lane, completion_workers
+from lingbot_depth_ros.core.batcher import BatchRunner, Lane
 from lingbot_depth_ros.core.errors import EncodingError
 
 
@@ -214,76 +212,49 @@ def test_close_returns_what_never_reached_the_engine():
     assert sum(len(v) for v in left.values()) <= 2
 
 
-class Overlap(Recorder):
-    """A recorder whose calls take `hold` seconds and count how many run at once, overall
-    and per lane (the lane is the item's first letter)."""
+class Slow(Recorder):
+    """A recorder whose calls take `hold` seconds."""
 
     def __init__(self, hold: float) -> None:
         super().__init__()
-        self.hold, self.now, self.most = hold, Counter(), Counter()
+        self.hold = hold
 
     def complete(self, items):
-        lanes = {str(i)[0] for i in items}
-        with self.lock:
-            for key in ("all", *lanes):
-                self.now[key] += 1
-                self.most[key] = max(self.most[key], self.now[key])
         time.sleep(self.hold)
-        with self.lock:
-            for key in ("all", *lanes):
-                self.now[key] -= 1
         return super().complete(items)
 
 
-def test_frame_by_frame_engines_complete_the_cameras_at_once(closing):
-    rec = Recorder()
-    meet = threading.Barrier(3, timeout=5)  # passes only if three calls run at the same time
-    complete = rec.complete
-    rec.complete = lambda items: (meet.wait(), complete(items))[1]
-    runner = runner_of(rec, lanes_of("a", "b", "c"), window_s=30.0, workers=3, parallel=lambda: True)
+def test_an_engine_of_one_frame_a_call_gets_single_frames_each_published_when_done(closing):
+    rec = Slow(hold=0.3)
+    runner = runner_of(rec, lanes_of("a", "b", "c"), window_s=30.0, engine_max_batch=lambda: 1)
     closing(runner)
     for lane in runner.lanes:
         lane.put(f"{lane.name}1")
     assert runner.drain(10)
-    assert sorted(rec.calls) == [["a1"], ["b1"], ["c1"]]
-    assert runner.calls == {1: 3}
-    assert not meet.broken
+    assert sorted(rec.calls) == [["a1"], ["b1"], ["c1"]]  # no 30 s window: one frame a call
+    times = sorted(t for _, _, t in rec.published)
+    assert times[1] - times[0] >= 0.25 and times[2] - times[1] >= 0.25  # not all at the end
 
 
-def test_a_camera_is_in_one_call_at_a_time_and_keeps_its_order(closing):
-    rec = Overlap(hold=0.02)
-    runner = runner_of(rec, lanes_of("a", "b"), window_s=0.0, workers=3, parallel=lambda: True)
+def test_a_batch_is_no_larger_than_the_engine_takes(closing):
+    rec = Recorder()
+    limit = [2]
+    runner = runner_of(rec, lanes_of("a", "b", "c"), window_s=0.05, max_batch=4,
+                       engine_max_batch=lambda: limit[0])
     closing(runner)
-    for i in range(8):
+    rec.gate.clear()
+    for lane in runner.lanes:
+        lane.put(f"{lane.name}1")
+    time.sleep(0.3)
+    limit[0] = 8  # the engine changed (a fallback): read again, the rig's max_batch bounds it
+    for i in range(2, 4):
         for lane in runner.lanes:
             lane.put(f"{lane.name}{i}")
-    assert runner.drain(20)
-    assert rec.most["a"] == 1 and rec.most["b"] == 1
-    assert rec.most["all"] == 2  # the two cameras did overlap
-    for name in "ab":
-        assert [r for n, r, _ in rec.published if n == name] == [f"done {name}{i}" for i in range(8)]
-
-
-def test_an_engine_that_batches_makes_one_call_at_a_time_whatever_the_workers(closing):
-    rec = Overlap(hold=0.05)
-    runner = runner_of(rec, lanes_of("a", "b", "c"), window_s=0.01, workers=3,
-                       parallel=lambda: False)
-    closing(runner)
-    for i in range(4):
-        for lane in runner.lanes:
-            lane.put(f"{lane.name}{i}")
-        time.sleep(0.01)
-    assert runner.drain(20)
-    assert rec.most["all"] == 1
-    assert max(len(call) for call in rec.calls) > 1  # still batched
-    assert sum(len(call) for call in rec.calls) == 12
-
-
-def test_completion_workers_follow_the_cameras_and_the_cpus():
-    cpus = len(os.sched_getaffinity(0))
-    assert completion_workers(0, 3) == min(3, cpus)
-    assert completion_workers(0, 1) == 1
-    assert completion_workers(5, 1) == 5  # set: as given
+    rec.gate.set()
+    assert runner.drain(10)
+    assert len(rec.calls[0]) == 2
+    assert max(len(call) for call in rec.calls) <= 4
+    assert sum(len(call) for call in rec.calls) == 9
 
 
 def test_max_batch_must_be_positive():

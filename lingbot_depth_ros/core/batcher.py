@@ -1,12 +1,6 @@
 """The batching frame runner of a rig, ROS-free: one lane per camera (its own admission
-queue, drops and items in flight), completion workers that gather ready items into one
+queue, drops and items in flight), one completion thread that gathers ready items into one
 engine call, one outputs thread (docs/rig.md).
-
-Engines that batch (neural) run one call at a time. An engine that completes a batch frame
-by frame on the CPU (`parallel()` true: the classical engines, which release the GIL) gains
-nothing from a batch: then up to `workers` calls of one frame each run at once, one per
-camera, so the frames of cameras triggered together do not queue behind each other. A lane
-is in at most one call at a time, so each camera's results leave in the order it sent them.
 
 A batch starts when an item is waiting and closes when every active camera (one that
 admitted an item within the last second; at most `max_batch`) has one waiting or when the
@@ -23,7 +17,6 @@ which `bag process` uses too)."""
 
 from __future__ import annotations
 
-import os
 import queue
 import threading
 from collections import Counter
@@ -36,15 +29,6 @@ from .runner import BURST_BUDGET_S, Admission, hand_over, run_guarded
 _POLL_S = 0.2
 #: a lane that admitted nothing for this long is not waited for
 ACTIVE_S = 1.0
-
-
-def completion_workers(setting: int, cameras: int) -> int:
-    """Completion workers for the `completion_workers` setting: itself, or for 0 one per
-    camera and at most the CPUs this process may run on."""
-    if setting > 0:
-        return int(setting)
-    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return max(1, min(int(cameras), cpus or 1))
 
 
 class Lane:
@@ -110,39 +94,34 @@ class BatchRunner:
     `complete(list_of_prepared) -> list_of_results` per group; stage 2: `publish(lane,
     result)`. A LingbotDepthError drops the item under its reason in its lane; any other
     exception as `internal_error`. `warn(text)` reports each drop (the caller throttles).
-    `parallel()` is read before each call: true while the engine runs frames on `workers`
-    threads at once (see the module doc)."""
+    A batch holds at most `max_batch` items and at most `engine_max_batch()` (read before
+    each batch: the engine in use may change), the most the engine takes in one network call:
+    an engine that would run a batch frame by frame gets one frame a call, so each frame's
+    outputs leave as soon as it is done instead of with the batch's last."""
 
     def __init__(self, lanes: Sequence[Lane], prepare: Callable[[Lane, Any], Any],
                  key: Callable[[Any], Hashable], complete: Callable[[list], list],
                  publish: Callable[[Lane, Any], None], warn: Callable[[str], None],
                  window_s: float = 0.01, max_batch: int = 4, name: str = "lingbot",
-                 clock: Callable[[], float] = time.monotonic, workers: int = 1,
-                 parallel: Callable[[], bool] = lambda: False) -> None:
+                 clock: Callable[[], float] = time.monotonic,
+                 engine_max_batch: Callable[[], int] | None = None) -> None:
         if max_batch < 1:
             raise ValueError(f"max_batch must be >= 1, got {max_batch}")
-        if workers < 1:
-            raise ValueError(f"workers must be >= 1, got {workers}")
         self.lanes = list(lanes)
         self.window_s, self.max_batch, self._clock = float(window_s), int(max_batch), clock
-        self.workers, self._parallel = int(workers), parallel
-        self._busy: set[int] = set()  # lanes (by index) with an item in a call
-        self._running = 0  # calls between gather and hand-over
+        self._engine_max_batch = engine_max_batch or (lambda: self.max_batch)
         self._prepare, self._key, self._complete = prepare, key, complete
         self._publish, self._warn = publish, warn
         self._ready = threading.Condition()
         for lane in self.lanes:
             lane._wake = self._notify
-        self._index = {id(lane): i for i, lane in enumerate(self.lanes)}
         self._next = 0  # the lane served first in the next batch
-        self._handover: queue.Queue = queue.Queue(maxsize=max(self.max_batch, self.workers))
+        self._handover: queue.Queue = queue.Queue(maxsize=self.max_batch)
         self._closing = threading.Event()
         #: engine calls made so far, by their number of frames
         self.calls: Counter = Counter()
-        self._threads = [threading.Thread(target=self._run_batches, name=f"{name}_complete{i}",
-                                          daemon=True) for i in range(self.workers)]
-        self._threads.append(threading.Thread(target=self._run_outputs, name=f"{name}_outputs",
-                                              daemon=True))
+        self._threads = [threading.Thread(target=self._run_batches, name=f"{name}_complete", daemon=True),
+                         threading.Thread(target=self._run_outputs, name=f"{name}_outputs", daemon=True)]
         for thread in self._threads:
             thread.start()
 
@@ -164,7 +143,7 @@ class BatchRunner:
         return True
 
     def close(self, timeout: float = 10.0) -> dict[str, list]:
-        """Stop the threads; returns each lane's items that never reached stage 1."""
+        """Stop both threads; returns each lane's items that never reached stage 1."""
         self._closing.set()
         left = {lane.name: [entry[1] for entry in lane.admission.close()] for lane in self.lanes}
         self._notify()
@@ -181,60 +160,33 @@ class BatchRunner:
         while not self._closing.is_set():
             taken = self.gather(_POLL_S)
             if taken:
-                try:
-                    self._run_batch(taken)
-                finally:
-                    self._release(taken)
+                self._run_batch(taken)
 
     def gather(self, timeout: float) -> list[tuple[Lane, Any]]:
-        """The next batch: waits up to `timeout` for a first item (and for room to run it),
-        then up to the window for the other lanes; [] when none came. A batch it returns
-        holds a place among the running calls until `_release`."""
+        """The next batch: waits up to `timeout` for a first item, then up to the window
+        for the other lanes; [] when none came."""
         with self._ready:
-            if not self._ready.wait_for(self._can_start, timeout) or self._closing.is_set():
+            if not self._ready.wait_for(self._any_waiting, timeout):
                 return []
-            self._running += 1  # hold the place while waiting for the window
-            taken = self._gather_locked()
-            if taken:
-                self._busy.update(self._index[id(lane)] for lane, _ in taken)
-            else:
-                self._running -= 1
-                self._ready.notify_all()  # a worker held back by the place may go
-            return taken
+            size = self.batch_size()
+            while not self._closing.is_set():
+                since = [t for t in (lane.waiting_since() for lane in self.lanes) if t is not None]
+                if not since:
+                    return []  # closed between the wake-up and now
+                now = self._clock()
+                active = sum(lane.active(now) for lane in self.lanes)
+                left = min(since) + self.window_s - now
+                if len(since) >= min(size, max(active, 1)) or left <= 0:
+                    break
+                self._ready.wait(left)
+        return self._take_round_robin(size)
 
-    def _gather_locked(self) -> list[tuple[Lane, Any]]:
-        while not self._closing.is_set():
-            size = self._batch_size()
-            free = self._free_lanes()
-            since = [t for t in (lane.waiting_since() for lane in free) if t is not None]
-            if not since:
-                return []  # another worker took them since the wake-up
-            now = self._clock()
-            active = sum(lane.active(now) for lane in free)
-            left = min(since) + self.window_s - now
-            if len(since) >= min(size, max(active, 1)) or left <= 0:
-                return self._take_round_robin(size)
-            self._ready.wait(left)
-        return []
+    def batch_size(self) -> int:
+        """Most items in the next batch (see the class doc)."""
+        return max(1, min(self.max_batch, int(self._engine_max_batch())))
 
-    def _release(self, taken: list[tuple[Lane, Any]]) -> None:
-        with self._ready:
-            self._running -= 1
-            self._busy.difference_update(self._index[id(lane)] for lane, _ in taken)
-            self._ready.notify_all()
-
-    def _batch_size(self) -> int:
-        """Frames in the next call: one where frames run in parallel calls instead."""
-        return 1 if self.workers > 1 and self._parallel() else self.max_batch
-
-    def _free_lanes(self) -> list[Lane]:
-        return [lane for i, lane in enumerate(self.lanes) if i not in self._busy]
-
-    def _can_start(self) -> bool:
-        if self._closing.is_set():
-            return True
-        room = self.workers if self._parallel() else 1
-        return self._running < room and any(lane.admission.pending for lane in self._free_lanes())
+    def _any_waiting(self) -> bool:
+        return self._closing.is_set() or any(lane.admission.pending for lane in self.lanes)
 
     def _take_round_robin(self, size: int) -> list[tuple[Lane, Any]]:
         taken: list[tuple[Lane, Any]] = []
@@ -246,8 +198,6 @@ class BatchRunner:
                 if len(taken) >= size:
                     break
                 index = (self._next + offset) % count
-                if index in self._busy:
-                    continue
                 item = self.lanes[index].take_now()
                 if item is None:
                     continue

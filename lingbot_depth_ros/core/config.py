@@ -42,10 +42,6 @@ PARAMS: tuple[Param, ...] = (
           "Longest a ready pair waits for other cameras' pairs to share its engine call, "
           "milliseconds (rigs; a camera alone never waits).", range=(0.0, 1000.0)),
     Param("max_batch", 4, "Most frames in one engine call (rigs).", range=(1, 16)),
-    Param("completion_workers", 0,
-          "Frames completed at once, each camera's in turn, by an engine that works frame by "
-          "frame on the CPU (guided, nearest, telea); 0: one per camera, at most the CPU "
-          "count. Engines that batch (neural) make one call at a time.", range=(0, 64)),
     # inputs
     Param("source", "ros", "Where frames come from: ros (subscribe to the topics below) or "
           "realsense (open the camera with pyrealsense2; see the realsense.* parameters).",

@@ -18,9 +18,9 @@ class Engine(abc.ABC):
 
     #: registry name ("guided", "torch", ...)
     name: str = "engine"
-    #: `complete` may run on several threads at once and gains from it: CPU work that
-    #: releases the GIL, a batch run frame by frame (the classical engines)
-    parallel_calls: bool = False
+    #: most frames one network call takes: a larger `complete_batch` runs in parts; 1 for an
+    #: engine that runs a batch frame by frame (the classical engines, a batch-1 graph)
+    max_batch: int = 1
 
     def __init__(self, refine_measured: bool = False) -> None:
         self.refine_measured = bool(refine_measured)

@@ -39,7 +39,6 @@ class NearestEngine(Engine):
     """Nearest-valid-pixel fill, what camera SDK hole-filling filters do."""
 
     name = "nearest"
-    parallel_calls = True
 
     def _predict(self, frame: RGBDFrame, timings: dict[str, float]) -> np.ndarray:
         with stage(timings, "fill"):
@@ -51,7 +50,6 @@ class TeleaEngine(Engine):
     the neighbourhood (pixels) each filled pixel is estimated from."""
 
     name = "telea"
-    parallel_calls = True
 
     def __init__(self, radius: float = 5.0, refine_measured: bool = False) -> None:
         super().__init__(refine_measured=refine_measured)

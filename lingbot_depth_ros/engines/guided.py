@@ -300,7 +300,6 @@ class GuidedEngine(Engine):
     """Colour-guided planar push-pull fill (see the module doc); the embedded default."""
 
     name = "guided"
-    parallel_calls = True
 
     def __init__(self, sigma_color: float = 0.15, color_level: int = 3,
                  lambda_value: float = 1.0, lambda_gradient: float = 3.0,

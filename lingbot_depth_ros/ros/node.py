@@ -29,7 +29,7 @@ from std_msgs.msg import Header
 
 from ..core import output_topics as table
 from ..core.allocator import HeapTrimmer
-from ..core.batcher import BatchRunner, Lane, completion_workers
+from ..core.batcher import BatchRunner, Lane
 from ..core.pipeline import INPUT_ERRORS, effective_mode
 from ..core.threads import set_math_threads
 from ..engines.base import Engine
@@ -79,9 +79,7 @@ class LingbotDepthNode(Node):
                                   self._complete_batch, self._publish_completed, self._warn_throttled,
                                   window_s=self.config.batch_window_ms / 1e3,
                                   max_batch=self.config.max_batch,
-                                  workers=completion_workers(self.config.completion_workers,
-                                                             len(self.cameras)),
-                                  parallel=lambda: getattr(self.keeper.engine, "parallel_calls", False))
+                                  engine_max_batch=lambda: getattr(self.engine, "max_batch", 1))
         self._make_subscriptions()
         warn_unapplied(self)  # qos_overrides.* that no publisher took (ros/qos_overrides.py)
         self._timer = self.create_timer(self.config.diagnostics_period, self.publish_diagnostics)
