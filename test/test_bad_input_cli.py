@@ -104,7 +104,9 @@ def test_demo_checks_its_engine_and_params_before_writing(tmp_path):
     flat = tmp_path / "flat.yaml"
     flat.write_text("engine: nearest\n")
     for params, words in ((tmp_path / "none.yaml", "cannot read parameter file"),
-                          (flat, "no section for lingbot_depth_node")):
+                          (flat, "no section for lingbot_depth_node"),
+                          (EXAMPLES.parent / "config" / "rig_d435i_zed2i.yaml",
+                           "is a rig of cameras (wrist, scene)")):
         proc = cli("demo", "--params", params, "--out", tmp_path / "d2")
         assert_refused(proc, "node parameters", words, nothing_at=tmp_path / "d2")
     assert_nothing_at(tmp_path / "d1")

@@ -75,9 +75,16 @@ def _check_node_params(params: Path, overrides: dict) -> None:
     from ..core.config import NodeConfig, load_params_file, node_values
 
     try:
+        values = load_params_file(params, require_section=True)
+        cameras = values.get("cameras")
+        if cameras:  # its inputs are under the cameras' namespaces, not the demo bag's topics
+            raise LingbotDepthError(
+                f"node parameters: {params} is a rig of cameras ({', '.join(map(str, cameras))}); "
+                "the demo plays one RealSense D435i: start a rig with `ros2 launch "
+                "lingbot_depth_ros rig.launch.py rig:=<file>` or complete a multi-camera bag "
+                "with `lingbot-depth bag process` (docs/rig.md)")
         # unknown names: the node itself warns about them and goes on
-        NodeConfig.from_values(node_values({**load_params_file(params, require_section=True),
-                                            **overrides})[0])
+        NodeConfig.from_values(node_values({**values, **overrides})[0])
     except ValueError as exc:
         raise LingbotDepthError(f"node parameters: {exc}") from exc
 
