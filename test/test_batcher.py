@@ -44,9 +44,9 @@ class Recorder:
             self.published.append((lane.name, result, time.monotonic()))
 
 
-def runner_of(recorder, lanes, window_s=5.0, max_batch=4, **kwargs):
+def runner_of(recorder, lanes, window_s=5.0, max_batch=4):
     return BatchRunner(lanes, recorder.prepare, recorder.key, recorder.complete, recorder.publish,
-                       warn=lambda text: None, window_s=window_s, max_batch=max_batch, **kwargs)
+                       warn=lambda text: None, window_s=window_s, max_batch=max_batch)
 
 
 def lanes_of(*names, policy="every"):
@@ -210,51 +210,6 @@ def test_close_returns_what_never_reached_the_engine():
     left = runner.close()
     assert not runner.alive()
     assert sum(len(v) for v in left.values()) <= 2
-
-
-class Slow(Recorder):
-    """A recorder whose calls take `hold` seconds."""
-
-    def __init__(self, hold: float) -> None:
-        super().__init__()
-        self.hold = hold
-
-    def complete(self, items):
-        time.sleep(self.hold)
-        return super().complete(items)
-
-
-def test_an_engine_of_one_frame_a_call_gets_single_frames_each_published_when_done(closing):
-    rec = Slow(hold=0.3)
-    runner = runner_of(rec, lanes_of("a", "b", "c"), window_s=30.0, engine_max_batch=lambda: 1)
-    closing(runner)
-    for lane in runner.lanes:
-        lane.put(f"{lane.name}1")
-    assert runner.drain(10)
-    assert sorted(rec.calls) == [["a1"], ["b1"], ["c1"]]  # no 30 s window: one frame a call
-    times = sorted(t for _, _, t in rec.published)
-    assert times[1] - times[0] >= 0.25 and times[2] - times[1] >= 0.25  # not all at the end
-
-
-def test_a_batch_is_no_larger_than_the_engine_takes(closing):
-    rec = Recorder()
-    limit = [2]
-    runner = runner_of(rec, lanes_of("a", "b", "c"), window_s=0.05, max_batch=4,
-                       engine_max_batch=lambda: limit[0])
-    closing(runner)
-    rec.gate.clear()
-    for lane in runner.lanes:
-        lane.put(f"{lane.name}1")
-    time.sleep(0.3)
-    limit[0] = 8  # the engine changed (a fallback): read again, the rig's max_batch bounds it
-    for i in range(2, 4):
-        for lane in runner.lanes:
-            lane.put(f"{lane.name}{i}")
-    rec.gate.set()
-    assert runner.drain(10)
-    assert len(rec.calls[0]) == 2
-    assert max(len(call) for call in rec.calls) <= 4
-    assert sum(len(call) for call in rec.calls) == 9
 
 
 def test_max_batch_must_be_positive():

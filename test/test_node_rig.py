@@ -26,7 +26,6 @@ from rclpy.parameter import Parameter
 from sensor_msgs.msg import Image
 
 from lingbot_depth_ros.ros.diagnostics import parse_values
-from lingbot_depth_ros.engines.classical import NearestEngine, nearest_fill
 from lingbot_depth_ros.ros.node import LingbotDepthNode
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -121,24 +120,9 @@ class RigDrivers:
         return parse_values(DiagnosticArray(status=[statuses[-1]])) if statuses else {}
 
 
-class BatchingNearest(NearestEngine):
-    """`nearest` as an engine that takes batches (as the neural engines do): one call for
-    the cameras' frames of one shape, so the node's batch path runs over DDS here too."""
-
-    name = "nearest"
-    max_batch = 4
-
-    def _predict_batch(self, frames, timings):
-        return [nearest_fill(frame.depth) for frame in frames]
-
-
-@pytest.fixture(scope="module", params=["batches", "frame_by_frame"])
-def rig(context, request):
-    # an engine that batches gets one call per input shape; nearest itself (frame by frame)
-    # gets one frame a call (core/batcher.py)
-    engine = BatchingNearest() if request.param == "batches" else None
-    node = LingbotDepthNode(context=context, namespace=NAMESPACE, engine=engine,
-                            parameter_overrides=rig_parameters())
+@pytest.fixture(scope="module")
+def rig(context):
+    node = LingbotDepthNode(context=context, namespace=NAMESPACE, parameter_overrides=rig_parameters())
     drivers = RigDrivers(context, Capture(0))
     executors = []
     for each in (node, drivers.node):
@@ -180,11 +164,8 @@ def test_each_camera_outputs_its_own_frames_under_its_namespace(rig):
         assert received == accounted == 2 * FRAMES, (name, values)
         assert values["published"] == str(FRAMES) and values["dropped_total"] == "0"
         assert values["camera"] == name and values["preset"] == RIG[name][0]
-    if node.engine.max_batch > 1:
-        # the two 640x480 cameras share engine calls; the 320x240 one is a shape of its own
-        assert node.runner.calls.get(2, 0) + node.runner.calls.get(3, 0) >= 1, node.runner.calls
-    else:  # one frame a call, each published when it is done
-        assert set(node.runner.calls) == {1}, node.runner.calls
+    # the two 640x480 cameras share engine calls; the 320x240 one is a shape of its own
+    assert node.runner.calls.get(2, 0) + node.runner.calls.get(3, 0) >= 1, node.runner.calls
 
 
 def test_a_camera_sending_garbage_changes_only_its_own_counters(rig):

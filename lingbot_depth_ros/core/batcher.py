@@ -93,23 +93,17 @@ class BatchRunner:
     """Stage 1: `prepare(lane, item)` each taken item, group by `key(prepared)`, then
     `complete(list_of_prepared) -> list_of_results` per group; stage 2: `publish(lane,
     result)`. A LingbotDepthError drops the item under its reason in its lane; any other
-    exception as `internal_error`. `warn(text)` reports each drop (the caller throttles).
-    A batch holds at most `max_batch` items and at most `engine_max_batch()` (read before
-    each batch: the engine in use may change), the most the engine takes in one network call:
-    an engine that would run a batch frame by frame gets one frame a call, so each frame's
-    outputs leave as soon as it is done instead of with the batch's last."""
+    exception as `internal_error`. `warn(text)` reports each drop (the caller throttles)."""
 
     def __init__(self, lanes: Sequence[Lane], prepare: Callable[[Lane, Any], Any],
                  key: Callable[[Any], Hashable], complete: Callable[[list], list],
                  publish: Callable[[Lane, Any], None], warn: Callable[[str], None],
                  window_s: float = 0.01, max_batch: int = 4, name: str = "lingbot",
-                 clock: Callable[[], float] = time.monotonic,
-                 engine_max_batch: Callable[[], int] | None = None) -> None:
+                 clock: Callable[[], float] = time.monotonic) -> None:
         if max_batch < 1:
             raise ValueError(f"max_batch must be >= 1, got {max_batch}")
         self.lanes = list(lanes)
         self.window_s, self.max_batch, self._clock = float(window_s), int(max_batch), clock
-        self._engine_max_batch = engine_max_batch or (lambda: self.max_batch)
         self._prepare, self._key, self._complete = prepare, key, complete
         self._publish, self._warn = publish, warn
         self._ready = threading.Condition()
@@ -168,7 +162,6 @@ class BatchRunner:
         with self._ready:
             if not self._ready.wait_for(self._any_waiting, timeout):
                 return []
-            size = self.batch_size()
             while not self._closing.is_set():
                 since = [t for t in (lane.waiting_since() for lane in self.lanes) if t is not None]
                 if not since:
@@ -176,26 +169,22 @@ class BatchRunner:
                 now = self._clock()
                 active = sum(lane.active(now) for lane in self.lanes)
                 left = min(since) + self.window_s - now
-                if len(since) >= min(size, max(active, 1)) or left <= 0:
+                if len(since) >= min(self.max_batch, max(active, 1)) or left <= 0:
                     break
                 self._ready.wait(left)
-        return self._take_round_robin(size)
-
-    def batch_size(self) -> int:
-        """Most items in the next batch (see the class doc)."""
-        return max(1, min(self.max_batch, int(self._engine_max_batch())))
+        return self._take_round_robin()
 
     def _any_waiting(self) -> bool:
         return self._closing.is_set() or any(lane.admission.pending for lane in self.lanes)
 
-    def _take_round_robin(self, size: int) -> list[tuple[Lane, Any]]:
+    def _take_round_robin(self) -> list[tuple[Lane, Any]]:
         taken: list[tuple[Lane, Any]] = []
         count = len(self.lanes)
         first_served = None
-        for round_index in range(size):
+        for round_index in range(self.max_batch):
             took = False
             for offset in range(count):
-                if len(taken) >= size:
+                if len(taken) >= self.max_batch:
                     break
                 index = (self._next + offset) % count
                 item = self.lanes[index].take_now()
@@ -205,7 +194,7 @@ class BatchRunner:
                 took = True
                 if round_index == 0:
                     first_served = index
-            if not took or len(taken) >= size:
+            if not took or len(taken) >= self.max_batch:
                 break
         if first_served is not None:
             self._next = (first_served + 1) % count

@@ -18,9 +18,6 @@ class Engine(abc.ABC):
 
     #: registry name ("guided", "torch", ...)
     name: str = "engine"
-    #: most frames one network call takes: a larger `complete_batch` runs in parts; 1 for an
-    #: engine that runs a batch frame by frame (the classical engines, a batch-1 graph)
-    max_batch: int = 1
 
     def __init__(self, refine_measured: bool = False) -> None:
         self.refine_measured = bool(refine_measured)

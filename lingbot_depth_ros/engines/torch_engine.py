@@ -54,7 +54,6 @@ def resolve_device(device: str | int | None) -> torch.device:
 
 class TorchEngine(Engine):
     name = "torch"
-    max_batch = 64  # any batch (one runner per size); the rig's max_batch bounds it
 
     def __init__(self, checkpoint: str | Path | None = None, device: str | int = "auto",
                  mode: str = "completion", resolution_level: int = 9,

@@ -78,8 +78,7 @@ class LingbotDepthNode(Node):
         self.runner = BatchRunner([c.lane for c in self.cameras], self._prepare, self._batch_key,
                                   self._complete_batch, self._publish_completed, self._warn_throttled,
                                   window_s=self.config.batch_window_ms / 1e3,
-                                  max_batch=self.config.max_batch,
-                                  engine_max_batch=lambda: getattr(self.engine, "max_batch", 1))
+                                  max_batch=self.config.max_batch)
         self._make_subscriptions()
         warn_unapplied(self)  # qos_overrides.* that no publisher took (ros/qos_overrides.py)
         self._timer = self.create_timer(self.config.diagnostics_period, self.publish_diagnostics)
