@@ -103,10 +103,12 @@ def test_demo_checks_its_engine_and_params_before_writing(tmp_path):
     assert_refused(cli("demo", "--engine", "bogus", "--out", tmp_path / "d1"), "--engine")
     flat = tmp_path / "flat.yaml"
     flat.write_text("engine: nearest\n")
+    bad_rig = tmp_path / "rig.yaml"
+    bad_rig.write_text("/**/lingbot_depth_node:\n  ros__parameters:\n    cameras: [wrist]\n"
+                       "    wrist:\n      preset: realsense_d999\n")
     for params, words in ((tmp_path / "none.yaml", "cannot read parameter file"),
                           (flat, "no section for lingbot_depth_node"),
-                          (EXAMPLES.parent / "config" / "rig_d435i_zed2i.yaml",
-                           "is a rig of cameras (wrist, scene)")):
+                          (bad_rig, "camera 'wrist': unknown camera preset 'realsense_d999'")):
         proc = cli("demo", "--params", params, "--out", tmp_path / "d2")
         assert_refused(proc, "node parameters", words, nothing_at=tmp_path / "d2")
     assert_nothing_at(tmp_path / "d1")

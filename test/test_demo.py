@@ -11,6 +11,8 @@ pytest.importorskip("rclpy", reason="rclpy (ROS 2 wheels) not installed")
 
 from rosbags.rosbag2 import Reader  # noqa: E402
 
+from lingbot_depth_ros.bag.reader import build_typestore  # noqa: E402
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -34,6 +36,35 @@ def test_demo_publishes_every_pair_and_records_outputs(tmp_path):
     # every completed frame reached each output topic, stamped like its input
     for topic in ("source_mask", "camera_info", "points", "rgbd"):
         assert counts[f"/lingbot/depth_completed/{topic}"] == 8
+    assert (out / "preview.png").stat().st_size > 10_000
+
+
+def test_a_rig_demo_plays_every_camera_into_one_node(tmp_path):
+    """config/rig_d435i_zed2i.yaml: the D435i's rgb8 + 16UC1 millimetres and the ZED 2i's
+    bgra8 + 32FC1 metres, each under its camera's namespace, into one rig node."""
+    out = tmp_path / "rig"
+    done = run_demo("--params", "config/rig_d435i_zed2i.yaml", "--repeat", "1", "--fps", "10",
+                    "--out", str(out))
+    assert done.returncode == 0, done.stdout + done.stderr[-3000:]
+    assert "from each of 2 cameras (wrist, scene)" in done.stdout
+    assert "demo passed: 8 of 8 pairs published at 10 Hz from each of 2 cameras" in done.stdout
+    assert "camera wrist:" in done.stdout and "camera scene:" in done.stdout
+    with Reader(out / "input") as reader:
+        played = {c.topic for c in reader.connections}
+    assert {"/wrist/camera/color/image_raw", "/scene/zed_node/depth/depth_registered"} <= played
+    store = build_typestore("kilted")
+    with Reader(out / "output") as reader:
+        counts = {c.topic: c.msgcount for c in reader.connections}
+        frame_ids = {}
+        for connection, _, raw in reader.messages():
+            if connection.topic.endswith("/depth_completed"):
+                msg = store.deserialize_cdr(raw, connection.msgtype)
+                frame_ids.setdefault(connection.topic, set()).add(msg.header.frame_id)
+    for camera, frame in (("wrist", "wrist_color_optical_frame"),
+                          ("scene", "scene_left_camera_frame_optical")):
+        assert counts[f"/lingbot/{camera}/depth_completed"] == 4
+        assert counts[f"/lingbot/{camera}/depth_completed/points"] == 4
+        assert frame_ids[f"/lingbot/{camera}/depth_completed"] == {frame}  # its own camera's
     assert (out / "preview.png").stat().st_size > 10_000
 
 

@@ -33,7 +33,8 @@ from ..bag.writer import BagWriter
 from ..paths import data_path
 from .dds_profile import PROFILES_FILE
 from .diagnostics import parse_values
-from .params import NODE_NAME, TOPIC_PARAMS, NodeConfig, load_params_file
+from ..core.rig import CameraSpec, rig_from_values
+from .params import NODE_NAME, TOPIC_PARAMS, load_params_file
 
 _RELIABLE = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
 #: how often the node reports its counters while replaying, s
@@ -56,6 +57,9 @@ class ReplaySummary:
     #: colour + depth images the node received (the rest were lost on the way)
     received: int = 0
     outputs: dict[str, str] = field(default_factory=dict)
+    #: a rig's cameras, each with its own figures (this one's are their sums, its
+    #: latencies the worst camera's); empty for one camera
+    cameras: dict[str, ReplaySummary] = field(default_factory=dict)
 
 
 def message_class(msgtype: str):
@@ -71,6 +75,7 @@ def replay(input_bag: str | Path, output_bag: str | Path, params_file: str | Pat
     `output_bag`. RuntimeError if the node does not come up."""
     params = load_params_file(params_file) if params_file else {}
     params.update(overrides or {})
+    cameras = rig_from_values(params)  # a rig of one without `cameras`
     records, input_types = _read_records(input_bag)
     # A private domain per process: a demo must not talk to (or hear) a live robot. Both
     # sides get the launch file's DDS profile unless the environment names one.
@@ -82,17 +87,18 @@ def replay(input_bag: str | Path, output_bag: str | Path, params_file: str | Pat
     try:
         rclpy.init(context=context, domain_id=domain)
         player = rclpy.create_node("lingbot_replay", context=context, namespace=namespace)
-        config = NodeConfig.from_values(params)
-        targets, named = _input_targets(player, config, input_types)
+        targets, named = _input_targets(player, cameras, input_types)
         publishers = {topic: player.create_publisher(message_class(t), targets[topic], _RELIABLE)
                       for topic, t in input_types.items()}
-        recorder = _Recorder(player, namespace, output_topics(config))
+        names = tuple(camera.name for camera in cameras)
+        recorder = _Recorder(player, namespace, output_topics(cameras[0].config, names), names)
         executor, thread = _spin_in_thread(player, context)
         try:
             _wait_matched(node, [publishers[t] for t in named.values()], recorder)
             t0 = time.monotonic()
             _play(records, publishers)
-            image_topics = {named.get("color_topic"), named.get("depth_topic")}
+            image_topics = {topic for (_, param), topic in named.items()
+                            if param in ("color_topic", "depth_topic")}
             values = recorder.wait_drained(sum(1 for r in records if r[1] in image_topics), settle_s)
             time.sleep(0.3)  # let the last outputs cross DDS to the recorder
             wall_s = time.monotonic() - t0
@@ -133,32 +139,58 @@ def _stop_node(node: subprocess.Popen) -> None:
     node.params_file.unlink(missing_ok=True)
 
 
-def _summary(values: dict[str, str], records, input_types, recorder, wall_s: float) -> ReplaySummary:
-    published = int(values.get("published", 0))
-    received = int(values.get("color_received", 0)) + int(values.get("depth_received", 0))
-    return ReplaySummary(
-        played={t: sum(1 for r in records if r[1] == t) for t in input_types},
-        recorded=recorder.counts(), published=published,
-        dropped={k.split(".", 1)[1]: int(v) for k, v in values.items() if k.startswith("dropped.")},
-        queued=int(values.get("queued", 0)), engine=values.get("engine", ""),
-        latency_p50_ms=float(values.get("latency_p50_ms", "nan")),
-        latency_p95_ms=float(values.get("latency_p95_ms", "nan")),
-        engine_p50_ms=float(values.get("engine_p50_ms", "nan")),
-        rate_hz=published / wall_s if wall_s > 0 else 0.0, wall_s=wall_s, received=received)
+def _summary(values: dict[str, dict[str, str]], records, input_types, recorder,
+             wall_s: float) -> ReplaySummary:
+    """The summary of each camera's counters (`values`: camera -> its latest status); for a
+    rig, their sums with the worst camera's latencies."""
+    played = {t: sum(1 for r in records if r[1] == t) for t in input_types}
+    recorded = recorder.counts()
+
+    def one(v: dict[str, str]) -> ReplaySummary:
+        published = int(v.get("published", 0))
+        return ReplaySummary(
+            played=played, recorded=recorded, published=published,
+            dropped={k.split(".", 1)[1]: int(n) for k, n in v.items() if k.startswith("dropped.")},
+            queued=int(v.get("queued", 0)), engine=v.get("engine", ""),
+            latency_p50_ms=float(v.get("latency_p50_ms", "nan")),
+            latency_p95_ms=float(v.get("latency_p95_ms", "nan")),
+            engine_p50_ms=float(v.get("engine_p50_ms", "nan")),
+            rate_hz=published / wall_s if wall_s > 0 else 0.0, wall_s=wall_s,
+            received=int(v.get("color_received", 0)) + int(v.get("depth_received", 0)))
+
+    each = {name: one(v) for name, v in values.items()}
+    if list(each) == [""]:
+        return each[""]
+    total = one({})
+    for part in each.values():
+        total.published += part.published
+        total.received += part.received
+        total.queued += part.queued
+        for reason, n in part.dropped.items():
+            total.dropped[reason] = total.dropped.get(reason, 0) + n
+    total.rate_hz = total.published / wall_s if wall_s > 0 else 0.0
+    total.engine = next(iter(each.values())).engine if each else ""
+    for attr in ("latency_p50_ms", "latency_p95_ms", "engine_p50_ms"):
+        setattr(total, attr, max((getattr(p, attr) for p in each.values()), default=float("nan")))
+    total.cameras = each
+    return total
 
 
-def _input_targets(player, config: NodeConfig, bag_topics) -> tuple[dict[str, str], dict[str, str]]:
-    """(bag topic -> the topic to play it on, topic parameter -> the bag topic it names): the
-    node's resolved input where one of its topic parameters names the bag topic (relative
-    names match in any namespace, as the bag tools read them), else the bag topic itself.
-    The player shares the node's namespace, so it resolves names as the node does."""
+def _input_targets(player, cameras: list[CameraSpec], bag_topics
+                   ) -> tuple[dict[str, str], dict[tuple[str, str], str]]:
+    """(bag topic -> the topic to play it on, (camera, topic parameter) -> the bag topic it
+    names): the node's resolved input where one of a camera's topic parameters (inside its
+    namespace) names the bag topic (relative names match in any namespace, as the bag tools
+    read them), else the bag topic itself. The player shares the node's namespace, so it
+    resolves names as the node does."""
     targets, named = {t: t for t in bag_topics}, {}
-    for param in TOPIC_PARAMS:
-        name = getattr(config, param)
-        found = matching_topics(bag_topics, name)
-        if len(found) == 1:
-            targets[found[0]] = player.resolve_topic_name(name)
-            named[param] = found[0]
+    for camera in cameras:
+        for param in TOPIC_PARAMS:
+            name = camera.topic(getattr(camera.config, param))
+            found = matching_topics(bag_topics, name)
+            if len(found) == 1:
+                targets[found[0]] = player.resolve_topic_name(name)
+                named[(camera.name, param)] = found[0]
     return targets, named
 
 
@@ -184,9 +216,11 @@ def _play(records, publishers) -> None:
 
 class _Recorder:
     """Subscribes to the node's outputs (root-namespace name -> type) as serialized bytes,
-    keeping (receive time, bytes), and to /diagnostics, keeping the node's latest counters."""
+    keeping (receive time, bytes), and to /diagnostics, keeping the latest counters of each
+    of `cameras` ("": the node of one camera)."""
 
-    def __init__(self, node, namespace: str, topics: dict[str, str]) -> None:
+    def __init__(self, node, namespace: str, topics: dict[str, str],
+                 cameras: tuple[str, ...] = ("",)) -> None:
         self.namespace = namespace.rstrip("/")
         self._lock = threading.Lock()
         self.topics = {topic.lstrip("/"): msgtype for topic, msgtype in topics.items()}
@@ -199,8 +233,12 @@ class _Recorder:
                 continue  # CompletedRGBD without the colcon-built message
             self.subscriptions.append(node.create_subscription(
                 cls, topic, functools.partial(self._keep, topic), _RELIABLE, raw=True))
-        self.values: dict[str, str] = {}
-        self._node_name = f"{self.namespace}/{NODE_NAME}"
+        self.values: dict[str, dict[str, str]] = {}
+        # a rig's camera reports as a node of its own in the camera's namespace would
+        self._hardware_ids = {camera: "/".join(p for p in (self.namespace, camera, NODE_NAME) if p)
+                              for camera in cameras}
+        if not self.namespace:
+            self._hardware_ids = {c: "/" + h for c, h in self._hardware_ids.items()}
         node.create_subscription(DiagnosticArray, "/diagnostics", self._on_diagnostics, 10)
 
     def _keep(self, topic: str, raw: bytes) -> None:
@@ -208,29 +246,34 @@ class _Recorder:
             self.messages[topic].append((time.time_ns(), raw))
 
     def _on_diagnostics(self, msg: DiagnosticArray) -> None:
-        values = parse_values(msg, self._node_name)
-        if values:
-            with self._lock:
-                self.values = values
+        for camera, hardware_id in self._hardware_ids.items():
+            values = parse_values(msg, hardware_id)
+            if values:
+                with self._lock:
+                    self.values[camera] = values
 
-    def latest(self) -> dict[str, str]:
+    def latest(self) -> dict[str, dict[str, str]]:
+        """Each camera's latest counters; empty until every camera has reported."""
         with self._lock:
-            return dict(self.values)
+            if len(self.values) < len(self._hardware_ids):
+                return {}
+            return {camera: dict(v) for camera, v in self.values.items()}
 
-    def wait_drained(self, images: int, timeout: float) -> dict[str, str]:
-        """The node's counters once it has received all `images` colour + depth images (or
-        none more for 2 s: the rest were lost on the way) and holds none of them."""
+    def wait_drained(self, images: int, timeout: float) -> dict[str, dict[str, str]]:
+        """The cameras' counters once the node has received all `images` colour + depth
+        images (or none more for 2 s: the rest were lost on the way) and holds none of them."""
         deadline, last, since = time.monotonic() + timeout, -1, time.monotonic()
         while time.monotonic() < deadline:
             values = self.latest()
-            received = int(values.get("color_received", 0)) + int(values.get("depth_received", 0))
+            received = sum(int(v.get("color_received", 0)) + int(v.get("depth_received", 0))
+                           for v in values.values())
             if received != last:
                 last, since = received, time.monotonic()
             settled = received >= images or time.monotonic() - since > 2.0
-            if settled and values.get("queued") == "0":
+            if values and settled and all(v.get("queued") == "0" for v in values.values()):
                 return values
             time.sleep(_DIAGNOSTICS_PERIOD_S / 2)
-        return self.latest()
+        return self.latest() or {camera: {} for camera in self._hardware_ids}
 
     def counts(self) -> dict[str, int]:
         with self._lock:
