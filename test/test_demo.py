@@ -76,3 +76,17 @@ def test_demo_that_falls_short_of_its_target_exits_non_zero(tmp_path):
     line = next(t for t in done.stdout.splitlines() if t.startswith("demo FAILED"))
     assert "of 20 pairs published at 1000 Hz (target: all of them)" in line
     assert "superseded" in line
+
+
+def test_the_rig_demo_publishes_what_each_driver_does():
+    """bag/rig_demo.py's table against the drivers' layouts read from their sources."""
+    from driver_topics import DRIVERS
+
+    from lingbot_depth_ros.bag.rig_demo import DRIVER_IMAGES
+
+    assert set(DRIVER_IMAGES) == set(DRIVERS)
+    for preset, images in DRIVER_IMAGES.items():
+        layout = DRIVERS[preset]
+        assert (images.color_encoding, images.depth_encoding) == (
+            layout.color_encoding, layout.depth_encoding), preset
+        assert layout.frame_id.endswith(images.frame_suffix), preset
