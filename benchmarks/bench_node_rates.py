@@ -88,20 +88,24 @@ class Camera:
             delay = start + k * period - time.monotonic()
             if delay > 0:
                 time.sleep(delay)
-            color, depth, info = self.frames[self.next_index % len(self.frames)]
-            # stamps 1/30 s apart whatever the rate: each stamp names one pair, never reused
-            stamp = START_NS + self.next_index * 33_333_333
-            self.next_index += 1
-            with self._lock:
-                self.sent[stamp] = time.monotonic()
-            self.pubs[2].publish(serialized.camera_info_cdr(stamp, bench_node.FRAME_ID, info))
-            self.pubs[0].publish(serialized.image_cdr(stamp, bench_node.FRAME_ID, color))
-            self.pubs[1].publish(serialized.image_cdr(stamp, bench_node.FRAME_ID, depth))
-            stamps.append(stamp)
+            stamps.append(self.publish_next())
         deadline = time.monotonic() + DRAIN_S
         while time.monotonic() < deadline and not self.all_out(stamps):
             time.sleep(0.02)
         return stamps
+
+    def publish_next(self) -> int:
+        """Send the next pair (camera info, colour, depth) now; its stamp."""
+        color, depth, info = self.frames[self.next_index % len(self.frames)]
+        # stamps 1/30 s apart whatever the rate: each stamp names one pair, never reused
+        stamp = START_NS + self.next_index * 33_333_333
+        self.next_index += 1
+        with self._lock:
+            self.sent[stamp] = time.monotonic()
+        self.pubs[2].publish(serialized.camera_info_cdr(stamp, bench_node.FRAME_ID, info))
+        self.pubs[0].publish(serialized.image_cdr(stamp, bench_node.FRAME_ID, color))
+        self.pubs[1].publish(serialized.image_cdr(stamp, bench_node.FRAME_ID, depth))
+        return stamp
 
     def all_out(self, stamps: list[int]) -> bool:
         with self._lock:

@@ -42,7 +42,6 @@ import bench_node_rates as rates_bench  # noqa: E402  (per-pair latency bookkeep
 import rclpy  # noqa: E402
 from rclpy.executors import SingleThreadedExecutor  # noqa: E402
 
-from lingbot_depth_ros.core import serialized  # noqa: E402
 
 #: before the measured part: engine warm-up and the DDS matching of every output
 WARMUP_S = 3.0
@@ -54,18 +53,6 @@ class RigCamera(rates_bench.Camera):
     def __init__(self, node, frames: list, namespace: str) -> None:
         self.namespace = namespace
         super().__init__(_Prefixed(node, namespace), frames, [])
-
-    def publish_next(self) -> int:
-        """Send one pair now; its stamp."""
-        color, depth, info = self.frames[self.next_index % len(self.frames)]
-        stamp = rates_bench.START_NS + self.next_index * 33_333_333
-        self.next_index += 1
-        with self._lock:
-            self.sent[stamp] = time.monotonic()
-        self.pubs[2].publish(serialized.camera_info_cdr(stamp, bench_node.FRAME_ID, info))
-        self.pubs[0].publish(serialized.image_cdr(stamp, bench_node.FRAME_ID, color))
-        self.pubs[1].publish(serialized.image_cdr(stamp, bench_node.FRAME_ID, depth))
-        return stamp
 
 
 class _Prefixed:
