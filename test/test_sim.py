@@ -11,6 +11,7 @@ import time
 import cv2
 import numpy as np
 import pytest
+import yaml
 
 from lingbot_depth_ros.sim import stereo
 from lingbot_depth_ros.sim.cameras import CAMERAS, camera_model
@@ -36,9 +37,7 @@ TEST_W, TEST_H = 320, 240
 
 @pytest.fixture(scope="module")
 def config():
-    cfg = load_sim_config()
-    cfg["quality"].update(ir_spp=8, color_spp=8)  # the config's path length and roulette
-    return cfg
+    return load_sim_config()  # the quality the data command renders at
 
 
 def bad_share(depth: np.ndarray, truth: np.ndarray, mask: np.ndarray) -> float:
@@ -208,6 +207,11 @@ def test_camera_names_and_bad_config(tmp_path):
     bad = tmp_path / "sim.yaml"
     bad.write_text("scene_kinds: {tabletop: 1}\n")
     with pytest.raises(SimConfigError, match="lacks objects_per_scene"):
+        load_sim_config(bad)
+    good = load_sim_config()
+    good["quality"]["projector_share"] = 1.0  # all samples to the projector: no scene light
+    bad.write_text(yaml.safe_dump(good))
+    with pytest.raises(SimConfigError, match="projector_share must be a number in"):
         load_sim_config(bad)
 
 

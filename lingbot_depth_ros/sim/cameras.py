@@ -55,15 +55,16 @@ def _pinhole(hfov_deg: float, width: int, height: int) -> np.ndarray:
 
 #: D435: 50 mm, depth FOV 87x58, RGB 69x42, RGB 15 mm right of the left imager, <2% at 2 m.
 #: D455: 95 mm, 87x58, RGB 90x65 (global shutter), <2% at 4 m. Gemini 335: 50 mm active and
-#: passive stereo, depth 90x65, RGB 86x55, <=1.5% at 2 m. ZED 2i: 120 mm passive, colour is
-#: the left imager (depth is published in its frame), 110x70 (2.1 mm lens at VGA: 72 deg is
-#: the 4 mm lens), ~1% up to 3 m.
+#: passive stereo, depth 90x65, RGB 86x55, RGB 14.00 mm right of the left imager (Orbbec's
+#: coordinate-system page), <=1.5% at 2 m, 0.10-20 m, a 256-disparity search at 1280 px
+#: wide (128 at 640). ZED 2i: 120 mm passive, colour is the left imager (depth is published
+#: in its frame), 110x70 (2.1 mm lens at VGA: 72 deg is the 4 mm lens), ~1% up to 3 m.
 CAMERAS: dict[str, CameraModel] = {
     "d435": CameraModel("d435", 0.050, 87.0, 69.0, 0.015, True, 0.1, 6.0, 96, 7,
                         0.02, 2.0, "realsense_d435i"),
     "d455": CameraModel("d455", 0.095, 87.0, 90.0, -0.059, True, 0.4, 10.0, 128, 7,
                         0.02, 4.0, "realsense_d455"),
-    "gemini335": CameraModel("gemini335", 0.050, 90.0, 86.0, 0.010, True, 0.15, 10.0, 96, 7,
+    "gemini335": CameraModel("gemini335", 0.050, 90.0, 86.0, 0.014, True, 0.1, 20.0, 128, 7,
                              0.015, 2.0, "orbbec_gemini335"),
     "zed2i": CameraModel("zed2i", 0.120, 72.0, 72.0, 0.0, False, 0.3, 20.0, 192, 9,
                          0.01, 3.0, "zed2i"),

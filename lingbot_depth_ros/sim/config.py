@@ -29,4 +29,7 @@ def load_sim_config(path: str | Path | None = None) -> dict:
     missing = [key for key in REQUIRED if key not in config]
     if missing:
         raise SimConfigError(f"{path} lacks {', '.join(missing)} (see {DEFAULT_CONFIG})")
+    share = config["quality"].get("projector_share", 0.5) if isinstance(config["quality"], dict) else None
+    if not isinstance(share, (int, float)) or not 0.0 < share < 1.0:
+        raise SimConfigError(f"{path}: quality.projector_share must be a number in (0, 1), got {share!r}")
     return config

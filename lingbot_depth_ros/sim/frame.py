@@ -50,15 +50,17 @@ def simulate_frame(seed: int, camera: CameraModel, config: dict,
     seconds: dict = {}
     clock = time.process_time()
     rr_depth = int(quality.get("rr_depth", 5))
+    ir_depth = int(quality.get("ir_max_depth", quality["max_depth"]))
 
     if camera.projector:
         pattern = render.dot_pattern(PATTERN_SEED, w, h,
                                      float(config["projector"]["dot_density"]))
         projector = {"pose": left_pose.shifted(camera.baseline_m / 2), "pattern": pattern,
                      "fov_deg": camera.ir_hfov_deg + PROJECTOR_FOV_MARGIN_DEG,
-                     "power": spec.projector_power}
+                     "power": spec.projector_power,
+                     "share": float(quality.get("projector_share", 0.5))}
         left, right = render.render_images(spec, [left_pose, right_pose], K_ir, w, h,
-                                           quality["ir_spp"], quality["max_depth"],
+                                           quality["ir_spp"], ir_depth,
                                            float(ir_cfg["ambient_share"]), projector, rr_depth)
         color = render.render_images(spec, [color_pose], K_color, w, h, quality["color_spp"],
                                      quality["max_depth"], rr_depth=rr_depth)[0]

@@ -99,8 +99,11 @@ def _mesh(name: str, params: dict, bsdf: dict):
 
 
 def _lights(spec: SceneSpec, share: float) -> dict:
-    emitters = {"ambient": {"type": "constant",
-                            "radiance": {"type": "rgb", "value": spec.ambient * share}}}
+    emitters = {}
+    # A closed room hides the environment: every sample of it would be a wasted shadow ray.
+    if spec.kind != "room":
+        emitters["ambient"] = {"type": "constant",
+                               "radiance": {"type": "rgb", "value": spec.ambient * share}}
     for i, light in enumerate(spec.lights):
         emitters[f"light{i}"] = {"type": "point", "position": [float(v) for v in light["position"]],
                                  "intensity": {"type": "rgb",
@@ -122,16 +125,24 @@ def render_images(spec: SceneSpec, poses: list[Pose], K: np.ndarray, width: int,
                   spp: int, max_depth: int, light_share: float = 1.0,
                   projector: dict | None = None, rr_depth: int = 5) -> list[np.ndarray]:
     """Radiance images (H, W, 3) float32 seen from each pose, in one loaded scene.
-    `projector`: {pose, pattern (H, W, 3), fov_deg, power} adds the dot projector."""
+    `projector`: {pose, pattern (H, W, 3), fov_deg, power, share} adds the dot projector
+    (share: the part of the emitter samples it gets, in (0, 1))."""
     mi = mitsuba()
     scene = {"type": "scene", "integrator": {"type": "path", "max_depth": int(max_depth),
                                              "rr_depth": int(rr_depth)}}
     scene.update(_shapes(spec))
-    scene.update(_lights(spec, light_share))
+    lights = _lights(spec, light_share)
+    scene.update(lights)
     if projector is not None:
+        # Next-event estimation picks one emitter per sample, uniformly by default: the dots
+        # (the signal the matcher needs) then get 1 sample in 3-5 and a noise of their own
+        # that a real imager does not have. projector["share"] of the picks go to the projector.
+        share = float(projector.get("share", 0.5))
+        weight = share / (1.0 - share) * max(len(lights), 1)
         scene["projector"] = {
             "type": "projector", "to_world": _to_world(projector["pose"]),
             "fov": float(projector["fov_deg"]), "scale": float(projector["power"]),
+            "sampling_weight": float(weight),
             "irradiance": {"type": "bitmap", "bitmap": mi.Bitmap(projector["pattern"]),
                            "raw": True, "filter_type": "nearest"}}
     for i, pose in enumerate(poses):
