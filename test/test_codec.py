@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from lingbot_depth_ros.core.codec import ENCODINGS, decode_image, encode_image, to_rgb8
+from lingbot_depth_ros.core.codec import ENCODINGS, decode_image, encode_image, from_rgb8, to_rgb8
 from lingbot_depth_ros.core.errors import BufferSizeError, EncodingError
 
 MULTI_BYTE = [name for name, (dtype, _) in ENCODINGS.items() if dtype.itemsize > 1]
@@ -178,3 +178,18 @@ def test_colour_through_the_wire_comes_back_as_rgb(rgb, encoding, padding):
 def test_to_rgb8_rejects_non_colour_encodings(encoding):
     with pytest.raises(EncodingError):
         to_rgb8(np.zeros((2, 2), ENCODINGS[encoding][0]), encoding)
+
+
+@pytest.mark.parametrize("encoding", ["rgb8", "bgr8", "rgba8", "bgra8"])
+def test_from_rgb8_is_what_to_rgb8_reads_back(encoding):
+    rgb = np.arange(2 * 3 * 3, dtype=np.uint8).reshape(2, 3, 3)
+    wire = from_rgb8(rgb, encoding)
+    assert wire.shape[2] == ENCODINGS[encoding][1]
+    np.testing.assert_array_equal(to_rgb8(wire, encoding), rgb)
+    if encoding == "bgra8":  # the ZED's order: blue first, opaque
+        assert wire[0, 1].tolist() == [5, 4, 3, 255]
+
+
+def test_from_rgb8_refuses_what_it_cannot_make():
+    with pytest.raises(EncodingError, match="cannot make 'mono8'"):
+        from_rgb8(np.zeros((1, 1, 3), np.uint8), "mono8")

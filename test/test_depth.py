@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from lingbot_depth_ros.core.depth import (
-    DepthRange, depth_to_metres, metres_to_16uc1, require_some_valid)
+    DepthRange, depth_to_metres, metres_to_16uc1, raw_to_32fc1, require_some_valid)
 from lingbot_depth_ros.core.errors import EncodingError, InvalidDepthError
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
@@ -116,3 +116,13 @@ def test_every_16bit_value_converts_as_defined(scale, low, high):
     assert np.isnan(metres[outside]).all()
     np.testing.assert_array_equal(metres[~outside], expected[~outside])
     assert metres.dtype == np.float32
+
+
+def test_raw_to_32fc1_keeps_every_reading_and_marks_none_nan():
+    """What a 32FC1 driver (the ZED) sends for raw depth: no range limit, 0 -> NaN."""
+    raw = np.array([[0, 50, 1500], [25000, 65535, 0]], np.uint16)
+    metres = raw_to_32fc1(raw)
+    assert metres.dtype == np.float32
+    np.testing.assert_array_equal(np.isnan(metres), raw == 0)
+    np.testing.assert_allclose(metres[raw > 0], raw[raw > 0] * 0.001, rtol=1e-6)  # float32 rounding
+    np.testing.assert_allclose(raw_to_32fc1(raw, 0.0001)[0, 2], 0.15, rtol=1e-6)

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..core.codec import encode_image
+from ..core.codec import encode_image, from_rgb8
+from ..core.depth import raw_to_32fc1
 from ..core.errors import LingbotDepthError
 from ..core.rig import CameraSpec
 from .demo import _DELAY_NS, _MAX_STAMP_NS, DEMO_START_NS, load_demo_captures
@@ -84,7 +85,7 @@ class _CameraStream:
             for name in (config.color_topic, config.depth_topic, config.camera_info_topic))
         self.topics = [self.info_topic, self.color_topic, self.depth_topic]
         self.frame_id = f"{spec.name}{images.frame_suffix}"
-        self.encoded = [(encode_image(_color(c.rgb, images.color_encoding), images.color_encoding),
+        self.encoded = [(encode_image(from_rgb8(c.rgb, images.color_encoding), images.color_encoding),
                          encode_image(_depth(c.depth_raw, images.depth_encoding), images.depth_encoding))
                         for c in captures]
 
@@ -102,16 +103,5 @@ class _CameraStream:
         writer.write(self.depth_topic, stamp + _DELAY_NS["depth"], self.factory.image(depth, header))
 
 
-def _color(rgb: np.ndarray, encoding: str) -> np.ndarray:
-    if encoding == "bgra8":
-        alpha = np.full(rgb.shape[:2] + (1,), 255, np.uint8)
-        return np.concatenate([rgb[:, :, ::-1], alpha], axis=2)
-    return rgb
-
-
 def _depth(raw_mm: np.ndarray, encoding: str) -> np.ndarray:
-    if encoding == "32FC1":  # metres, NaN where the camera has no reading (REP 118)
-        metres = raw_mm.astype(np.float32) * np.float32(0.001)
-        metres[raw_mm == 0] = np.nan
-        return metres
-    return raw_mm
+    return raw_to_32fc1(raw_mm) if encoding == "32FC1" else raw_mm

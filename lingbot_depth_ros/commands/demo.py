@@ -73,19 +73,18 @@ def run(args: argparse.Namespace) -> int:
 def _verdict(summary, frames: int, fps: float) -> int:
     """0 when every camera's images add up and every pair it sent was published."""
     parts = summary.cameras or {"": summary}
+    who = {name: f"camera {name}: " if name else "" for name in parts}
     for name, part in parts.items():
-        who = f"camera {name}: " if name else ""
         accounted = 2 * part.published + sum(part.dropped.values()) + part.queued
         if accounted != part.received:
-            print(f"demo FAILED: {who}the node received {part.received} images and accounted "
+            print(f"demo FAILED: {who[name]}the node received {part.received} images and accounted "
                   f"for {accounted}")
             return 1
     # The demo's target: every pair each camera sent, completed at the camera's rate.
     for name, part in parts.items():
         if part.published < frames:
-            who = f"camera {name}: " if name else ""
             dropped = ", ".join(f"{k} {v}" for k, v in sorted(part.dropped.items())) or "none"
-            print(f"demo FAILED: {who}{part.published} of {frames} pairs published at {fps:g} Hz "
+            print(f"demo FAILED: {who[name]}{part.published} of {frames} pairs published at {fps:g} Hz "
                   f"(target: all of them); dropped images: {dropped}. The node did not keep up "
                   "with the camera on this machine: try --fps 15, or see docs/benchmarks.md")
             return 1

@@ -108,6 +108,17 @@ def encode_image(array: np.ndarray, encoding: str, step: int | None = None,
                        is_bigendian=int(bool(bigendian) and dtype.itemsize > 1), step=step, data=data)
 
 
+def from_rgb8(rgb: np.ndarray, encoding: str) -> np.ndarray:
+    """uint8 (H, W, 3) RGB -> the image a driver publishing `encoding` sends (the inverse of
+    `to_rgb8` for rgb8, bgr8, rgba8 and bgra8; alpha 255)."""
+    code = {"bgr8": cv2.COLOR_RGB2BGR, "rgba8": cv2.COLOR_RGB2RGBA, "bgra8": cv2.COLOR_RGB2BGRA}
+    if encoding == "rgb8":
+        return rgb
+    if encoding not in code:
+        raise EncodingError(f"cannot make '{encoding}' from RGB (rgb8, bgr8, rgba8 or bgra8)")
+    return cv2.cvtColor(rgb, code[encoding])
+
+
 def to_rgb8(image: np.ndarray, encoding: str) -> np.ndarray:
     """Any supported colour encoding -> uint8 (H, W, 3) RGB (a view for rgb8)."""
     if encoding not in COLOR_ENCODINGS:

@@ -48,6 +48,12 @@ def depth_to_metres(raw: np.ndarray, encoding: str, depth_scale: float = DEFAULT
     return metres
 
 
+def raw_to_32fc1(raw: np.ndarray, depth_scale: float = DEFAULT_DEPTH_SCALE) -> np.ndarray:
+    """Integer raw depth -> what a driver publishing 32FC1 sends: every non-zero value in
+    metres (no range limit), NaN where it is 0 (REP 118)."""
+    return depth_to_metres(raw, "16UC1", depth_scale, DepthRange(0.0, 1e9))
+
+
 def metres_to_16uc1(depth_m: np.ndarray) -> np.ndarray:
     """float32 metres (NaN = none) -> uint16 millimetres (0 = none), clipped to 65.535 m."""
     with np.errstate(invalid="ignore"):

@@ -169,9 +169,9 @@ def _summary(values: dict[str, dict[str, str]], records, input_types, recorder,
         for reason, n in part.dropped.items():
             total.dropped[reason] = total.dropped.get(reason, 0) + n
     total.rate_hz = total.published / wall_s if wall_s > 0 else 0.0
-    total.engine = next(iter(each.values())).engine if each else ""
+    total.engine = next(iter(each.values())).engine
     for attr in ("latency_p50_ms", "latency_p95_ms", "engine_p50_ms"):
-        setattr(total, attr, max((getattr(p, attr) for p in each.values()), default=float("nan")))
+        setattr(total, attr, max(getattr(p, attr) for p in each.values()))
     total.cameras = each
     return total
 
@@ -234,11 +234,11 @@ class _Recorder:
             self.subscriptions.append(node.create_subscription(
                 cls, topic, functools.partial(self._keep, topic), _RELIABLE, raw=True))
         self.values: dict[str, dict[str, str]] = {}
-        # a rig's camera reports as a node of its own in the camera's namespace would
-        self._hardware_ids = {camera: "/".join(p for p in (self.namespace, camera, NODE_NAME) if p)
-                              for camera in cameras}
-        if not self.namespace:
-            self._hardware_ids = {c: "/" + h for c, h in self._hardware_ids.items()}
+        # named as ros/camera.py names them: the player shares the node's namespace, and a
+        # rig's camera reports as a node of its own in the camera's namespace would
+        self._hardware_ids = {
+            camera: (node.resolve_topic_name(camera) if camera else node.get_namespace()).rstrip("/")
+            + f"/{NODE_NAME}" for camera in cameras}
         node.create_subscription(DiagnosticArray, "/diagnostics", self._on_diagnostics, 10)
 
     def _keep(self, topic: str, raw: bytes) -> None:

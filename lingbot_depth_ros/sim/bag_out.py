@@ -11,7 +11,8 @@ from pathlib import Path
 import numpy as np
 
 from ..core.captures import read_intrinsics, read_raw_depth, read_rgb
-from ..core.codec import encode_image
+from ..core.codec import encode_image, from_rgb8
+from ..core.depth import raw_to_32fc1
 from ..core.outputs import CameraInfoFields
 from .dataset import DEPTH_SCALE, META_NAME, folder_name
 
@@ -84,13 +85,6 @@ def _load(folder: Path, topics: DriverTopics):
     rgb = read_rgb(next(folder.glob("rgb.*")))
     raw = read_raw_depth(folder / "raw_depth.png")
     scale = json.loads((folder / META_NAME).read_text()).get("depth_scale", DEPTH_SCALE)
-    if topics.color_encoding == "bgra8":
-        alpha = np.full(rgb.shape[:2] + (1,), 255, np.uint8)
-        color = np.concatenate([rgb[..., ::-1], alpha], axis=2)
-    else:
-        color = rgb
-    if topics.depth_encoding == "32FC1":
-        depth = np.where(raw > 0, raw.astype(np.float32) * np.float32(scale), np.nan).astype(np.float32)
-    else:
-        depth = raw
+    color = from_rgb8(rgb, topics.color_encoding)
+    depth = raw_to_32fc1(raw, scale) if topics.depth_encoding == "32FC1" else raw
     return np.ascontiguousarray(color), depth, read_intrinsics(folder / "intrinsics.txt")
