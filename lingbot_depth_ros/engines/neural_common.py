@@ -104,4 +104,3 @@ def predict_in_runs(run, frames: list[RGBDFrame], timings: dict[str, float],
     for start in range(0, len(frames), max_batch):
         predictions += run(frames[start:start + max_batch], timings)
     return predictions
-
